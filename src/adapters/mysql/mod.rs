@@ -1,0 +1,10 @@
+//! MySQL/MariaDB: a diesel-async pool over the pure-Rust `mysql_async` driver, the
+//! embedded migrations, and the generated schema. MySQL is the record of truth for
+//! users, coupons and orders; it is never on the purchase path.
+
+pub mod coupons;
+pub mod migrate;
+pub mod pool;
+pub mod schema;
+
+pub use pool::{MysqlError, MysqlPool};

@@ -1,0 +1,71 @@
+use std::time::Duration;
+
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_async::{AsyncMysqlConnection, RunQueryDsl};
+use secrecy::ExposeSecret;
+
+use crate::config::MysqlSettings;
+
+pub type MysqlConnection = Object<AsyncMysqlConnection>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MysqlError {
+    #[error("MySQL is unavailable: {0}")]
+    Unavailable(String),
+    #[error("MySQL query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("MySQL call timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("migration failed: {0}")]
+    Migration(String),
+}
+
+/// A bounded pool. Connections open lazily, so a role starts (and reports "not ready")
+/// while MySQL is down instead of crashing.
+#[derive(Clone)]
+pub struct MysqlPool {
+    pool: Pool<AsyncMysqlConnection>,
+    query_timeout: Duration,
+}
+
+impl MysqlPool {
+    pub fn new(settings: &MysqlSettings) -> Result<Self, MysqlError> {
+        let manager =
+            AsyncDieselConnectionManager::<AsyncMysqlConnection>::new(settings.url.expose_secret());
+        let pool = Pool::builder(manager)
+            .max_size(settings.max_connections)
+            .runtime(deadpool::Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_millis(settings.acquire_timeout_ms)))
+            .create_timeout(Some(Duration::from_millis(settings.connect_timeout_ms)))
+            .recycle_timeout(Some(Duration::from_millis(settings.connect_timeout_ms)))
+            .build()
+            .map_err(|e| MysqlError::Unavailable(e.to_string()))?;
+        Ok(Self {
+            pool,
+            query_timeout: Duration::from_millis(
+                settings.connect_timeout_ms + settings.acquire_timeout_ms,
+            ),
+        })
+    }
+
+    /// A connection from the pool, within the configured wait/connect timeouts.
+    pub async fn get(&self) -> Result<MysqlConnection, MysqlError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| MysqlError::Unavailable(e.to_string()))
+    }
+
+    /// Readiness probe: `SELECT 1` within the query timeout.
+    pub async fn ping(&self) -> Result<(), MysqlError> {
+        let probe = async {
+            let mut conn = self.get().await?;
+            diesel::sql_query("SELECT 1").execute(&mut conn).await?;
+            Ok(())
+        };
+        tokio::time::timeout(self.query_timeout, probe)
+            .await
+            .map_err(|_| MysqlError::Timeout(self.query_timeout))?
+    }
+}

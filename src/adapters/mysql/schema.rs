@@ -1,0 +1,59 @@
+// Diesel table definitions matching `migrations/` (MySQL dialect). A test compares them
+// with the live schema after migrating (`tests/integration/migrations.rs`).
+
+diesel::table! {
+    consumer_offsets (topic, partition_id) {
+        #[max_length = 249]
+        topic -> Varchar,
+        partition_id -> Integer,
+        next_offset -> Bigint,
+        updated_at -> Datetime,
+    }
+}
+
+diesel::table! {
+    coupons (id) {
+        id -> Bigint,
+        #[max_length = 200]
+        name -> Varchar,
+        description -> Text,
+        price_cents -> Bigint,
+        #[max_length = 512]
+        image_key -> Nullable<Varchar>,
+        total_quantity -> Integer,
+        per_user_limit -> Integer,
+        sale_starts_at -> Datetime,
+        sale_ends_at -> Datetime,
+        is_deleted -> Bool,
+        created_at -> Datetime,
+        updated_at -> Datetime,
+    }
+}
+
+diesel::table! {
+    orders (id) {
+        #[max_length = 36]
+        id -> Char,
+        user_id -> Bigint,
+        coupon_id -> Bigint,
+        price_cents -> Bigint,
+        #[max_length = 16]
+        status -> Varchar,
+        created_at -> Datetime,
+        updated_at -> Datetime,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Bigint,
+        #[max_length = 254]
+        email -> Varchar,
+        #[max_length = 255]
+        password_hash -> Varchar,
+        is_admin -> Bool,
+        created_at -> Datetime,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(consumer_offsets, coupons, orders, users);

@@ -1,0 +1,53 @@
+//! The one place Redis keys are spelled. Keys of one coupon share the hash tag
+//! `{c:<id>}`, so every Lua script touches one slot and runs unchanged on Redis Cluster.
+
+/// Builds namespaced keys: `<namespace>:<rest>`.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    namespace: String,
+}
+
+impl Keys {
+    pub fn new(namespace: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+        }
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// Pattern matching every key of this namespace (for SCAN in cleanup tools and tests).
+    pub fn all_pattern(&self) -> String {
+        format!("{}:*", self.namespace)
+    }
+
+    /// Real-time remaining stock of a coupon (a string the purchase script decrements).
+    pub fn coupon_stock(&self, coupon_id: i64) -> String {
+        format!("{}:fs:{{c:{coupon_id}}}:stock", self.namespace)
+    }
+
+    /// Buyers of a coupon (a set for limit 1, a hash of counts above it).
+    pub fn coupon_buyers(&self, coupon_id: i64) -> String {
+        format!("{}:fs:{{c:{coupon_id}}}:buyers", self.namespace)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_of_one_coupon_share_a_hash_tag_and_the_namespace() {
+        let keys = Keys::new("t:abc");
+        let stock = keys.coupon_stock(42);
+        let buyers = keys.coupon_buyers(42);
+        assert_eq!(stock, "t:abc:fs:{c:42}:stock");
+        for key in [&stock, &buyers] {
+            assert!(key.starts_with("t:abc:"));
+            assert!(key.contains("{c:42}"));
+        }
+        assert_ne!(keys.coupon_stock(4), keys.coupon_stock(42));
+    }
+}

@@ -1,0 +1,415 @@
+//! Settings: `config/default.toml` <- `config/<env>.toml` <- `FLASH__SECTION__KEY`
+//! environment variables, deserialised into plain structs and validated once.
+//!
+//! The environment overlay is picked by `FLASH_ENV` (`dev` when unset). Unknown keys are
+//! rejected so that a typo in a file or a variable fails loudly instead of being ignored.
+
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// Environment variable that selects the overlay file.
+pub const ENV_VAR: &str = "FLASH_ENV";
+/// Overlay used when `FLASH_ENV` is not set.
+pub const DEFAULT_ENV: &str = "dev";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A file could not be read or a value had the wrong type; `config` names the key.
+    #[error("configuration error: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration error: {key}: {message}")]
+    Invalid { key: &'static str, message: String },
+    #[error(
+        "configuration error: overlay {path} does not exist (set {ENV_VAR} to one of the files in the config directory)"
+    )]
+    MissingOverlay { path: PathBuf },
+}
+
+impl ConfigError {
+    fn invalid(key: &'static str, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            key,
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub log: LogSettings,
+    pub mysql: MysqlSettings,
+    pub redis: RedisSettings,
+    pub kafka: KafkaSettings,
+    pub object_store: ObjectStoreSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: String,
+    /// 0 picks a free port (tests).
+    pub port: u16,
+    /// Seconds in-flight requests get to finish after a stop signal.
+    pub shutdown_timeout_secs: u64,
+    /// HTTP worker threads; 0 means one per core.
+    pub workers: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MysqlSettings {
+    /// `mysql://user:password@host:port/database`; may carry a password, so never logged.
+    pub url: SecretString,
+    pub max_connections: usize,
+    pub connect_timeout_ms: u64,
+    pub acquire_timeout_ms: u64,
+    pub migrate_on_start: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    pub url: SecretString,
+    /// Prefix of every key this deployment writes.
+    pub namespace: String,
+    pub pool_size: usize,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSettings {
+    pub brokers: Vec<String>,
+    pub topic_prefix: String,
+    pub orders_topic: String,
+    pub orders_partitions: i32,
+    pub timeout_ms: u64,
+}
+
+impl KafkaSettings {
+    /// Full name of the orders topic, with the deployment's prefix.
+    pub fn orders_topic_name(&self) -> String {
+        format!("{}{}", self.topic_prefix, self.orders_topic)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectStoreKind {
+    Filesystem,
+    S3,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectStoreSettings {
+    pub kind: ObjectStoreKind,
+    pub public_base_url: String,
+    pub filesystem: FilesystemStoreSettings,
+    pub s3: S3StoreSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilesystemStoreSettings {
+    pub root: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3StoreSettings {
+    pub bucket: String,
+    pub region: String,
+    /// Empty for AWS itself; the URL of an S3-compatible server otherwise.
+    pub endpoint: String,
+    pub path_style: bool,
+    pub timeout_ms: u64,
+    pub access_key_id: String,
+    pub secret_access_key: SecretString,
+}
+
+impl Settings {
+    /// Loads `dir/default.toml`, the overlay named by `FLASH_ENV` and the `FLASH__*`
+    /// environment variables, then validates the result.
+    pub fn load(dir: &Path) -> Result<Self, ConfigError> {
+        let env = std::env::var(ENV_VAR).unwrap_or_else(|_| DEFAULT_ENV.to_owned());
+        Self::load_from(dir, &env, std::env::vars())
+    }
+
+    /// Like [`Settings::load`], with the overlay and the environment passed in (tests).
+    pub fn load_from(
+        dir: &Path,
+        env: &str,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let overlay = dir.join(format!("{env}.toml"));
+        if !overlay.is_file() {
+            return Err(ConfigError::MissingOverlay { path: overlay });
+        }
+        let vars = vars
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("FLASH__"))
+            .collect();
+        let settings: Settings = config::Config::builder()
+            .add_source(config::File::from(dir.join("default.toml")))
+            .add_source(config::File::from(overlay))
+            .add_source(
+                config::Environment::with_prefix("FLASH")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .list_separator(",")
+                    .with_list_parse_key("kafka.brokers")
+                    .try_parsing(true)
+                    .source(Some(vars)),
+            )
+            .build()?
+            .try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Cross-field and format rules that serde's types cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        use secrecy::ExposeSecret;
+
+        if self.server.host.trim().is_empty() {
+            return Err(ConfigError::invalid("server.host", "must not be empty"));
+        }
+        check_url("mysql.url", self.mysql.url.expose_secret(), &["mysql"])?;
+        let mysql = url::Url::parse(self.mysql.url.expose_secret())
+            .map_err(|e| ConfigError::invalid("mysql.url", e.to_string()))?;
+        if mysql.path().trim_start_matches('/').is_empty() {
+            return Err(ConfigError::invalid(
+                "mysql.url",
+                "must name a database, e.g. mysql://root@127.0.0.1:3306/flash_sale",
+            ));
+        }
+        check_url(
+            "redis.url",
+            self.redis.url.expose_secret(),
+            &["redis", "rediss"],
+        )?;
+        positive("mysql.max_connections", self.mysql.max_connections as u64)?;
+        positive("mysql.connect_timeout_ms", self.mysql.connect_timeout_ms)?;
+        positive("mysql.acquire_timeout_ms", self.mysql.acquire_timeout_ms)?;
+        positive("redis.pool_size", self.redis.pool_size as u64)?;
+        positive("redis.timeout_ms", self.redis.timeout_ms)?;
+        positive("kafka.timeout_ms", self.kafka.timeout_ms)?;
+        if !is_key_safe(&self.redis.namespace) {
+            return Err(ConfigError::invalid(
+                "redis.namespace",
+                "must be 1-64 characters of [A-Za-z0-9_.-] (no braces: they would break hash tags)",
+            ));
+        }
+        if self.kafka.brokers.is_empty() {
+            return Err(ConfigError::invalid(
+                "kafka.brokers",
+                "needs at least one host:port",
+            ));
+        }
+        for broker in &self.kafka.brokers {
+            let ok = broker
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+            if !ok {
+                return Err(ConfigError::invalid(
+                    "kafka.brokers",
+                    format!("{broker:?} is not host:port"),
+                ));
+            }
+        }
+        if !(1..=1024).contains(&self.kafka.orders_partitions) {
+            return Err(ConfigError::invalid(
+                "kafka.orders_partitions",
+                "must be between 1 and 1024",
+            ));
+        }
+        let topic = self.kafka.orders_topic_name();
+        if topic.is_empty()
+            || topic.len() > 249
+            || !topic
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            return Err(ConfigError::invalid(
+                "kafka.orders_topic",
+                format!("{topic:?} is not a valid Kafka topic name"),
+            ));
+        }
+        if self.object_store.kind == ObjectStoreKind::S3 {
+            if self.object_store.s3.bucket.is_empty() {
+                return Err(ConfigError::invalid(
+                    "object_store.s3.bucket",
+                    "must be set when object_store.kind = \"s3\"",
+                ));
+            }
+            if !self.object_store.s3.endpoint.is_empty() {
+                check_url(
+                    "object_store.s3.endpoint",
+                    &self.object_store.s3.endpoint,
+                    &["http", "https"],
+                )?;
+            }
+            positive(
+                "object_store.s3.timeout_ms",
+                self.object_store.s3.timeout_ms,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn check_url(key: &'static str, value: &str, schemes: &[&str]) -> Result<(), ConfigError> {
+    // Parse errors never echo the value: URLs may carry passwords.
+    let parsed = url::Url::parse(value)
+        .map_err(|e| ConfigError::invalid(key, format!("not a valid URL ({e})")))?;
+    if !schemes.contains(&parsed.scheme()) {
+        return Err(ConfigError::invalid(
+            key,
+            format!(
+                "scheme must be one of {schemes:?}, got {:?}",
+                parsed.scheme()
+            ),
+        ));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(ConfigError::invalid(key, "has no host"));
+    }
+    Ok(())
+}
+
+fn positive(key: &'static str, value: u64) -> Result<(), ConfigError> {
+    if value == 0 {
+        return Err(ConfigError::invalid(key, "must be greater than 0"));
+    }
+    Ok(())
+}
+
+fn is_key_safe(namespace: &str) -> bool {
+    (1..=64).contains(&namespace.len())
+        && namespace
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | ':'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config")
+    }
+
+    fn load(env: &str, vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        Settings::load_from(
+            &dir(),
+            env,
+            vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        )
+    }
+
+    #[test]
+    fn overlay_overrides_default_and_env_overrides_overlay() {
+        let base = load("dev", &[]).unwrap();
+        assert_eq!(base.server.port, 8080, "from default.toml");
+        assert!(base.mysql.migrate_on_start, "from dev.toml");
+        assert_eq!(
+            base.log.format,
+            LogFormat::Pretty,
+            "dev.toml beats default.toml"
+        );
+
+        let test = load("test", &[]).unwrap();
+        assert_eq!(test.server.port, 0);
+        assert!(
+            !test.mysql.migrate_on_start,
+            "test.toml does not set it: default wins"
+        );
+
+        let env = load(
+            "dev",
+            &[
+                ("FLASH__SERVER__PORT", "9999"),
+                ("FLASH__KAFKA__BROKERS", "a:1,b:2"),
+                ("FLASH__MYSQL__MIGRATE_ON_START", "false"),
+                ("UNRELATED", "x"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(env.server.port, 9999);
+        assert_eq!(env.kafka.brokers, vec!["a:1".to_owned(), "b:2".to_owned()]);
+        assert!(!env.mysql.migrate_on_start);
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let err = load("dev", &[("FLASH__SERVER__PORT", "eighty")]).unwrap_err();
+        assert!(err.to_string().contains("server.port"), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_is_rejected() {
+        let err = load("dev", &[("FLASH__REDIS__URLL", "redis://x")]).unwrap_err();
+        assert!(err.to_string().contains("urll"), "{err}");
+    }
+
+    #[test]
+    fn invalid_values_name_the_key() {
+        for (var, value, key) in [
+            ("FLASH__REDIS__URL", "not a url", "redis.url"),
+            ("FLASH__REDIS__URL", "http://127.0.0.1:6379", "redis.url"),
+            (
+                "FLASH__MYSQL__URL",
+                "mysql://root@127.0.0.1:3306",
+                "mysql.url",
+            ),
+            ("FLASH__KAFKA__BROKERS", "no-port", "kafka.brokers"),
+            ("FLASH__REDIS__NAMESPACE", "a{b}", "redis.namespace"),
+            ("FLASH__REDIS__POOL_SIZE", "0", "redis.pool_size"),
+        ] {
+            let err = load("dev", &[(var, value)]).unwrap_err();
+            assert!(err.to_string().contains(key), "{var}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn url_errors_never_echo_the_password() {
+        let err = load(
+            "dev",
+            &[("FLASH__MYSQL__URL", "mysql://u:s3cret@h:notaport/db")],
+        )
+        .unwrap_err();
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+    }
+
+    #[test]
+    fn missing_overlay_is_an_error() {
+        let err = load("staging", &[]).unwrap_err();
+        assert!(matches!(err, ConfigError::MissingOverlay { .. }), "{err}");
+    }
+
+    #[test]
+    fn shipped_files_all_load() {
+        for env in ["dev", "test", "production"] {
+            load(env, &[]).unwrap_or_else(|e| panic!("{env}: {e}"));
+        }
+    }
+}

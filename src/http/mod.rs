@@ -1,0 +1,32 @@
+//! Thin HTTP layer: each sub-module offers a `configure` function that a role mounts.
+//! Handlers parse, authorise, call the application layer and map errors through
+//! [`crate::error::AppError`]; no SQL, Redis or Kafka here.
+
+pub mod metrics;
+pub mod ops;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::error::AppError;
+
+/// JSON error bodies for requests the extractors reject, instead of actix's plain text.
+pub fn configure_extractors(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(64 * 1024)
+            .error_handler(|err, _req| AppError::BadRequest(err.to_string()).into()),
+    )
+    .app_data(
+        web::QueryConfig::default()
+            .error_handler(|err, _req| AppError::BadRequest(err.to_string()).into()),
+    )
+    .app_data(
+        web::PathConfig::default()
+            .error_handler(|err, _req| AppError::BadRequest(err.to_string()).into()),
+    );
+}
+
+/// Fallback for paths no module serves.
+pub async fn not_found(_req: HttpRequest) -> Result<HttpResponse, AppError> {
+    Err(AppError::RouteNotFound)
+}

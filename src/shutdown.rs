@@ -1,0 +1,70 @@
+//! One stop signal, fanned out: the HTTP server stops accepting and drains, then the
+//! background tasks see the cancellation and finish, then the process exits.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Shared by every long-running task of a role.
+#[derive(Clone, Default)]
+pub struct Shutdown {
+    token: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Shutdown {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The token background loops select on.
+    pub fn token(&self) -> CancellationToken {
+        self.token.clone()
+    }
+
+    /// Spawns a task that shutdown waits for.
+    pub fn spawn<F>(&self, future: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.tracker.spawn(future)
+    }
+
+    /// Cancels every task and waits up to `grace` for them to finish; returns false when
+    /// some were still running at the deadline.
+    pub async fn stop(&self, grace: Duration) -> bool {
+        self.token.cancel();
+        self.tracker.close();
+        tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_ok()
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => tracing::info!("SIGINT received, shutting down"),
+                    _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the process");
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+        tracing::info!("Ctrl-C received, shutting down");
+    }
+}

@@ -1,0 +1,81 @@
+//! The harness itself: isolation and cleanup.
+
+use deadpool_redis::redis::AsyncCommands;
+use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
+use secrecy::ExposeSecret;
+
+use crate::helpers::{TestContext, base_settings, namespace_keys};
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+async fn database_exists(name: &str) -> bool {
+    let settings = base_settings();
+    let mut conn = AsyncMysqlConnection::establish(settings.mysql.url.expose_secret())
+        .await
+        .unwrap();
+    let count: Count = diesel::sql_query(format!(
+        "SELECT COUNT(*) AS n FROM information_schema.schemata WHERE schema_name = '{name}'"
+    ))
+    .get_result(&mut conn)
+    .await
+    .unwrap();
+    count.n == 1
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn contexts_are_isolated_and_cleaned_up() {
+    let a = TestContext::new().await;
+    let b = TestContext::new().await;
+    assert_ne!(a.db_name, b.db_name);
+    assert_ne!(a.settings.redis.namespace, b.settings.redis.namespace);
+    assert_ne!(a.settings.kafka.topic_prefix, b.settings.kafka.topic_prefix);
+
+    // Migrated: the tables exist in a's database.
+    let mut conn = a.mysql().await;
+    let tables: Count = diesel::sql_query(format!(
+        "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = '{}' \
+         AND table_name IN ('users', 'coupons', 'orders', 'consumer_offsets')",
+        a.db_name
+    ))
+    .get_result(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(tables.n, 4);
+    drop(conn);
+
+    // Keys written under a's namespace are invisible to b's and removed with a.
+    let mut redis = a.redis().await;
+    let key = format!("{}:probe", a.settings.redis.namespace);
+    let _: () = redis.set(&key, "1").await.unwrap();
+    assert_eq!(
+        namespace_keys(&mut redis, &a.settings.redis.namespace)
+            .await
+            .unwrap(),
+        vec![key]
+    );
+    assert!(
+        namespace_keys(&mut redis, &b.settings.redis.namespace)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let (a_db, a_ns) = (a.db_name.clone(), a.settings.redis.namespace.clone());
+    drop(a);
+    assert!(
+        !database_exists(&a_db).await,
+        "database dropped with its context"
+    );
+    assert!(
+        namespace_keys(&mut redis, &a_ns).await.unwrap().is_empty(),
+        "keys deleted"
+    );
+    assert!(
+        database_exists(&b.db_name).await,
+        "the other context is untouched"
+    );
+}

@@ -1,0 +1,278 @@
+//! The test harness every integration test uses.
+//!
+//! [`TestContext::new`] loads `config/test.toml` (plus `FLASH__*` from the environment,
+//! which `make test` points at the local stack), then gives the test its own MariaDB
+//! database (migrated), Redis key namespace and Kafka topic prefix. Dropping the context
+//! drops the database and deletes the namespace's keys; databases left behind by crashed
+//! runs are swept at the next start. Nothing is mocked: MariaDB, Redis and the broker are
+//! the real servers.
+
+use std::path::PathBuf;
+use std::sync::Once;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use deadpool_redis::redis;
+use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
+use flash_sale::adapters::mysql::{MysqlPool, migrate};
+use flash_sale::config::Settings;
+use flash_sale::roles::{self, Role, RunningApp};
+use secrecy::{ExposeSecret, SecretString};
+
+/// Databases made by this harness start with this prefix, then the creation time.
+const DB_PREFIX: &str = "fst_";
+/// A leftover database older than this belongs to a crashed run.
+const STALE_AFTER_SECS: u64 = 2 * 60 * 60;
+
+pub fn config_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config")
+}
+
+/// `config/test.toml` plus the environment, untouched.
+pub fn base_settings() -> Settings {
+    Settings::load_from(&config_dir(), "test", std::env::vars())
+        .unwrap_or_else(|e| panic!("test settings: {e}"))
+}
+
+fn server_url(settings: &Settings) -> String {
+    let mut url = url::Url::parse(settings.mysql.url.expose_secret()).expect("mysql url");
+    url.set_path("");
+    url.to_string().trim_end_matches('/').to_owned()
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+pub struct TestContext {
+    /// Settings pointing at this test's database, namespace and topics.
+    pub settings: Settings,
+    pub db_name: String,
+    server_url: String,
+    redis_url: String,
+}
+
+impl TestContext {
+    /// A fresh, migrated database, a new Redis namespace and topic prefix.
+    pub async fn new() -> Self {
+        let ctx = Self::unmigrated().await;
+        let pool = MysqlPool::new(&ctx.settings.mysql).expect("pool");
+        migrate::run_pending(&pool).await.expect("migrations");
+        ctx
+    }
+
+    /// Like [`TestContext::new`] but the database has no tables yet.
+    pub async fn unmigrated() -> Self {
+        init_logging();
+        let mut settings = base_settings();
+        let server_url = server_url(&settings);
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let db_name = format!("{DB_PREFIX}{}_{}", now_secs(), &id[..12]);
+
+        let mut admin = AsyncMysqlConnection::establish(&format!("{server_url}/test"))
+            .await
+            .unwrap_or_else(|e| {
+                panic!("MariaDB at {server_url} must be up (make test starts it): {e}")
+            });
+        sweep_stale_databases(&mut admin).await;
+        diesel::sql_query(format!("CREATE DATABASE `{db_name}` CHARACTER SET utf8mb4"))
+            .execute(&mut admin)
+            .await
+            .expect("create database");
+
+        settings.mysql.url = SecretString::from(format!("{server_url}/{db_name}"));
+        settings.redis.namespace = format!("t:{}", &id[..16]);
+        settings.kafka.topic_prefix = format!("t{}-", &id[..16]);
+        let redis_url = settings.redis.url.expose_secret().to_owned();
+        Self {
+            settings,
+            db_name,
+            server_url,
+            redis_url,
+        }
+    }
+
+    /// Starts `role` in-process on a random port with this context's settings.
+    pub async fn spawn(&self, role: Role) -> TestApp {
+        self.spawn_with(role, self.settings.clone()).await
+    }
+
+    /// Starts `role` with settings derived from this context's (for fault injection).
+    pub async fn spawn_with(&self, role: Role, settings: Settings) -> TestApp {
+        let app = roles::start(settings, role).await.expect("role starts");
+        TestApp {
+            base: format!("http://{}", app.addr()),
+            app: Some(app),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("http client"),
+        }
+    }
+
+    /// A Redis connection to the shared server (keys must use this context's namespace).
+    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.redis_url.as_str())
+            .expect("redis url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("Redis must be up (make test starts it)")
+    }
+
+    /// A direct connection to this test's database.
+    pub async fn mysql(&self) -> AsyncMysqlConnection {
+        AsyncMysqlConnection::establish(self.settings.mysql.url.expose_secret())
+            .await
+            .expect("connect to the test database")
+    }
+}
+
+impl Drop for TestContext {
+    fn drop(&mut self) {
+        // Drop runs outside async context: clean up on a private runtime in a thread.
+        let db = self.db_name.clone();
+        let server = self.server_url.clone();
+        let redis_url = self.redis_url.clone();
+        let namespace = self.settings.redis.namespace.clone();
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("cleanup runtime");
+            runtime.block_on(async move {
+                if let Ok(mut conn) =
+                    AsyncMysqlConnection::establish(&format!("{server}/test")).await
+                {
+                    let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS `{db}`"))
+                        .execute(&mut conn)
+                        .await;
+                }
+                let _ = delete_namespace(&redis_url, &namespace).await;
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+/// Deletes every key of `namespace` (SCAN + DEL).
+pub async fn delete_namespace(redis_url: &str, namespace: &str) -> redis::RedisResult<usize> {
+    let mut conn = redis::Client::open(redis_url)?
+        .get_multiplexed_async_connection()
+        .await?;
+    let keys = namespace_keys(&mut conn, namespace).await?;
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await?;
+    }
+    Ok(keys.len())
+}
+
+pub async fn namespace_keys(
+    conn: &mut redis::aio::MultiplexedConnection,
+    namespace: &str,
+) -> redis::RedisResult<Vec<String>> {
+    let mut keys = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{namespace}:*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await?;
+        keys.extend(batch);
+        if next == 0 {
+            return Ok(keys);
+        }
+        cursor = next;
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct DatabaseName {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    #[diesel(column_name = "Database")]
+    name: String,
+}
+
+/// Drops `fst_<epoch>_*` databases older than [`STALE_AFTER_SECS`] (crashed runs).
+async fn sweep_stale_databases(admin: &mut AsyncMysqlConnection) {
+    let Ok(names) = diesel::sql_query("SHOW DATABASES LIKE 'fst\\_%'")
+        .load::<DatabaseName>(admin)
+        .await
+    else {
+        return;
+    };
+    let now = now_secs();
+    for DatabaseName { name } in names {
+        let created = name
+            .strip_prefix(DB_PREFIX)
+            .and_then(|rest| rest.split('_').next())
+            .and_then(|secs| secs.parse::<u64>().ok());
+        if created.is_some_and(|t| now.saturating_sub(t) > STALE_AFTER_SECS) {
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS `{name}`"))
+                .execute(admin)
+                .await;
+        }
+    }
+}
+
+fn init_logging() {
+    static ONCE: Once = Once::new();
+    // Silent unless TEST_LOG=1 (then the test.toml level, or RUST_LOG).
+    ONCE.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            flash_sale::telemetry::init(&base_settings().log);
+        }
+    });
+}
+
+/// A role running in-process; stopped (gracefully) by [`TestApp::stop`].
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    app: Option<RunningApp>,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn app(&self) -> &RunningApp {
+        self.app.as_ref().expect("running")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
+    /// GET returning status and JSON body.
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let response = self.get(path).await;
+        let status = response.status().as_u16();
+        let body = response.json().await.unwrap_or(serde_json::Value::Null);
+        (status, body)
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(app) = self.app.take() {
+            app.stop().await;
+        }
+    }
+}
+
+/// A free TCP port on loopback (for processes that need a fixed one).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}

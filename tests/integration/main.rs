@@ -1,0 +1,15 @@
+//! Integration tests, linked as one binary. They run against the real MariaDB, Redis
+//! and Kafka broker that `make test` brings up; see `helpers.rs` for the isolation.
+
+// Tests may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+
+mod cli;
+mod harness;
+mod kafka;
+mod migrations;
+mod ops;
+mod readiness;
+mod roles;
