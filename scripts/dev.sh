@@ -24,6 +24,10 @@ mariadb --protocol=TCP -h 127.0.0.1 -P "${STACK_MYSQL_PORT:-3306}" -uroot \
   -e "CREATE DATABASE IF NOT EXISTS \`$db\` CHARACTER SET utf8mb4"
 "$BIN" migrate
 "$BIN" seed-demo
+# A demo admin for the admin pages (development only; the password is printed below).
+ADMIN_EMAIL=admin@flash-sale.local
+ADMIN_PASSWORD=flash-sale-admin
+FLASH_USER_PASSWORD=$ADMIN_PASSWORD "$BIN" user create "$ADMIN_EMAIL" --admin
 
 "$BIN" --role all &
 app=$!
@@ -39,6 +43,7 @@ cat <<MSG
   Web pages:  http://127.0.0.1:$PORT/
   Readiness:  http://127.0.0.1:$PORT/readyz
   Metrics:    http://127.0.0.1:$PORT/metrics
+  Demo admin: $ADMIN_EMAIL / $ADMIN_PASSWORD   (development only)
   Ctrl-C stops it; 'make stop' stops the local stack.
 
 MSG

@@ -14,6 +14,16 @@ trap cleanup EXIT
 
 scripts/stack.sh up --started-file "$started"
 
+# The cross-provider identity test runs a third-party OIDC issuer from npm.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "[test] installing Node.js and npm (apt)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm
+fi
+if [ ! -d tests/oidc-provider/node_modules/oauth2-mock-server ]; then
+  echo "[test] npm ci (tests/oidc-provider)"
+  (cd tests/oidc-provider && npm ci --no-audit --no-fund --silent)
+fi
+
 export FLASH__MYSQL__URL="mysql://root@127.0.0.1:${STACK_MYSQL_PORT:-3306}/test"
 export FLASH__REDIS__URL="redis://127.0.0.1:${STACK_REDIS_PORT:-6379}"
 export FLASH__KAFKA__BROKERS="127.0.0.1:${STACK_KAFKA_PORT:-19092}"

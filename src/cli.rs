@@ -39,4 +39,32 @@ pub enum Command {
     Migrate,
     /// Insert demo coupons when the catalog is empty (development), and exit.
     SeedDemo,
+    /// Manage users of the built-in identity provider.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage the built-in issuer's signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Grant the admin role (effective at the user's next login).
+    Promote { email: String },
+    /// Revoke the admin role.
+    Demote { email: String },
+    /// Create a user if the e-mail is free (idempotent); the password is read from the
+    /// FLASH_USER_PASSWORD environment variable so it stays out of shell history.
+    Create {
+        email: String,
+        /// Also grant the admin role.
+        #[arg(long)]
+        admin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Write a new RS256 private key (PKCS#8 PEM, mode 0600) to PATH; refuses to overwrite.
+    Generate { path: PathBuf },
 }

@@ -45,6 +45,7 @@ pub struct Settings {
     pub redis: RedisSettings,
     pub kafka: KafkaSettings,
     pub object_store: ObjectStoreSettings,
+    pub identity: IdentitySettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -144,6 +145,64 @@ pub struct S3StoreSettings {
     pub timeout_ms: u64,
     pub access_key_id: String,
     pub secret_access_key: SecretString,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdentityProviderKind {
+    /// Built-in issuer: users in MySQL, RS256 tokens signed by this service.
+    Embedded,
+    /// Keycloak: registration through its admin API, login through its token endpoint.
+    Keycloak,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentitySettings {
+    pub provider: IdentityProviderKind,
+    /// The `iss` of accepted tokens and the base of the discovery document. Empty means
+    /// this server's own address (single-process development and tests, embedded only).
+    pub issuer: String,
+    /// The `aud` tokens must carry.
+    pub audience: String,
+    /// Clock skew accepted on `exp`/`nbf`, in seconds.
+    pub leeway_secs: u64,
+    /// Dot path of the roles array in the token (`roles`, or `realm_access.roles` for Keycloak).
+    pub roles_claim: String,
+    /// An unknown `kid` refetches the JWKS at most this often.
+    pub jwks_min_refresh_secs: u64,
+    pub http_timeout_ms: u64,
+    /// Login attempts allowed per e-mail and per client IP in one minute.
+    pub login_attempts_per_email: u32,
+    pub login_attempts_per_ip: u32,
+    /// Take the client IP from `X-Forwarded-For` (only behind a proxy that sets it).
+    pub trust_proxy_headers: bool,
+    pub embedded: EmbeddedIssuerSettings,
+    pub keycloak: KeycloakSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddedIssuerSettings {
+    pub token_ttl_secs: u64,
+    /// PEM (PKCS#8) RSA private key that signs new tokens.
+    pub signing_key: PathBuf,
+    /// Retired keys still published in the JWKS until their tokens have expired.
+    pub previous_signing_keys: Vec<PathBuf>,
+    /// Create `signing_key` when the file does not exist (development).
+    pub generate_key_if_missing: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeycloakSettings {
+    /// e.g. `https://sso.example.com`; the realm issuer is `<base_url>/realms/<realm>`.
+    pub base_url: String,
+    pub realm: String,
+    /// Confidential client with direct access grants and a service account allowed to
+    /// manage users (`deploy/keycloak/realm.json`).
+    pub client_id: String,
+    pub client_secret: SecretString,
 }
 
 impl Settings {
@@ -254,6 +313,7 @@ impl Settings {
                 format!("{topic:?} is not a valid Kafka topic name"),
             ));
         }
+        self.validate_identity()?;
         if self.object_store.kind == ObjectStoreKind::S3 {
             if self.object_store.s3.bucket.is_empty() {
                 return Err(ConfigError::invalid(
@@ -272,6 +332,64 @@ impl Settings {
                 "object_store.s3.timeout_ms",
                 self.object_store.s3.timeout_ms,
             )?;
+        }
+        Ok(())
+    }
+}
+
+impl Settings {
+    fn validate_identity(&self) -> Result<(), ConfigError> {
+        let identity = &self.identity;
+        if !identity.issuer.is_empty() {
+            check_url("identity.issuer", &identity.issuer, &["http", "https"])?;
+        }
+        if identity.audience.is_empty() {
+            return Err(ConfigError::invalid(
+                "identity.audience",
+                "must not be empty",
+            ));
+        }
+        if identity.leeway_secs > 300 {
+            return Err(ConfigError::invalid(
+                "identity.leeway_secs",
+                "clock skew above 300 s would accept long-expired tokens",
+            ));
+        }
+        positive("identity.http_timeout_ms", identity.http_timeout_ms)?;
+        positive(
+            "identity.login_attempts_per_email",
+            u64::from(identity.login_attempts_per_email),
+        )?;
+        positive(
+            "identity.login_attempts_per_ip",
+            u64::from(identity.login_attempts_per_ip),
+        )?;
+        match identity.provider {
+            IdentityProviderKind::Embedded => {
+                positive(
+                    "identity.embedded.token_ttl_secs",
+                    identity.embedded.token_ttl_secs,
+                )?;
+            }
+            IdentityProviderKind::Keycloak => {
+                check_url(
+                    "identity.keycloak.base_url",
+                    &identity.keycloak.base_url,
+                    &["http", "https"],
+                )?;
+                if identity.issuer.is_empty() {
+                    return Err(ConfigError::invalid(
+                        "identity.issuer",
+                        "must be set for Keycloak (<base_url>/realms/<realm>)",
+                    ));
+                }
+                if identity.keycloak.realm.is_empty() || identity.keycloak.client_id.is_empty() {
+                    return Err(ConfigError::invalid(
+                        "identity.keycloak.realm",
+                        "realm and client_id must be set",
+                    ));
+                }
+            }
         }
         Ok(())
     }

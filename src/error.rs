@@ -10,6 +10,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::domain::identity::IdentityError;
+
 #[derive(Debug, Serialize)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
@@ -43,6 +45,8 @@ pub enum AppError {
     #[error("the service is busy, try again shortly")]
     ServerBusy { retry_after_secs: u32 },
     #[error(transparent)]
+    Identity(#[from] IdentityError),
+    #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
 
@@ -53,6 +57,17 @@ impl AppError {
             Self::Validation { code, .. } => code,
             Self::RouteNotFound => "NOT_FOUND",
             Self::ServerBusy { .. } => "SERVER_BUSY",
+            Self::Identity(e) => match e {
+                IdentityError::InvalidEmail(_) => "INVALID_EMAIL",
+                IdentityError::WeakPassword(_) => "WEAK_PASSWORD",
+                IdentityError::EmailTaken => "EMAIL_TAKEN",
+                IdentityError::InvalidCredentials => "INVALID_CREDENTIALS",
+                IdentityError::TooManyAttempts { .. } => "TOO_MANY_ATTEMPTS",
+                IdentityError::Unauthorized(_) => "UNAUTHORIZED",
+                IdentityError::Forbidden => "FORBIDDEN",
+                IdentityError::UnknownUser(_) => "USER_NOT_FOUND",
+                IdentityError::Unavailable(_) => "SERVER_BUSY",
+            },
             Self::Unexpected(_) => "INTERNAL",
         }
     }
@@ -65,6 +80,19 @@ impl ResponseError for AppError {
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::ServerBusy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Identity(e) => match e {
+                IdentityError::InvalidEmail(_) | IdentityError::WeakPassword(_) => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
+                IdentityError::EmailTaken => StatusCode::CONFLICT,
+                IdentityError::InvalidCredentials | IdentityError::Unauthorized(_) => {
+                    StatusCode::UNAUTHORIZED
+                }
+                IdentityError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+                IdentityError::Forbidden => StatusCode::FORBIDDEN,
+                IdentityError::UnknownUser(_) => StatusCode::NOT_FOUND,
+                IdentityError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            },
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -75,6 +103,10 @@ impl ResponseError for AppError {
                 tracing::error!(error = format!("{cause:#}"), "unexpected error");
                 "internal error".to_owned()
             }
+            Self::Identity(IdentityError::Unavailable(cause)) => {
+                tracing::warn!(error = %cause, "identity provider unavailable");
+                "the service is busy, try again shortly".to_owned()
+            }
             other => other.to_string(),
         };
         let field = match self {
@@ -82,8 +114,20 @@ impl ResponseError for AppError {
             _ => None,
         };
         let mut response = HttpResponse::build(self.status_code());
-        if let Self::ServerBusy { retry_after_secs } = self {
-            response.insert_header(("Retry-After", retry_after_secs.to_string()));
+        match self {
+            Self::ServerBusy { retry_after_secs } => {
+                response.insert_header(("Retry-After", retry_after_secs.to_string()));
+            }
+            Self::Identity(IdentityError::TooManyAttempts { retry_after_secs }) => {
+                response.insert_header(("Retry-After", retry_after_secs.to_string()));
+            }
+            Self::Identity(IdentityError::Unavailable(_)) => {
+                response.insert_header(("Retry-After", "1"));
+            }
+            Self::Identity(IdentityError::Unauthorized(_)) => {
+                response.insert_header(("WWW-Authenticate", "Bearer"));
+            }
+            _ => {}
         }
         response.json(ErrorBody {
             error: ErrorDetail {

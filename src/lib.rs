@@ -19,6 +19,7 @@ pub mod adapters;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod domain;
 pub mod error;
 pub mod http;
 pub mod metrics;

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use flash_sale::cli::{Cli, Command};
+use flash_sale::cli::{Cli, Command, KeysCommand, UserCommand};
 use flash_sale::config::Settings;
 use flash_sale::roles::{self, StartupError};
 use flash_sale::{adapters, app, telemetry};
@@ -39,6 +39,8 @@ async fn run(cli: Cli, settings: Settings) -> ExitCode {
         Command::Serve => serve(cli.role, settings).await,
         Command::Migrate => migrate(&settings).await,
         Command::SeedDemo => seed_demo(&settings).await,
+        Command::User(command) => user(&settings, command).await,
+        Command::Keys(KeysCommand::Generate { path }) => generate_key(&path),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -85,5 +87,48 @@ async fn seed_demo(settings: &Settings) -> Result<(), StartupError> {
     } else {
         println!("seeded {inserted} demo coupon(s)");
     }
+    Ok(())
+}
+
+async fn user(settings: &Settings, command: UserCommand) -> Result<(), StartupError> {
+    use flash_sale::app::identity;
+    let pool = adapters::mysql::MysqlPool::new(&settings.mysql).map_err(StartupError::runtime)?;
+    match command {
+        UserCommand::Promote { email } => {
+            identity::set_admin(&pool, &email, true)
+                .await
+                .map_err(StartupError::runtime)?;
+            println!("{email} is now an admin (from their next login)");
+        }
+        UserCommand::Demote { email } => {
+            identity::set_admin(&pool, &email, false)
+                .await
+                .map_err(StartupError::runtime)?;
+            println!("{email} is no longer an admin (from their next login)");
+        }
+        UserCommand::Create { email, admin } => {
+            let password = std::env::var("FLASH_USER_PASSWORD").map_err(|_| {
+                StartupError::Configuration(
+                    "set FLASH_USER_PASSWORD to the new user's password".into(),
+                )
+            })?;
+            let created = identity::create_user(&pool, &email, &password)
+                .await
+                .map_err(StartupError::runtime)?;
+            if admin {
+                identity::set_admin(&pool, &email, true)
+                    .await
+                    .map_err(StartupError::runtime)?;
+            }
+            let state = if created { "created" } else { "already exists" };
+            println!("{email}: {state}{}", if admin { ", admin" } else { "" });
+        }
+    }
+    Ok(())
+}
+
+fn generate_key(path: &std::path::Path) -> Result<(), StartupError> {
+    adapters::oidc::keys::write_new_key(path).map_err(StartupError::runtime)?;
+    println!("wrote a new RS256 signing key to {}", path.display());
     Ok(())
 }

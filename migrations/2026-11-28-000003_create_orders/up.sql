@@ -2,7 +2,8 @@
 -- api role generated, so replaying the Kafka event cannot create a second row.
 CREATE TABLE orders (
     id CHAR(36) CHARACTER SET ascii NOT NULL PRIMARY KEY,
-    user_id BIGINT NOT NULL,
+    -- The identity provider's subject (`sub`): text, so switching providers needs no migration.
+    user_id VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
     coupon_id BIGINT NOT NULL,
     price_cents BIGINT NOT NULL,
     status VARCHAR(16) CHARACTER SET ascii NOT NULL,

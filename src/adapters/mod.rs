@@ -6,6 +6,7 @@
 pub mod kafka;
 pub mod mysql;
 pub mod object_store;
+pub mod oidc;
 pub mod redis;
 
 use std::collections::BTreeSet;

@@ -1,3 +1,4 @@
 //! Use cases, one file per verb; each owns its transaction boundary.
 
+pub mod identity;
 pub mod seed_demo;

@@ -2,6 +2,8 @@
 //! Handlers parse, authorise, call the application layer and map errors through
 //! [`crate::error::AppError`]; no SQL, Redis or Kafka here.
 
+pub mod auth;
+pub mod extract;
 pub mod metrics;
 pub mod ops;
 

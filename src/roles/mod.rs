@@ -13,11 +13,15 @@ use actix_web::dev::ServerHandle;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 
+use crate::adapters::oidc::TokenVerifier;
 use crate::adapters::{Adapters, Dependency};
-use crate::config::Settings;
+use crate::config::{IdentityProviderKind, Settings};
 use crate::http::{self, ops::InstanceInfo};
 use crate::metrics::Metrics;
 use crate::shutdown::{self, Shutdown};
+
+#[cfg(feature = "api")]
+mod api;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Role {
@@ -145,6 +149,7 @@ pub async fn start(settings: Settings, role: Role) -> Result<RunningApp, Startup
     })?;
     let addr = listener.local_addr().map_err(StartupError::runtime)?;
 
+    let modules = Modules::build(&settings, role, &adapters, addr).await?;
     let app_adapters = web::Data::new(adapters.clone());
     let app_metrics = web::Data::new(metrics);
     let app_instance = web::Data::new(instance.clone());
@@ -156,6 +161,7 @@ pub async fn start(settings: Settings, role: Role) -> Result<RunningApp, Startup
             .wrap(from_fn(http::metrics::record))
             .configure(http::configure_extractors)
             .configure(http::ops::configure)
+            .configure(|cfg| modules.configure(cfg))
             .default_service(web::to(http::not_found))
     })
     // Signals are handled by `run_until_signal`, which stops HTTP first, then workers.
@@ -185,6 +191,85 @@ pub async fn start(settings: Settings, role: Role) -> Result<RunningApp, Startup
         shutdown,
         grace: Duration::from_secs(settings.server.shutdown_timeout_secs),
     })
+}
+
+/// The HTTP modules a role mounts, with their state built once.
+#[derive(Clone)]
+struct Modules {
+    /// Verifies bearer tokens (api and ws).
+    verifier: Option<web::Data<TokenVerifier>>,
+    #[cfg(feature = "api")]
+    api: Option<api::ApiModules>,
+}
+
+impl Modules {
+    async fn build(
+        settings: &Settings,
+        role: Role,
+        adapters: &Adapters,
+        addr: SocketAddr,
+    ) -> Result<Self, StartupError> {
+        let serves_api = role.parts().contains(&Role::Api);
+        let needs_tokens = role
+            .parts()
+            .iter()
+            .any(|r| matches!(r, Role::Api | Role::Ws));
+        if !needs_tokens {
+            return Ok(Self {
+                verifier: None,
+                #[cfg(feature = "api")]
+                api: None,
+            });
+        }
+        let issuer = resolve_issuer(settings, serves_api, addr)?;
+        let verifier = TokenVerifier::new(&settings.identity, issuer.clone())
+            .map_err(|e| StartupError::Configuration(e.to_string()))?;
+        Ok(Self {
+            verifier: Some(web::Data::new(verifier)),
+            #[cfg(feature = "api")]
+            api: if serves_api {
+                Some(api::ApiModules::build(settings, adapters, issuer).await?)
+            } else {
+                None
+            },
+        })
+    }
+
+    fn configure(&self, cfg: &mut web::ServiceConfig) {
+        if let Some(verifier) = &self.verifier {
+            cfg.app_data(verifier.clone());
+        }
+        #[cfg(feature = "api")]
+        if let Some(api) = &self.api {
+            api.configure(cfg);
+        }
+    }
+}
+
+/// The issuer URL tokens must carry: the configured one, or (embedded issuer in this
+/// very process) this server's own address.
+fn resolve_issuer(
+    settings: &Settings,
+    serves_api: bool,
+    addr: SocketAddr,
+) -> Result<String, StartupError> {
+    let configured = settings.identity.issuer.trim_end_matches('/');
+    if !configured.is_empty() {
+        return Ok(configured.to_owned());
+    }
+    if !serves_api || settings.identity.provider != IdentityProviderKind::Embedded {
+        return Err(StartupError::Configuration(
+            "configuration error: identity.issuer: must be set when this process does not \
+             serve the built-in issuer (e.g. the URL of the api role)"
+                .to_owned(),
+        ));
+    }
+    let host = if addr.ip().is_unspecified() {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        addr.ip()
+    };
+    Ok(format!("http://{}", SocketAddr::new(host, addr.port())))
 }
 
 impl RunningApp {

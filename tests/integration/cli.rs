@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use secrecy::ExposeSecret;
 
-use crate::helpers::{TestContext, config_dir, free_port};
+use crate::helpers::{NO_ISSUER, TestContext, config_dir, free_port};
 
 fn flash_sale(ctx: &TestContext) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_flash-sale"));
@@ -79,7 +79,11 @@ async fn each_role_process_stops_cleanly_on_sigterm() {
         .unwrap();
     for role in ["api", "payment", "ws", "all"] {
         let port = free_port();
-        let mut child = flash_sale(&ctx)
+        let mut command = flash_sale(&ctx);
+        if role == "ws" {
+            command.env("FLASH__IDENTITY__ISSUER", NO_ISSUER);
+        }
+        let mut child = command
             .args(["--role", role])
             .env("FLASH__SERVER__PORT", port.to_string())
             .stdout(Stdio::null())

@@ -22,6 +22,8 @@ use secrecy::{ExposeSecret, SecretString};
 const DB_PREFIX: &str = "fst_";
 /// A leftover database older than this belongs to a crashed run.
 const STALE_AFTER_SECS: u64 = 2 * 60 * 60;
+/// Issuer for processes that verify no token in a test (nothing listens on port 9).
+pub const NO_ISSUER: &str = "http://127.0.0.1:9";
 
 pub fn config_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config")
@@ -85,6 +87,9 @@ impl TestContext {
         settings.mysql.url = SecretString::from(format!("{server_url}/{db_name}"));
         settings.redis.namespace = format!("t:{}", &id[..16]);
         settings.kafka.topic_prefix = format!("t{}-", &id[..16]);
+        // A signing key of its own, generated at first start (generate_key_if_missing).
+        settings.identity.embedded.signing_key =
+            std::env::temp_dir().join(format!("fst-keys/{id}.pem"));
         let redis_url = settings.redis.url.expose_secret().to_owned();
         Self {
             settings,
@@ -100,7 +105,12 @@ impl TestContext {
     }
 
     /// Starts `role` with settings derived from this context's (for fault injection).
-    pub async fn spawn_with(&self, role: Role, settings: Settings) -> TestApp {
+    pub async fn spawn_with(&self, role: Role, mut settings: Settings) -> TestApp {
+        if role == Role::Ws && settings.identity.issuer.is_empty() {
+            // A ws process alone has no issuer to derive; tests that send tokens to it
+            // point this at an api instance.
+            settings.identity.issuer = NO_ISSUER.to_owned();
+        }
         let app = roles::start(settings, role).await.expect("role starts");
         TestApp {
             base: format!("http://{}", app.addr()),
@@ -136,6 +146,7 @@ impl Drop for TestContext {
         let server = self.server_url.clone();
         let redis_url = self.redis_url.clone();
         let namespace = self.settings.redis.namespace.clone();
+        let _ = std::fs::remove_file(&self.settings.identity.embedded.signing_key);
         let cleanup = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -260,6 +271,55 @@ impl TestApp {
         let status = response.status().as_u16();
         let body = response.json().await.unwrap_or(serde_json::Value::Null);
         (status, body)
+    }
+
+    /// POST a JSON body; returns status and JSON body.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let response = self
+            .client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// GET with a bearer token; returns status and JSON body.
+    pub async fn get_authed(&self, path: &str, token: &str) -> (u16, serde_json::Value) {
+        let response = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// Registers `email` and logs in; returns the access token.
+    pub async fn register_and_login(&self, email: &str, password: &str) -> String {
+        let credentials = serde_json::json!({"email": email, "password": password});
+        let (status, body) = self.post_json("/api/auth/register", &credentials).await;
+        assert_eq!(status, 201, "register {email}: {body}");
+        let (status, body) = self.post_json("/api/auth/login", &credentials).await;
+        assert_eq!(status, 200, "login {email}: {body}");
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
     }
 
     pub async fn stop(mut self) {

@@ -8,7 +8,9 @@ mod helpers;
 
 mod cli;
 mod harness;
+mod identity;
 mod kafka;
+mod keycloak;
 mod migrations;
 mod ops;
 mod readiness;

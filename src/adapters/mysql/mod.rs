@@ -6,5 +6,6 @@ pub mod coupons;
 pub mod migrate;
 pub mod pool;
 pub mod schema;
+pub mod users;
 
 pub use pool::{MysqlError, MysqlPool};

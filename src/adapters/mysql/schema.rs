@@ -34,7 +34,8 @@ diesel::table! {
     orders (id) {
         #[max_length = 36]
         id -> Char,
-        user_id -> Bigint,
+        #[max_length = 64]
+        user_id -> Varchar,
         coupon_id -> Bigint,
         price_cents -> Bigint,
         #[max_length = 16]

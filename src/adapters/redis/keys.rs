@@ -28,6 +28,17 @@ impl Keys {
         format!("{}:fs:{{c:{coupon_id}}}:stock", self.namespace)
     }
 
+    /// Login attempts in the current window for one e-mail (hashed: no personal data in
+    /// key names).
+    pub fn login_attempts_email(&self, email_digest: &str) -> String {
+        format!("{}:login:email:{email_digest}", self.namespace)
+    }
+
+    /// Login attempts in the current window from one client IP (hashed).
+    pub fn login_attempts_ip(&self, ip_digest: &str) -> String {
+        format!("{}:login:ip:{ip_digest}", self.namespace)
+    }
+
     /// Buyers of a coupon (a set for limit 1, a hash of counts above it).
     pub fn coupon_buyers(&self, coupon_id: i64) -> String {
         format!("{}:fs:{{c:{coupon_id}}}:buyers", self.namespace)

@@ -3,6 +3,7 @@
 
 pub mod keys;
 pub mod pool;
+pub mod rate_limit;
 
 pub use keys::Keys;
 pub use pool::{RedisError, RedisPool};

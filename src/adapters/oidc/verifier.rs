@@ -1,0 +1,214 @@
+//! Bearer-token verification for every role, against any OpenID Connect provider.
+//!
+//! The provider is found through its discovery document (`<issuer>/.well-known/
+//! openid-configuration`) and its keys through the JWKS it names, so switching from the
+//! built-in issuer to Keycloak is configuration only. Keys are cached and refetched when
+//! a token names an unknown `kid` (at most once per `jwks_min_refresh_secs`). Only RS256
+//! is accepted; issuer, audience, expiry and not-before are checked with bounded skew.
+//!
+//! Verified tokens are cached by their SHA-256 until they expire: RS256 verification
+//! costs tens of microseconds a core, and a shopper sends the same token many times.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use quick_cache::sync::Cache;
+use sha2::{Digest, Sha256};
+use tokio::sync::{Mutex, RwLock};
+
+use super::now_secs;
+use crate::config::IdentitySettings;
+use crate::domain::identity::{IdentityError, Principal, Role, UserId};
+
+/// How many verified tokens are remembered.
+const VERIFIED_CACHE_CAPACITY: usize = 100_000;
+
+pub struct TokenVerifier {
+    issuer: String,
+    audience: String,
+    leeway_secs: u64,
+    roles_claim: Vec<String>,
+    min_refresh: Duration,
+    http: reqwest::Client,
+    keys: RwLock<HashMap<String, Arc<DecodingKey>>>,
+    /// Serialises refetches and remembers when the last one happened.
+    last_refresh: Mutex<Option<Instant>>,
+    verified: Cache<[u8; 32], Principal>,
+}
+
+#[derive(serde::Deserialize)]
+struct Discovery {
+    issuer: String,
+    jwks_uri: String,
+}
+
+impl TokenVerifier {
+    /// `issuer` is the resolved issuer URL (the configured one, or this server's address).
+    pub fn new(settings: &IdentitySettings, issuer: String) -> Result<Self, IdentityError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(settings.http_timeout_ms))
+            .connect_timeout(Duration::from_millis(settings.http_timeout_ms))
+            .build()
+            .map_err(|e| IdentityError::Unavailable(e.to_string()))?;
+        Ok(Self {
+            issuer: issuer.trim_end_matches('/').to_owned(),
+            audience: settings.audience.clone(),
+            leeway_secs: settings.leeway_secs,
+            roles_claim: settings.roles_claim.split('.').map(str::to_owned).collect(),
+            min_refresh: Duration::from_secs(settings.jwks_min_refresh_secs),
+            http,
+            keys: RwLock::new(HashMap::new()),
+            last_refresh: Mutex::new(None),
+            verified: Cache::new(VERIFIED_CACHE_CAPACITY),
+        })
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// Verifies a bearer token and returns its principal. Every malformed or unacceptable
+    /// token is `Unauthorized`; only an unreachable provider is `Unavailable`.
+    pub async fn verify(&self, token: &str) -> Result<Principal, IdentityError> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(principal) = self.verified.get(&digest) {
+            if principal.expires_at + self.leeway_secs > now_secs() {
+                return Ok(principal);
+            }
+            self.verified.remove(&digest);
+        }
+        let principal = self.verify_uncached(token).await?;
+        self.verified.insert(digest, principal.clone());
+        Ok(principal)
+    }
+
+    async fn verify_uncached(&self, token: &str) -> Result<Principal, IdentityError> {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| IdentityError::Unauthorized("malformed token"))?;
+        if header.alg != Algorithm::RS256 {
+            return Err(IdentityError::Unauthorized("token algorithm must be RS256"));
+        }
+        let kid = header
+            .kid
+            .ok_or(IdentityError::Unauthorized("token has no key id"))?;
+        let key = self.key(&kid).await?;
+
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[&self.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.validate_nbf = true;
+        validation.leeway = self.leeway_secs;
+        let data = jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
+            .map_err(|e| IdentityError::Unauthorized(rejection(e.kind())))?;
+        self.principal(&data.claims)
+    }
+
+    fn principal(&self, claims: &serde_json::Value) -> Result<Principal, IdentityError> {
+        let sub = claims["sub"]
+            .as_str()
+            .ok_or(IdentityError::Unauthorized("token has no subject"))?;
+        let mut roles_value = claims;
+        for part in &self.roles_claim {
+            roles_value = &roles_value[part.as_str()];
+        }
+        let mut roles: Vec<Role> = roles_value
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter_map(|r| r.as_str().and_then(Role::parse))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !roles.contains(&Role::User) {
+            // Any authenticated subject may shop; admin must be granted explicitly.
+            roles.insert(0, Role::User);
+        }
+        Ok(Principal {
+            user_id: UserId::parse(sub)?,
+            email: claims["email"].as_str().map(str::to_owned),
+            roles,
+            expires_at: claims["exp"].as_u64().unwrap_or(0),
+        })
+    }
+
+    /// The decoding key for `kid`, refetching the JWKS when it is unknown.
+    async fn key(&self, kid: &str) -> Result<Arc<DecodingKey>, IdentityError> {
+        if let Some(key) = self.keys.read().await.get(kid) {
+            return Ok(key.clone());
+        }
+        let mut last = self.last_refresh.lock().await;
+        // Someone else may have refreshed while we waited for the lock.
+        if let Some(key) = self.keys.read().await.get(kid) {
+            return Ok(key.clone());
+        }
+        if last.is_some_and(|at| at.elapsed() < self.min_refresh) {
+            return Err(IdentityError::Unauthorized(
+                "token signed by an unknown key",
+            ));
+        }
+        let fetched = self.fetch_keys().await?;
+        *last = Some(Instant::now());
+        let mut keys = self.keys.write().await;
+        *keys = fetched;
+        keys.get(kid).cloned().ok_or(IdentityError::Unauthorized(
+            "token signed by an unknown key",
+        ))
+    }
+
+    async fn fetch_keys(&self) -> Result<HashMap<String, Arc<DecodingKey>>, IdentityError> {
+        let url = format!("{}/.well-known/openid-configuration", self.issuer);
+        let discovery: Discovery = self.get_json(&url).await?;
+        if discovery.issuer.trim_end_matches('/') != self.issuer {
+            return Err(IdentityError::Unavailable(format!(
+                "discovery document at {url} names issuer {:?}, expected {:?}",
+                discovery.issuer, self.issuer
+            )));
+        }
+        let jwks: JwkSet = self.get_json(&discovery.jwks_uri).await?;
+        let keys: HashMap<_, _> = jwks
+            .keys
+            .iter()
+            .filter_map(|jwk| {
+                let kid = jwk.common.key_id.clone()?;
+                let key = DecodingKey::from_jwk(jwk).ok()?;
+                Some((kid, Arc::new(key)))
+            })
+            .collect();
+        tracing::info!(issuer = %self.issuer, keys = keys.len(), "fetched the provider's signing keys");
+        Ok(keys)
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+    ) -> Result<T, IdentityError> {
+        let unavailable = |e: reqwest::Error| IdentityError::Unavailable(format!("GET {url}: {e}"));
+        self.http
+            .get(url)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(unavailable)?
+            .json()
+            .await
+            .map_err(unavailable)
+    }
+}
+
+fn rejection(kind: &jsonwebtoken::errors::ErrorKind) -> &'static str {
+    use jsonwebtoken::errors::ErrorKind;
+    match kind {
+        ErrorKind::ExpiredSignature => "token has expired",
+        ErrorKind::ImmatureSignature => "token is not valid yet",
+        ErrorKind::InvalidIssuer => "token was issued by another issuer",
+        ErrorKind::InvalidAudience => "token is meant for another audience",
+        ErrorKind::InvalidSignature => "token signature does not verify",
+        ErrorKind::MissingRequiredClaim(_) => "token lacks a required claim",
+        ErrorKind::InvalidAlgorithm => "token algorithm must be RS256",
+        _ => "malformed token",
+    }
+}

@@ -1,0 +1,80 @@
+//! Fixed-window login attempt counters: one per e-mail and one per client IP.
+
+use sha2::{Digest, Sha256};
+
+use super::{Keys, RedisPool};
+use crate::domain::identity::IdentityError;
+
+/// Length of a counting window.
+const WINDOW_SECS: u64 = 60;
+
+pub struct LoginLimiter {
+    redis: RedisPool,
+    keys: Keys,
+    per_email: u32,
+    per_ip: u32,
+}
+
+fn digest(value: &str) -> String {
+    let hash = Sha256::digest(value.as_bytes());
+    hash.iter().take(12).map(|b| format!("{b:02x}")).collect()
+}
+
+impl LoginLimiter {
+    pub fn new(redis: RedisPool, keys: Keys, per_email: u32, per_ip: u32) -> Self {
+        Self {
+            redis,
+            keys,
+            per_email,
+            per_ip,
+        }
+    }
+
+    /// Counts one attempt for `email` and `ip`; `TooManyAttempts` once either is over its
+    /// limit in the current window. If Redis is down the attempt is allowed (and logged):
+    /// the limiter protects against guessing, it must not lock everyone out.
+    pub async fn attempt(&self, email: &str, ip: &str) -> Result<(), IdentityError> {
+        let email_key = self.keys.login_attempts_email(&digest(email));
+        let ip_key = self.keys.login_attempts_ip(&digest(ip));
+        let counted = self
+            .redis
+            .run(|mut conn| async move {
+                deadpool_redis::redis::pipe()
+                    .atomic()
+                    .incr(&email_key, 1)
+                    .cmd("EXPIRE")
+                    .arg(&email_key)
+                    .arg(WINDOW_SECS)
+                    .arg("NX")
+                    .ignore()
+                    .ttl(&email_key)
+                    .incr(&ip_key, 1)
+                    .cmd("EXPIRE")
+                    .arg(&ip_key)
+                    .arg(WINDOW_SECS)
+                    .arg("NX")
+                    .ignore()
+                    .ttl(&ip_key)
+                    .query_async::<(u32, i64, u32, i64)>(&mut conn)
+                    .await
+            })
+            .await;
+        let (by_email, email_ttl, by_ip, ip_ttl) = match counted {
+            Ok(counts) => counts,
+            Err(error) => {
+                tracing::warn!(%error, "login rate limiter unavailable; allowing the attempt");
+                return Ok(());
+            }
+        };
+        let retry = |ttl: i64| IdentityError::TooManyAttempts {
+            retry_after_secs: u64::try_from(ttl).unwrap_or(WINDOW_SECS).max(1),
+        };
+        if by_email > self.per_email {
+            return Err(retry(email_ttl));
+        }
+        if by_ip > self.per_ip {
+            return Err(retry(ip_ttl));
+        }
+        Ok(())
+    }
+}

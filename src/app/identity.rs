@@ -1,0 +1,88 @@
+//! Register, log in, promote: input parsing and rate limiting around the identity
+//! provider.
+
+use std::sync::Arc;
+
+use crate::adapters::mysql::{MysqlPool, users};
+use crate::adapters::oidc::password::hash_password;
+use crate::adapters::redis::rate_limit::LoginLimiter;
+use crate::domain::identity::{Email, IdentityError, Password, UserId};
+use crate::domain::ports::{IdentityProvider, IssuedToken};
+
+pub struct Identity {
+    provider: Arc<dyn IdentityProvider>,
+    limiter: LoginLimiter,
+}
+
+impl Identity {
+    pub fn new(provider: Arc<dyn IdentityProvider>, limiter: LoginLimiter) -> Self {
+        Self { provider, limiter }
+    }
+
+    pub async fn register(&self, email: &str, password: &str) -> Result<UserId, IdentityError> {
+        let email = Email::parse(email)?;
+        let password = Password::parse(password)?;
+        let user_id = self.provider.register(&email, &password).await?;
+        tracing::info!(user.id = %user_id, "user registered");
+        Ok(user_id)
+    }
+
+    /// Counts the attempt first, so guessing is limited whether or not the e-mail exists.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        client_ip: &str,
+    ) -> Result<IssuedToken, IdentityError> {
+        let normalised = email.trim().to_lowercase();
+        self.limiter.attempt(&normalised, client_ip).await?;
+        // A malformed e-mail or empty password is just a failed login: same answer.
+        let email = Email::parse(&normalised).map_err(|_| IdentityError::InvalidCredentials)?;
+        let password = Password::candidate(password)?;
+        self.provider.login(&email, &password).await
+    }
+}
+
+/// Creates a built-in-issuer user unless the e-mail is taken; true when created.
+/// (Operators' path: `flash-sale user create`; shoppers register over HTTP.)
+pub async fn create_user(
+    mysql: &MysqlPool,
+    email: &str,
+    password: &str,
+) -> Result<bool, IdentityError> {
+    let email = Email::parse(email)?;
+    let password = Password::parse(password)?;
+    let hash = hash_password(password.expose().to_owned())
+        .await
+        .map_err(|e| IdentityError::Unavailable(e.to_string()))?;
+    let mut conn = mysql
+        .get()
+        .await
+        .map_err(|e| IdentityError::Unavailable(e.to_string()))?;
+    let id = users::insert(&mut conn, email.as_str(), &hash)
+        .await
+        .map_err(|e| IdentityError::Unavailable(e.to_string()))?;
+    Ok(id.is_some())
+}
+
+/// Grants (or revokes) the admin role of a built-in-issuer user; effective from the
+/// user's next login.
+pub async fn set_admin(
+    mysql: &MysqlPool,
+    email: &str,
+    is_admin: bool,
+) -> Result<(), IdentityError> {
+    let email = Email::parse(email)?;
+    let mut conn = mysql
+        .get()
+        .await
+        .map_err(|e| IdentityError::Unavailable(e.to_string()))?;
+    let found = users::set_admin(&mut conn, email.as_str(), is_admin)
+        .await
+        .map_err(|e| IdentityError::Unavailable(e.to_string()))?;
+    if found {
+        Ok(())
+    } else {
+        Err(IdentityError::UnknownUser(email.as_str().to_owned()))
+    }
+}

@@ -1,0 +1,5 @@
+//! The centre: types and rules, no I/O. Nothing here imports actix, diesel, redis or
+//! rskafka.
+
+pub mod identity;
+pub mod ports;

@@ -1,0 +1,23 @@
+//! Traits the application layer needs from the outside world. Only services that
+//! cannot run here get a trait (identity provider, object store, payment gateway);
+//! MySQL, Redis and Kafka are used directly and tested against real servers.
+
+use crate::domain::identity::{Email, IdentityError, Password, UserId};
+
+/// A token the identity provider issued at login.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IssuedToken {
+    pub access_token: String,
+    pub token_type: &'static str,
+    /// Seconds until the token expires.
+    pub expires_in: u64,
+}
+
+/// Registers users and logs them in. Verification of the tokens it issues does not go
+/// through this trait: every role verifies through discovery + JWKS, whoever issued.
+#[async_trait::async_trait]
+pub trait IdentityProvider: Send + Sync {
+    async fn register(&self, email: &Email, password: &Password) -> Result<UserId, IdentityError>;
+    async fn login(&self, email: &Email, password: &Password)
+    -> Result<IssuedToken, IdentityError>;
+}

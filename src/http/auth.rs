@@ -1,0 +1,88 @@
+//! Register, log in, who am I; and, with the built-in issuer, its discovery document
+//! and JWKS.
+
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use serde::Deserialize;
+
+use crate::adapters::oidc::EmbeddedIssuer;
+use crate::app::identity::Identity;
+use crate::error::AppError;
+use crate::http::extract::AuthUser;
+
+/// Whether to take the client address from `X-Forwarded-For`.
+#[derive(Clone, Copy)]
+pub struct TrustProxyHeaders(pub bool);
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(register).service(login).service(me);
+}
+
+/// Discovery and JWKS of the built-in issuer (mounted only when it is the provider).
+pub fn configure_issuer(cfg: &mut web::ServiceConfig) {
+    cfg.service(discovery).service(jwks);
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Credentials {
+    email: String,
+    password: String,
+}
+
+/// Creates an account (no e-mail verification).
+#[post("/api/auth/register")]
+async fn register(
+    identity: web::Data<Identity>,
+    body: web::Json<Credentials>,
+) -> Result<HttpResponse, AppError> {
+    let user_id = identity.register(&body.email, &body.password).await?;
+    Ok(HttpResponse::Created().json(serde_json::json!({ "user_id": user_id })))
+}
+
+/// Exchanges e-mail and password for a bearer token.
+#[post("/api/auth/login")]
+async fn login(
+    req: HttpRequest,
+    identity: web::Data<Identity>,
+    trust: web::Data<TrustProxyHeaders>,
+    body: web::Json<Credentials>,
+) -> Result<HttpResponse, AppError> {
+    let client_ip = {
+        let info = req.connection_info();
+        if trust.0 {
+            info.realip_remote_addr()
+        } else {
+            info.peer_addr()
+        }
+        .unwrap_or("unknown")
+        .to_owned()
+    };
+    let token = identity
+        .login(&body.email, &body.password, &client_ip)
+        .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(token))
+}
+
+/// The caller as the token describes them.
+#[get("/api/me")]
+async fn me(AuthUser(principal): AuthUser) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({
+        "user_id": principal.user_id,
+        "email": principal.email,
+        "roles": principal.roles,
+    }))
+}
+
+#[get("/.well-known/openid-configuration")]
+async fn discovery(issuer: web::Data<EmbeddedIssuer>) -> HttpResponse {
+    HttpResponse::Ok().json(issuer.discovery_document())
+}
+
+#[get("/.well-known/jwks.json")]
+async fn jwks(issuer: web::Data<EmbeddedIssuer>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(("Cache-Control", "public, max-age=300"))
+        .json(issuer.keys().jwks())
+}

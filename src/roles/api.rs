@@ -1,0 +1,88 @@
+//! The api role's modules: identity endpoints (and, with the built-in provider, its
+//! discovery document and JWKS).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web;
+
+use super::StartupError;
+use crate::adapters::Adapters;
+use crate::adapters::oidc::{EmbeddedIssuer, KeycloakProvider, SigningKeys};
+use crate::adapters::redis::rate_limit::LoginLimiter;
+use crate::app::identity::Identity;
+use crate::config::{IdentityProviderKind, Settings};
+use crate::domain::ports::IdentityProvider;
+use crate::http::{self, auth::TrustProxyHeaders};
+
+#[derive(Clone)]
+pub(super) struct ApiModules {
+    identity: web::Data<Identity>,
+    issuer: Option<web::Data<EmbeddedIssuer>>,
+    trust_proxy: web::Data<TrustProxyHeaders>,
+}
+
+fn missing(what: &str) -> StartupError {
+    StartupError::Runtime(format!("the api role needs the {what} adapter"))
+}
+
+impl ApiModules {
+    pub(super) async fn build(
+        settings: &Settings,
+        adapters: &Adapters,
+        issuer_url: String,
+    ) -> Result<Self, StartupError> {
+        let identity_settings = &settings.identity;
+        let (provider, issuer): (Arc<dyn IdentityProvider>, _) = match identity_settings.provider {
+            IdentityProviderKind::Embedded => {
+                let keys = SigningKeys::load(&identity_settings.embedded).map_err(|e| {
+                    StartupError::Configuration(format!(
+                        "configuration error: identity.embedded.signing_key: {e}"
+                    ))
+                })?;
+                let mysql = adapters.mysql.clone().ok_or_else(|| missing("MySQL"))?;
+                let issuer = Arc::new(
+                    EmbeddedIssuer::new(
+                        mysql,
+                        Arc::new(keys),
+                        issuer_url,
+                        identity_settings.audience.clone(),
+                        identity_settings.embedded.token_ttl_secs,
+                    )
+                    .await
+                    .map_err(StartupError::runtime)?,
+                );
+                (issuer.clone(), Some(web::Data::from(issuer)))
+            }
+            IdentityProviderKind::Keycloak => {
+                let keycloak = KeycloakProvider::new(
+                    &identity_settings.keycloak,
+                    Duration::from_millis(identity_settings.http_timeout_ms),
+                )
+                .map_err(StartupError::runtime)?;
+                (Arc::new(keycloak), None)
+            }
+        };
+        let limiter = LoginLimiter::new(
+            adapters.redis.clone().ok_or_else(|| missing("Redis"))?,
+            adapters.keys.clone(),
+            identity_settings.login_attempts_per_email,
+            identity_settings.login_attempts_per_ip,
+        );
+        Ok(Self {
+            identity: web::Data::new(Identity::new(provider, limiter)),
+            issuer,
+            trust_proxy: web::Data::new(TrustProxyHeaders(identity_settings.trust_proxy_headers)),
+        })
+    }
+
+    pub(super) fn configure(&self, cfg: &mut web::ServiceConfig) {
+        cfg.app_data(self.identity.clone())
+            .app_data(self.trust_proxy.clone())
+            .configure(http::auth::configure);
+        if let Some(issuer) = &self.issuer {
+            cfg.app_data(issuer.clone())
+                .configure(http::auth::configure_issuer);
+        }
+    }
+}
