@@ -28,5 +28,23 @@ export FLASH__MYSQL__URL="mysql://root@127.0.0.1:${STACK_MYSQL_PORT:-3306}/test"
 export FLASH__REDIS__URL="redis://127.0.0.1:${STACK_REDIS_PORT:-6379}"
 export FLASH__KAFKA__BROKERS="127.0.0.1:${STACK_KAFKA_PORT:-19092}"
 
+# An S3-compatible server (moto, from PyPI) for the object store test, in a venv cached
+# per user so that later runs skip the install.
+MOTO_VENV=${XDG_CACHE_HOME:-$HOME/.cache}/flash-sale/moto-venv
+if [ ! -x "$MOTO_VENV/bin/moto_server" ]; then
+  echo "[test] installing moto[server] into $MOTO_VENV (pip)"
+  python3 -m venv "$MOTO_VENV"
+  "$MOTO_VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]"
+fi
+S3_PORT=${STACK_S3_PORT:-19000}
+"$MOTO_VENV/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT" >"${TMPDIR:-/tmp}/flash-sale-moto.log" 2>&1 &
+moto=$!
+cleanup() { kill "$moto" 2>/dev/null || true; scripts/stack.sh stop-list "$started"; rm -f "$started"; }
+for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$S3_PORT") 2>/dev/null && break; sleep 0.1; done
+export FLASH_TEST_S3_ENDPOINT="http://127.0.0.1:$S3_PORT"
+
+# The breakdown test opens 1,000 sockets at once.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
 echo "[test] cargo test (all targets)"
 cargo test --all-targets --no-fail-fast

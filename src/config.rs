@@ -46,6 +46,26 @@ pub struct Settings {
     pub kafka: KafkaSettings,
     pub object_store: ObjectStoreSettings,
     pub identity: IdentitySettings,
+    pub catalog: CatalogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogSettings {
+    /// Lifetime of an entry in each instance's memory (requirements: 30 s).
+    pub local_ttl_ms: u64,
+    /// Lifetime of a page or coupon in Redis (requirements: 2 min).
+    pub redis_ttl_ms: u64,
+    /// Lifetime of the null marker cached for an id that does not exist.
+    pub null_ttl_ms: u64,
+    /// Base TTL of a rebuild lock; the holder's watchdog extends it every third.
+    pub lock_ttl_ms: u64,
+    /// Entries kept in each instance's memory.
+    pub local_capacity: usize,
+    pub max_page_size: u32,
+    pub default_page_size: u32,
+    /// Largest accepted image upload, in bytes.
+    pub max_image_bytes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -314,6 +334,24 @@ impl Settings {
             ));
         }
         self.validate_identity()?;
+        let catalog = &self.catalog;
+        positive("catalog.local_ttl_ms", catalog.local_ttl_ms)?;
+        positive("catalog.redis_ttl_ms", catalog.redis_ttl_ms)?;
+        positive("catalog.null_ttl_ms", catalog.null_ttl_ms)?;
+        if catalog.lock_ttl_ms < 30 {
+            return Err(ConfigError::invalid(
+                "catalog.lock_ttl_ms",
+                "must be at least 30",
+            ));
+        }
+        positive("catalog.local_capacity", catalog.local_capacity as u64)?;
+        if catalog.default_page_size == 0 || catalog.default_page_size > catalog.max_page_size {
+            return Err(ConfigError::invalid(
+                "catalog.default_page_size",
+                "must be between 1 and catalog.max_page_size",
+            ));
+        }
+        positive("catalog.max_image_bytes", catalog.max_image_bytes as u64)?;
         if self.object_store.kind == ObjectStoreKind::S3 {
             if self.object_store.s3.bucket.is_empty() {
                 return Err(ConfigError::invalid(

@@ -1,4 +1,5 @@
 //! Use cases, one file per verb; each owns its transaction boundary.
 
+pub mod catalog;
 pub mod identity;
 pub mod seed_demo;

@@ -1,5 +1,6 @@
 //! The centre: types and rules, no I/O. Nothing here imports actix, diesel, redis or
 //! rskafka.
 
+pub mod coupon;
 pub mod identity;
 pub mod ports;

@@ -2,7 +2,9 @@
 //! Handlers parse, authorise, call the application layer and map errors through
 //! [`crate::error::AppError`]; no SQL, Redis or Kafka here.
 
+pub mod admin;
 pub mod auth;
+pub mod catalog;
 pub mod extract;
 pub mod metrics;
 pub mod ops;

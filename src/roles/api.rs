@@ -9,14 +9,22 @@ use actix_web::web;
 use super::StartupError;
 use crate::adapters::Adapters;
 use crate::adapters::oidc::{EmbeddedIssuer, KeycloakProvider, SigningKeys};
+use crate::adapters::redis::catalog_cache::CatalogCache;
+use crate::adapters::redis::coupon_state::CouponState;
 use crate::adapters::redis::rate_limit::LoginLimiter;
+use crate::adapters::redis::rebuild_lock::RebuildLocks;
+use crate::app::catalog::{Catalog, CatalogMetrics};
 use crate::app::identity::Identity;
-use crate::config::{IdentityProviderKind, Settings};
+use crate::config::{IdentityProviderKind, ObjectStoreKind, Settings};
 use crate::domain::ports::IdentityProvider;
 use crate::http::{self, auth::TrustProxyHeaders};
+use crate::metrics::Metrics;
 
 #[derive(Clone)]
 pub(super) struct ApiModules {
+    catalog: web::Data<Catalog>,
+    /// Serve `/objects/` (filesystem store; S3 serves its own URLs).
+    serve_objects: bool,
     identity: web::Data<Identity>,
     issuer: Option<web::Data<EmbeddedIssuer>>,
     trust_proxy: web::Data<TrustProxyHeaders>,
@@ -31,7 +39,16 @@ impl ApiModules {
         settings: &Settings,
         adapters: &Adapters,
         issuer_url: String,
+        metrics: &Metrics,
     ) -> Result<Self, StartupError> {
+        let catalog = web::Data::new(build_catalog(settings, adapters, metrics)?);
+        // Put every live sale into Redis (idempotent; never resets a sale in progress).
+        match catalog.warm_up_all().await {
+            Ok(count) => tracing::info!(coupons = count, "sale state warmed up in Redis"),
+            Err(error) => {
+                tracing::warn!(%error, "could not warm up sale state; will retry on admin changes")
+            }
+        }
         let identity_settings = &settings.identity;
         let (provider, issuer): (Arc<dyn IdentityProvider>, _) = match identity_settings.provider {
             IdentityProviderKind::Embedded => {
@@ -70,6 +87,8 @@ impl ApiModules {
             identity_settings.login_attempts_per_ip,
         );
         Ok(Self {
+            catalog,
+            serve_objects: settings.object_store.kind == ObjectStoreKind::Filesystem,
             identity: web::Data::new(Identity::new(provider, limiter)),
             issuer,
             trust_proxy: web::Data::new(TrustProxyHeaders(identity_settings.trust_proxy_headers)),
@@ -77,6 +96,12 @@ impl ApiModules {
     }
 
     pub(super) fn configure(&self, cfg: &mut web::ServiceConfig) {
+        cfg.app_data(self.catalog.clone())
+            .configure(http::catalog::configure)
+            .configure(http::admin::configure);
+        if self.serve_objects {
+            cfg.configure(http::catalog::configure_objects);
+        }
         cfg.app_data(self.identity.clone())
             .app_data(self.trust_proxy.clone())
             .configure(http::auth::configure);
@@ -85,4 +110,36 @@ impl ApiModules {
                 .configure(http::auth::configure_issuer);
         }
     }
+}
+
+fn build_catalog(
+    settings: &Settings,
+    adapters: &Adapters,
+    metrics: &Metrics,
+) -> Result<Catalog, StartupError> {
+    let redis = adapters.redis.clone().ok_or_else(|| missing("Redis"))?;
+    let keys = adapters.keys.clone();
+    let catalog_metrics = CatalogMetrics::new().map_err(StartupError::runtime)?;
+    metrics
+        .register(catalog_metrics.collector())
+        .map_err(StartupError::runtime)?;
+    let locks = RebuildLocks::new(
+        &settings.redis,
+        redis.clone(),
+        Duration::from_millis(settings.catalog.lock_ttl_ms),
+    )
+    .map_err(|e| StartupError::Configuration(e.to_string()))?;
+    Ok(Catalog::new(
+        adapters.mysql.clone().ok_or_else(|| missing("MySQL"))?,
+        CatalogCache::new(redis.clone(), keys.clone()),
+        CouponState::new(redis, keys),
+        locks,
+        adapters
+            .objects
+            .clone()
+            .ok_or_else(|| missing("object store"))?,
+        settings.catalog.clone(),
+        settings.object_store.public_base_url.clone(),
+        catalog_metrics,
+    ))
 }

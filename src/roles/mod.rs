@@ -149,7 +149,7 @@ pub async fn start(settings: Settings, role: Role) -> Result<RunningApp, Startup
     })?;
     let addr = listener.local_addr().map_err(StartupError::runtime)?;
 
-    let modules = Modules::build(&settings, role, &adapters, addr).await?;
+    let modules = Modules::build(&settings, role, &adapters, addr, &metrics).await?;
     let app_adapters = web::Data::new(adapters.clone());
     let app_metrics = web::Data::new(metrics);
     let app_instance = web::Data::new(instance.clone());
@@ -203,11 +203,13 @@ struct Modules {
 }
 
 impl Modules {
+    #[cfg_attr(not(feature = "api"), allow(unused_variables))]
     async fn build(
         settings: &Settings,
         role: Role,
         adapters: &Adapters,
         addr: SocketAddr,
+        metrics: &Metrics,
     ) -> Result<Self, StartupError> {
         let serves_api = role.parts().contains(&Role::Api);
         let needs_tokens = role
@@ -228,7 +230,7 @@ impl Modules {
             verifier: Some(web::Data::new(verifier)),
             #[cfg(feature = "api")]
             api: if serves_api {
-                Some(api::ApiModules::build(settings, adapters, issuer).await?)
+                Some(api::ApiModules::build(settings, adapters, issuer, metrics).await?)
             } else {
                 None
             },

@@ -322,6 +322,56 @@ impl TestApp {
             .to_owned()
     }
 
+    /// A token for a new user who has the admin role.
+    pub async fn admin_token(&self, ctx: &TestContext) -> String {
+        let email = format!("admin-{}@example.com", uuid::Uuid::new_v4().simple());
+        let credentials = serde_json::json!({"email": email, "password": "admin password"});
+        let (status, body) = self.post_json("/api/auth/register", &credentials).await;
+        assert_eq!(status, 201, "{body}");
+        let pool = flash_sale::adapters::mysql::MysqlPool::new(&ctx.settings.mysql).expect("pool");
+        flash_sale::app::identity::set_admin(&pool, &email, true)
+            .await
+            .expect("promote");
+        let (status, body) = self.post_json("/api/auth/login", &credentials).await;
+        assert_eq!(status, 200, "{body}");
+        body["access_token"].as_str().expect("token").to_owned()
+    }
+
+    /// A request with a method, optional token and optional JSON body.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// The value of one Prometheus sample, e.g.
+    /// `flash_sale_catalog_lookups_total{kind="coupon",outcome="db_load"}`; 0 if absent.
+    pub async fn metric(&self, sample: &str) -> f64 {
+        let text = self.get("/metrics").await.text().await.expect("metrics");
+        text.lines()
+            .find_map(|line| line.strip_prefix(sample)?.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
     pub async fn stop(mut self) {
         if let Some(app) = self.app.take() {
             app.stop().await;

@@ -6,6 +6,7 @@
 
 mod helpers;
 
+mod catalog;
 mod cli;
 mod harness;
 mod identity;

@@ -17,6 +17,8 @@ pub enum MysqlError {
     Query(#[from] diesel::result::Error),
     #[error("MySQL call timed out after {0:?}")]
     Timeout(Duration),
+    #[error("stored data violates an invariant: {0}")]
+    Corrupt(String),
     #[error("migration failed: {0}")]
     Migration(String),
 }
@@ -55,6 +57,30 @@ impl MysqlPool {
             .get()
             .await
             .map_err(|e| MysqlError::Unavailable(e.to_string()))
+    }
+
+    /// Runs `call` (which may take a connection and query) within the query timeout, so
+    /// a locked table or a stuck server becomes an error instead of a hung request.
+    pub async fn bounded<T>(
+        &self,
+        call: impl Future<Output = Result<T, MysqlError>>,
+    ) -> Result<T, MysqlError> {
+        tokio::time::timeout(self.query_timeout, call)
+            .await
+            .map_err(|_| MysqlError::Timeout(self.query_timeout))?
+    }
+
+    /// Runs `work` on a pooled connection, the whole call (waiting for a connection
+    /// included) bounded by the query timeout.
+    pub async fn with_conn<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut AsyncMysqlConnection) -> Result<T, MysqlError>,
+    ) -> Result<T, MysqlError> {
+        self.bounded(async {
+            let mut conn = self.get().await?;
+            work(&mut conn).await
+        })
+        .await
     }
 
     /// Readiness probe: `SELECT 1` within the query timeout.

@@ -28,6 +28,31 @@ impl Keys {
         format!("{}:fs:{{c:{coupon_id}}}:stock", self.namespace)
     }
 
+    /// Sale parameters the purchase script checks: limit, window, deleted flag (a hash).
+    pub fn coupon_meta(&self, coupon_id: i64) -> String {
+        format!("{}:fs:{{c:{coupon_id}}}:meta", self.namespace)
+    }
+
+    /// Cached JSON of one coupon, or the null marker for an id that does not exist.
+    pub fn catalog_coupon(&self, coupon_id: i64) -> String {
+        format!("{}:catalog:coupon:{coupon_id}", self.namespace)
+    }
+
+    /// Cached page of the coupon list (a Redis list of JSON items).
+    pub fn catalog_page(&self, page: u32, size: u32) -> String {
+        format!("{}:catalog:page:{page}:{size}", self.namespace)
+    }
+
+    /// Set of the page keys currently cached, so an admin change can drop them all.
+    pub fn catalog_pages(&self) -> String {
+        format!("{}:catalog:pages", self.namespace)
+    }
+
+    /// Rebuild lock of a cache key (one rebuilder per key).
+    pub fn rebuild_lock(&self, cache_key: &str) -> String {
+        format!("{cache_key}:lock")
+    }
+
     /// Login attempts in the current window for one e-mail (hashed: no personal data in
     /// key names).
     pub fn login_attempts_email(&self, email_digest: &str) -> String {

@@ -1,9 +1,13 @@
 //! Redis: the purchase gate, caches, leases and pub/sub. Every key is built by
 //! [`keys::Keys`], so a namespace isolates deployments and test runs.
 
+pub mod catalog_cache;
+pub mod coupon_state;
 pub mod keys;
 pub mod pool;
 pub mod rate_limit;
+pub mod rebuild_lock;
+pub mod scripts;
 
 pub use keys::Keys;
 pub use pool::{RedisError, RedisPool};

@@ -1,0 +1,66 @@
+//! A coupon's sale state in Redis: the real-time stock string the purchase script
+//! decrements, and the meta hash (limit, window, deleted) it checks.
+
+use deadpool_redis::redis::{self, AsyncCommands};
+
+use super::scripts::WARM_UP;
+use super::{Keys, RedisError, RedisPool};
+use crate::domain::coupon::{Coupon, CouponId};
+
+#[derive(Clone)]
+pub struct CouponState {
+    redis: RedisPool,
+    keys: Keys,
+}
+
+impl CouponState {
+    pub fn new(redis: RedisPool, keys: Keys) -> Self {
+        Self { redis, keys }
+    }
+
+    /// Writes stock (only if absent, unless `reset_stock`), limit, window and deleted
+    /// flag; returns the stock now in Redis.
+    pub async fn warm_up(&self, coupon: &Coupon, reset_stock: bool) -> Result<i64, RedisError> {
+        let id = coupon.id.get();
+        let invocation = {
+            let mut script = WARM_UP.prepare_invoke();
+            script
+                .key(self.keys.coupon_stock(id))
+                .key(self.keys.coupon_meta(id))
+                .arg(coupon.total_quantity)
+                .arg(coupon.per_user_limit)
+                .arg(coupon.sale.starts_at.timestamp_millis())
+                .arg(coupon.sale.ends_at.timestamp_millis())
+                .arg(i32::from(coupon.is_deleted))
+                .arg(i32::from(reset_stock));
+            script
+        };
+        self.redis
+            .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
+            .await
+    }
+
+    /// Real-time remaining stock; `None` when the coupon's sale is not in Redis.
+    pub async fn stock(&self, id: CouponId) -> Result<Option<i64>, RedisError> {
+        let key = self.keys.coupon_stock(id.get());
+        self.redis
+            .run(|mut conn| async move { conn.get(key).await })
+            .await
+    }
+
+    /// Remaining stock of several coupons in one round trip.
+    pub async fn stocks(&self, ids: &[CouponId]) -> Result<Vec<Option<i64>>, RedisError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = ids
+            .iter()
+            .map(|id| self.keys.coupon_stock(id.get()))
+            .collect();
+        self.redis
+            .run(
+                |mut conn| async move { redis::cmd("MGET").arg(keys).query_async(&mut conn).await },
+            )
+            .await
+    }
+}

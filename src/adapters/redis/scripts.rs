@@ -1,0 +1,10 @@
+//! The Lua scripts of `lua/`, embedded at build time. `redis::Script` runs them with
+//! EVALSHA and loads a script once when Redis answers NOSCRIPT (after a restart or
+//! failover), so each is sent in full at most once per server.
+
+use std::sync::LazyLock;
+
+use deadpool_redis::redis::Script;
+
+pub static WARM_UP: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../../lua/warm_up.lua")));

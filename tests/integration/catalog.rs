@@ -1,0 +1,663 @@
+//! Catalog: admin management, browsing through the cache levels, and the protections
+//! against cache breakdown and penetration, each proven against the real MariaDB and
+//! Redis.
+
+use std::time::Duration;
+
+use diesel_async::RunQueryDsl;
+use flash_sale::roles::Role;
+use futures_util::StreamExt;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, TestContext};
+
+const DB_LOADS: &str = r#"flash_sale_catalog_lookups_total{kind="coupon",outcome="db_load"}"#;
+const PAGE_LOADS: &str = r#"flash_sale_catalog_lookups_total{kind="page",outcome="db_load"}"#;
+
+pub fn coupon_body(name: &str, total: i64, starts_in_secs: i64, lasts_secs: i64) -> Value {
+    let start = chrono::Utc::now() + chrono::Duration::seconds(starts_in_secs);
+    json!({
+        "name": name,
+        "description": "test coupon",
+        "price_cents": 500,
+        "total_quantity": total,
+        "per_user_limit": 1,
+        "sale_starts_at": start.to_rfc3339(),
+        "sale_ends_at": (start + chrono::Duration::seconds(lasts_secs)).to_rfc3339(),
+    })
+}
+
+pub async fn create_coupon(app: &TestApp, admin: &str, body: &Value) -> Value {
+    let (status, coupon) = app
+        .send(Method::POST, "/api/admin/coupons", Some(admin), Some(body))
+        .await;
+    assert_eq!(status, 201, "{coupon}");
+    coupon
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_manages_coupons_and_shoppers_browse_them() {
+    let ctx = TestContext::new().await;
+    let app = ctx.spawn(Role::Api).await;
+    let admin = app.admin_token(&ctx).await;
+    let shopper = app
+        .register_and_login("shopper@example.com", "shopper password")
+        .await;
+
+    // Only admins manage coupons.
+    let body = coupon_body("Coffee", 100, 3600, 3600);
+    let (status, err) = app
+        .send(Method::POST, "/api/admin/coupons", None, Some(&body))
+        .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (401, Some("UNAUTHORIZED"))
+    );
+    let (status, err) = app
+        .send(
+            Method::POST,
+            "/api/admin/coupons",
+            Some(&shopper),
+            Some(&body),
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (403, Some("FORBIDDEN"))
+    );
+
+    let coupon = create_coupon(&app, &admin, &body).await;
+    let id = coupon["id"].as_i64().unwrap();
+    assert_eq!(coupon["name"], "Coffee");
+    assert_eq!(coupon["remaining"], 100);
+    assert_eq!(coupon["per_user_limit"], 1);
+    assert!(coupon["image_url"].is_null());
+
+    let (status, page) = app.get_json("/api/coupons?page=1&size=10").await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["page"], 1);
+    assert_eq!(page["size"], 10);
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert_eq!(page["items"][0]["id"], id);
+    let (status, one) = app.get_json(&format!("/api/coupons/{id}")).await;
+    assert_eq!((status, &one), (200, &coupon));
+    let (status, stock) = app.get_json(&format!("/api/coupons/{id}/stock")).await;
+    assert_eq!(
+        (status, stock),
+        (200, json!({"coupon_id": id, "remaining": 100}))
+    );
+
+    // Before the sale starts the quantity may change; the real-time stock follows.
+    let changed = coupon_body("Coffee 2", 120, 3600, 3600);
+    let (status, updated) = app
+        .send(
+            Method::PUT,
+            &format!("/api/admin/coupons/{id}"),
+            Some(&admin),
+            Some(&changed),
+        )
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["name"], "Coffee 2");
+    assert_eq!(updated["total_quantity"], 120);
+    let (_, stock) = app.get_json(&format!("/api/coupons/{id}/stock")).await;
+    assert_eq!(stock["remaining"], 120);
+    // The admin change invalidated the caches: readers see it at once on this instance.
+    let (_, one) = app.get_json(&format!("/api/coupons/{id}")).await;
+    assert_eq!(one["name"], "Coffee 2");
+
+    // A running sale's quantity is fixed.
+    let live = create_coupon(&app, &admin, &coupon_body("Live", 10, -10, 3600)).await;
+    let live_id = live["id"].as_i64().unwrap();
+    let (status, err) = app
+        .send(
+            Method::PUT,
+            &format!("/api/admin/coupons/{live_id}"),
+            Some(&admin),
+            Some(&coupon_body("Live", 11, -10, 3600)),
+        )
+        .await;
+    assert_eq!(status, 409, "{err}");
+    assert_eq!(err["error"]["code"], "SALE_IN_PROGRESS");
+    assert_eq!(err["error"]["field"], "total_quantity");
+
+    // Invalid fields are 422 naming the field.
+    let mut bad = coupon_body("Bad", 10, 0, 3600);
+    bad["per_user_limit"] = json!(0);
+    let (status, err) = app
+        .send(Method::POST, "/api/admin/coupons", Some(&admin), Some(&bad))
+        .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (422, Some("INVALID_COUPON"))
+    );
+    assert_eq!(err["error"]["field"], "per_user_limit");
+    let bad = coupon_body("Bad", 10, 0, -5);
+    let (_, err) = app
+        .send(Method::POST, "/api/admin/coupons", Some(&admin), Some(&bad))
+        .await;
+    assert_eq!(err["error"]["field"], "sale_ends_at");
+
+    // Soft delete: gone from browsing, stock and purchase checks; the row stays.
+    let (status, _) = app
+        .send(
+            Method::DELETE,
+            &format!("/api/admin/coupons/{id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, _) = app
+        .send(
+            Method::DELETE,
+            &format!("/api/admin/coupons/{id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "deleting twice");
+    for path in [
+        format!("/api/coupons/{id}"),
+        format!("/api/coupons/{id}/stock"),
+    ] {
+        let (status, err) = app.get_json(&path).await;
+        assert_eq!(
+            (status, err["error"]["code"].as_str()),
+            (404, Some("COUPON_NOT_FOUND")),
+            "{path}"
+        );
+    }
+    let (_, page) = app.get_json("/api/coupons").await;
+    let ids: Vec<i64> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [live_id]);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_browse_input_gets_the_documented_4xx() {
+    let ctx = TestContext::new().await;
+    let app = ctx.spawn(Role::Api).await;
+    for (path, status, code, field) in [
+        ("/api/coupons?page=0", 422, "INVALID_PAGE", Some("page")),
+        ("/api/coupons?size=10000", 422, "INVALID_PAGE", Some("size")),
+        ("/api/coupons?size=0", 422, "INVALID_PAGE", Some("size")),
+        ("/api/coupons?page=abc", 422, "INVALID_PAGE", Some("page")),
+        ("/api/coupons?page=-1", 422, "INVALID_PAGE", Some("page")),
+        ("/api/coupons/abc", 400, "INVALID_REQUEST", None),
+        (
+            "/api/coupons/99999999999999999999",
+            400,
+            "INVALID_REQUEST",
+            None,
+        ),
+        ("/api/coupons/-1", 404, "COUPON_NOT_FOUND", None),
+        ("/api/coupons/424242", 404, "COUPON_NOT_FOUND", None),
+        ("/api/coupons/abc/stock", 400, "INVALID_REQUEST", None),
+    ] {
+        let (got, body) = app.get_json(path).await;
+        assert_eq!(got, status, "{path}: {body}");
+        assert_eq!(body["error"]["code"], code, "{path}");
+        assert_eq!(body["error"]["field"].as_str(), field, "{path}");
+    }
+    let (status, page) = app.get_json("/api/coupons?page=5&size=100").await;
+    assert_eq!(status, 200, "past the end is an empty page: {page}");
+    assert_eq!(page["items"], json!([]));
+    app.stop().await;
+}
+
+#[derive(diesel::QueryableByName, Debug)]
+struct ExplainRow {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    table: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    r#type: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    key: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>, column_name = "Extra")]
+    extra: Option<String>,
+}
+
+/// The page query walks the `(is_deleted, id)` index: no filesort, no full scan.
+#[tokio::test(flavor = "multi_thread")]
+async fn page_query_uses_the_composite_index_on_100k_rows() {
+    let ctx = TestContext::new().await;
+    let mut conn = ctx.mysql().await;
+    diesel::sql_query("SET SESSION max_recursive_iterations = 200000")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    diesel::sql_query(
+        "INSERT INTO coupons (name, description, price_cents, total_quantity, per_user_limit, \
+         sale_starts_at, sale_ends_at, is_deleted) \
+         WITH RECURSIVE seq (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < 100000) \
+         SELECT CONCAT('coupon ', n), '', 100, 10, 1, NOW(), NOW() + INTERVAL 1 DAY, n % 10 = 0 FROM seq",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    diesel::sql_query("ANALYZE TABLE coupons")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+
+    for (limit, offset) in [(20, 0), (20, 50_000)] {
+        let explain = format!(
+            "EXPLAIN {}",
+            flash_sale::adapters::mysql::coupons::PAGE_SQL
+                .replacen('?', &limit.to_string(), 1)
+                .replacen('?', &offset.to_string(), 1)
+        );
+        let rows: Vec<ExplainRow> = diesel::sql_query(&explain).load(&mut conn).await.unwrap();
+        let plan = format!("{rows:#?}");
+        for row in &rows {
+            let extra = row.extra.clone().unwrap_or_default();
+            assert!(
+                !extra.contains("filesort"),
+                "filesort at offset {offset}: {plan}"
+            );
+            // The derived table holds just the page's ids; scanning it is not a table scan.
+            let derived = row
+                .table
+                .as_deref()
+                .is_some_and(|t| t.starts_with("<derived"));
+            if !derived {
+                assert_ne!(
+                    row.r#type.as_deref(),
+                    Some("ALL"),
+                    "full scan at offset {offset}: {plan}"
+                );
+            }
+        }
+        // The inner select (the derived table's source) reads the composite index only.
+        let inner = rows
+            .iter()
+            .find(|r| r.key.as_deref() == Some("idx_coupons_is_deleted_id"))
+            .unwrap_or_else(|| panic!("index not used: {plan}"));
+        assert!(
+            inner
+                .extra
+                .clone()
+                .unwrap_or_default()
+                .contains("Using index"),
+            "not covering: {plan}"
+        );
+        // The outer join reads page rows by primary key.
+        assert!(
+            rows.iter()
+                .any(|r| r.table.as_deref() == Some("c") && r.key.as_deref() == Some("PRIMARY")),
+            "{plan}"
+        );
+    }
+
+    // And the query itself returns the right rows (deleted ones skipped, id order).
+    let page = flash_sale::adapters::mysql::coupons::page(&mut conn, 5, 0)
+        .await
+        .unwrap();
+    let ids: Vec<i64> = page.iter().map(|c| c.id.get()).collect();
+    assert_eq!(ids, [1, 2, 3, 4, 5]);
+    let page = flash_sale::adapters::mysql::coupons::page(&mut conn, 3, 8)
+        .await
+        .unwrap();
+    let ids: Vec<i64> = page.iter().map(|c| c.id.get()).collect();
+    assert_eq!(ids, [9, 11, 12], "id 10 is soft-deleted");
+}
+
+/// Cache breakdown: when a hot coupon's cache entry expires, 1,000 concurrent requests
+/// cause exactly one MySQL load; the others are answered from cache or told 503 at once.
+/// The table is write-locked while the requests arrive, so the single rebuilder is held
+/// in MySQL far longer than the lock's base TTL (the watchdog must keep the lock).
+#[tokio::test(flavor = "multi_thread")]
+async fn expired_hot_coupon_is_rebuilt_by_exactly_one_request() {
+    let ctx = TestContext::new().await;
+    let app = ctx.spawn(Role::Api).await;
+    let admin = app.admin_token(&ctx).await;
+    let id = create_coupon(&app, &admin, &coupon_body("Hot", 1000, -10, 3600)).await["id"]
+        .as_i64()
+        .unwrap();
+    let path = format!("/api/coupons/{id}");
+    assert_eq!(app.get_json(&path).await.0, 200);
+    let loads_before = app.metric(DB_LOADS).await;
+    assert_eq!(loads_before, 1.0);
+
+    // Let both cache levels expire (test.toml: 300 ms local, 1.5 s Redis).
+    let redis_ttl = Duration::from_millis(ctx.settings.catalog.redis_ttl_ms);
+    tokio::time::sleep(redis_ttl + Duration::from_millis(200)).await;
+
+    let mut locker = ctx.mysql().await;
+    diesel::sql_query("LOCK TABLES coupons WRITE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    let requests = futures_util::stream::iter(0..1000)
+        .map(|_| {
+            let app = &app;
+            let path = &path;
+            async move { app.get(path).await.status().as_u16() }
+        })
+        .buffer_unordered(1000)
+        .collect::<Vec<u16>>();
+    let unlock = async {
+        // Hold the table three times the lock's base TTL.
+        tokio::time::sleep(Duration::from_millis(ctx.settings.catalog.lock_ttl_ms * 3)).await;
+        diesel::sql_query("UNLOCK TABLES")
+            .execute(&mut locker)
+            .await
+            .unwrap();
+    };
+    let (statuses, ()) = tokio::join!(requests, unlock);
+
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    let busy = statuses.iter().filter(|s| **s == 503).count();
+    assert_eq!(ok + busy, 1000, "only 200 or 503: {statuses:?}");
+    assert!(ok >= 1, "the rebuilder answers");
+    assert!(busy > 0, "requests during the rebuild are told to retry");
+    assert_eq!(
+        app.metric(DB_LOADS).await - loads_before,
+        1.0,
+        "exactly one MySQL load"
+    );
+
+    // After the rebuild everyone is served from cache.
+    for _ in 0..20 {
+        assert_eq!(app.get_json(&path).await.0, 200);
+    }
+    assert_eq!(app.metric(DB_LOADS).await - loads_before, 1.0);
+    app.stop().await;
+}
+
+/// Cache penetration: a missing id reaches MySQL once, then the null marker answers.
+#[tokio::test(flavor = "multi_thread")]
+async fn nonexistent_id_hits_mysql_once() {
+    let ctx = TestContext::new().await;
+    let app = ctx.spawn(Role::Api).await;
+    let path = "/api/coupons/777777";
+    let (status, _) = app.get_json(path).await;
+    assert_eq!(status, 404);
+    let statuses = futures_util::stream::iter(0..999)
+        .map(|_| async { app.get(path).await.status().as_u16() })
+        .buffer_unordered(200)
+        .collect::<Vec<u16>>()
+        .await;
+    assert!(statuses.iter().all(|s| *s == 404), "{statuses:?}");
+    assert_eq!(
+        app.metric(DB_LOADS).await,
+        1.0,
+        "one MySQL query for 1,000 requests"
+    );
+
+    // The marker is short-lived: once it expires, a coupon created under that id
+    // would be found (here: the next miss queries MySQL again).
+    tokio::time::sleep(Duration::from_millis(
+        ctx.settings.catalog.null_ttl_ms + 200,
+    ))
+    .await;
+    assert_eq!(app.get_json(path).await.0, 404);
+    assert_eq!(app.metric(DB_LOADS).await, 2.0);
+    app.stop().await;
+}
+
+/// Both cache levels honour their TTLs.
+#[tokio::test(flavor = "multi_thread")]
+async fn ttls_are_honoured_at_both_levels() {
+    let ctx = TestContext::new().await;
+    let app = ctx.spawn(Role::Api).await;
+    let admin = app.admin_token(&ctx).await;
+    let id = create_coupon(&app, &admin, &coupon_body("TTL", 5, 3600, 3600)).await["id"]
+        .as_i64()
+        .unwrap();
+    let path = format!("/api/coupons/{id}");
+    let local = Duration::from_millis(ctx.settings.catalog.local_ttl_ms);
+    let shared = Duration::from_millis(ctx.settings.catalog.redis_ttl_ms);
+    let hits = |outcome: &str| {
+        format!(r#"flash_sale_catalog_lookups_total{{kind="coupon",outcome="{outcome}"}}"#)
+    };
+
+    app.get_json(&path).await;
+    assert_eq!(app.metric(DB_LOADS).await, 1.0);
+    let mut redis = ctx.redis().await;
+    let key = format!("{}:catalog:coupon:{id}", ctx.settings.redis.namespace);
+    let pttl: i64 = deadpool_redis::redis::cmd("PTTL")
+        .arg(&key)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!(
+        pttl > 0 && pttl <= shared.as_millis() as i64,
+        "Redis TTL {pttl} ms"
+    );
+
+    app.get_json(&path).await;
+    assert_eq!(
+        app.metric(&hits("local_hit")).await,
+        1.0,
+        "within the local TTL"
+    );
+
+    tokio::time::sleep(local + Duration::from_millis(100)).await;
+    app.get_json(&path).await;
+    assert_eq!(
+        app.metric(&hits("redis_hit")).await,
+        1.0,
+        "local expired, Redis still holds it"
+    );
+    assert_eq!(app.metric(DB_LOADS).await, 1.0);
+
+    tokio::time::sleep(shared).await;
+    app.get_json(&path).await;
+    assert_eq!(app.metric(DB_LOADS).await, 2.0, "both expired: MySQL again");
+
+    // Pages too.
+    app.get_json("/api/coupons").await;
+    app.get_json("/api/coupons").await;
+    assert_eq!(app.metric(PAGE_LOADS).await, 1.0);
+    tokio::time::sleep(shared + Duration::from_millis(100)).await;
+    app.get_json("/api/coupons").await;
+    assert_eq!(app.metric(PAGE_LOADS).await, 2.0);
+    app.stop().await;
+}
+
+/// The rebuild lock: a holder outliving the base TTL keeps it (watchdog); a crashed
+/// holder's lock lapses so the next rebuild can happen.
+#[tokio::test(flavor = "multi_thread")]
+async fn rebuild_lock_watchdog_and_crashed_holder() {
+    use flash_sale::adapters::redis::RedisPool;
+    use flash_sale::adapters::redis::rebuild_lock::RebuildLocks;
+
+    let ctx = TestContext::new().await;
+    let ttl = Duration::from_millis(300);
+    let pool = RedisPool::new(&ctx.settings.redis).unwrap();
+    let locks = RebuildLocks::new(&ctx.settings.redis, pool, ttl).unwrap();
+    let resource = format!("{}:test:lock", ctx.settings.redis.namespace);
+
+    let holder = locks
+        .try_acquire(&resource)
+        .await
+        .unwrap()
+        .expect("free lock");
+    assert!(
+        locks.try_acquire(&resource).await.unwrap().is_none(),
+        "held"
+    );
+    tokio::time::sleep(ttl * 4).await;
+    assert!(
+        locks.try_acquire(&resource).await.unwrap().is_none(),
+        "watchdog kept it past 4 TTLs"
+    );
+    holder.release().await;
+    let again = locks
+        .try_acquire(&resource)
+        .await
+        .unwrap()
+        .expect("released lock is free");
+
+    // A crash: the holder vanishes without releasing (dropping stops the watchdog).
+    drop(again);
+    assert!(
+        locks.try_acquire(&resource).await.unwrap().is_none(),
+        "still held right after"
+    );
+    tokio::time::sleep(ttl + Duration::from_millis(150)).await;
+    let next = locks.try_acquire(&resource).await.unwrap();
+    assert!(
+        next.is_some(),
+        "a crashed holder's lock lapses after its TTL"
+    );
+    next.unwrap().release().await;
+}
+
+fn png() -> Vec<u8> {
+    let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
+    bytes.extend_from_slice(&[0u8; 64]);
+    bytes
+}
+
+async fn upload(
+    app: &TestApp,
+    token: &str,
+    id: i64,
+    field: &str,
+    bytes: Vec<u8>,
+    mime: &str,
+) -> (u16, Value) {
+    let part = reqwest::multipart::Part::bytes(bytes)
+        .file_name("x")
+        .mime_str(mime)
+        .unwrap();
+    let form = reqwest::multipart::Form::new().part(field.to_owned(), part);
+    let response = app
+        .client
+        .post(app.url(&format!("/api/admin/coupons/{id}/image")))
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Image upload through the API with the filesystem store, and bad uploads.
+#[tokio::test(flavor = "multi_thread")]
+async fn image_upload_round_trip_and_bad_uploads() {
+    let ctx = TestContext::new().await;
+    let mut settings = ctx.settings.clone();
+    let root = std::env::temp_dir().join(format!("fst-objects-{}", uuid::Uuid::new_v4()));
+    settings.object_store.filesystem.root = root.clone();
+    let app = ctx.spawn_with(Role::Api, settings).await;
+    let admin = app.admin_token(&ctx).await;
+    let shopper = app
+        .register_and_login("pic@example.com", "shopper password")
+        .await;
+    let id = create_coupon(&app, &admin, &coupon_body("Pic", 5, 3600, 3600)).await["id"]
+        .as_i64()
+        .unwrap();
+
+    let (status, coupon) = upload(&app, &admin, id, "image", png(), "image/png").await;
+    assert_eq!(status, 200, "{coupon}");
+    let url = coupon["image_url"].as_str().unwrap().to_owned();
+    assert!(url.starts_with("/objects/coupons/"), "{url}");
+    let response = app.get(&url).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "image/png");
+    assert_eq!(response.bytes().await.unwrap().as_ref(), png().as_slice());
+    let (_, listed) = app.get_json(&format!("/api/coupons/{id}")).await;
+    assert_eq!(listed["image_url"], url.as_str());
+
+    // A second upload replaces the first, whose object is removed.
+    let (_, coupon) = upload(&app, &admin, id, "image", png(), "image/png").await;
+    assert_ne!(coupon["image_url"], url.as_str());
+    assert_eq!(app.get(&url).await.status(), 404);
+
+    let too_big = {
+        let mut b = png();
+        b.resize(ctx.settings.catalog.max_image_bytes + 1, 0);
+        b
+    };
+    for (token, field, bytes, mime, status, code) in [
+        (
+            &admin,
+            "image",
+            too_big,
+            "image/png",
+            413,
+            "IMAGE_TOO_LARGE",
+        ),
+        (
+            &admin,
+            "image",
+            b"<svg onload=alert(1)>".to_vec(),
+            "image/png",
+            415,
+            "UNSUPPORTED_IMAGE",
+        ),
+        (&admin, "photo", png(), "image/png", 400, "INVALID_REQUEST"),
+        (&shopper, "image", png(), "image/png", 403, "FORBIDDEN"),
+    ] {
+        let (got, body) = upload(&app, token, id, field, bytes, mime).await;
+        assert_eq!(
+            (got, body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{body}"
+        );
+    }
+    let (status, _) = upload(&app, &admin, 999_999, "image", png(), "image/png").await;
+    assert_eq!(status, 404);
+    app.stop().await;
+    let _ = std::fs::remove_dir_all(root);
+}
+
+/// The S3 store against a real S3-compatible server (moto, started by `make test`).
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_store_round_trip() {
+    use flash_sale::adapters::object_store::{ObjectStore, ObjectStoreError, S3Store};
+    let endpoint = std::env::var("FLASH_TEST_S3_ENDPOINT").expect(
+        "FLASH_TEST_S3_ENDPOINT must point at an S3-compatible server (make test starts moto)",
+    );
+    let bucket = format!("fst-{}", uuid::Uuid::new_v4().simple());
+    // moto accepts an unsigned bucket creation.
+    let created = reqwest::Client::new()
+        .put(format!("{endpoint}/{bucket}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(created.status().is_success(), "{}", created.status());
+
+    let mut settings = TestContext::unmigrated()
+        .await
+        .settings
+        .object_store
+        .s3
+        .clone();
+    settings.bucket = bucket;
+    settings.endpoint = endpoint;
+    settings.path_style = true;
+    settings.access_key_id = "test".into();
+    settings.secret_access_key = "test".to_owned().into();
+    let store = S3Store::new(&settings);
+    store.ping().await.unwrap();
+    store
+        .put("coupons/1/a.png", png().into(), "image/png")
+        .await
+        .unwrap();
+    let got = store.get("coupons/1/a.png").await.unwrap();
+    assert_eq!(got.bytes.as_ref(), png().as_slice());
+    assert_eq!(got.content_type, "image/png");
+    store.delete("coupons/1/a.png").await.unwrap();
+    assert!(matches!(
+        store.get("coupons/1/a.png").await,
+        Err(ObjectStoreError::NotFound(_))
+    ));
+
+    settings.bucket = "no-such-bucket-here".into();
+    assert!(
+        S3Store::new(&settings).ping().await.is_err(),
+        "a missing bucket is not ready"
+    );
+}
