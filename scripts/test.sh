@@ -24,6 +24,7 @@ if [ ! -d tests/oidc-provider/node_modules/oauth2-mock-server ]; then
   (cd tests/oidc-provider && npm ci --no-audit --no-fund --silent)
 fi
 
+export PATH="$PATH:${CARGO_HOME:-$HOME/.cargo}/bin"
 export FLASH__MYSQL__URL="mysql://root@127.0.0.1:${STACK_MYSQL_PORT:-3306}/test"
 export FLASH__REDIS__URL="redis://127.0.0.1:${STACK_REDIS_PORT:-6379}"
 export FLASH__KAFKA__BROKERS="127.0.0.1:${STACK_KAFKA_PORT:-19092}"

@@ -39,6 +39,12 @@ pub enum Command {
     Migrate,
     /// Insert demo coupons when the catalog is empty (development), and exit.
     SeedDemo,
+    /// Rebuild a coupon's Redis sale state (stock, buyers) from MySQL orders and the
+    /// order events not yet consumed, after a Redis loss; prints what changed.
+    Reconcile {
+        /// The coupon's id.
+        coupon_id: i64,
+    },
     /// Manage users of the built-in identity provider.
     #[command(subcommand)]
     User(UserCommand),

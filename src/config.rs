@@ -47,6 +47,21 @@ pub struct Settings {
     pub object_store: ObjectStoreSettings,
     pub identity: IdentitySettings,
     pub catalog: CatalogSettings,
+    pub purchase: PurchaseSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PurchaseSettings {
+    /// How long a retried request with the same `Idempotency-Key` gets the first answer.
+    pub idempotency_ttl_secs: u64,
+    /// How long an accepted purchase stays readable from Redis before the payment role
+    /// has written its order (it normally takes milliseconds).
+    pub pending_ttl_secs: u64,
+    /// Order events queued per partition before purchases are answered 503.
+    pub publish_queue: usize,
+    /// Largest batch of order events per produce call.
+    pub publish_max_batch: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -352,6 +367,16 @@ impl Settings {
             ));
         }
         positive("catalog.max_image_bytes", catalog.max_image_bytes as u64)?;
+        positive(
+            "purchase.idempotency_ttl_secs",
+            self.purchase.idempotency_ttl_secs,
+        )?;
+        positive("purchase.pending_ttl_secs", self.purchase.pending_ttl_secs)?;
+        positive("purchase.publish_queue", self.purchase.publish_queue as u64)?;
+        positive(
+            "purchase.publish_max_batch",
+            self.purchase.publish_max_batch as u64,
+        )?;
         if self.object_store.kind == ObjectStoreKind::S3 {
             if self.object_store.s3.bucket.is_empty() {
                 return Err(ConfigError::invalid(

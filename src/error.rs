@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::app::catalog::AdminError;
 use crate::domain::coupon::CatalogError;
 use crate::domain::identity::IdentityError;
+use crate::domain::order::{OrderError, PurchaseError, PurchaseRejection};
 
 #[derive(Debug, Serialize)]
 pub struct ErrorBody {
@@ -43,6 +44,10 @@ pub enum AppError {
     Catalog(#[from] CatalogError),
     #[error(transparent)]
     Admin(#[from] AdminError),
+    #[error(transparent)]
+    Purchase(#[from] PurchaseError),
+    #[error(transparent)]
+    Order(#[from] OrderError),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -122,6 +127,22 @@ impl AppError {
             Self::Admin(AdminError::Conflict { field, .. }) => {
                 Described::new(S::CONFLICT, "SALE_IN_PROGRESS").field(field)
             }
+            Self::Purchase(PurchaseError::Rejected(rejection)) => match rejection {
+                PurchaseRejection::CouponNotFound => {
+                    Described::new(S::NOT_FOUND, "COUPON_NOT_FOUND")
+                }
+                PurchaseRejection::SaleNotStarted => {
+                    Described::new(S::CONFLICT, "SALE_NOT_STARTED")
+                }
+                PurchaseRejection::SaleEnded => Described::new(S::CONFLICT, "SALE_ENDED"),
+                PurchaseRejection::LimitReached => {
+                    Described::new(S::CONFLICT, "PURCHASE_LIMIT_REACHED")
+                }
+                PurchaseRejection::SoldOut => Described::new(S::CONFLICT, "SOLD_OUT"),
+            },
+            Self::Purchase(PurchaseError::Unavailable(_)) => Described::outage(),
+            Self::Order(OrderError::NotFound) => Described::new(S::NOT_FOUND, "ORDER_NOT_FOUND"),
+            Self::Order(OrderError::Unavailable(_)) => Described::outage(),
             Self::Unexpected(_) => Described::new(S::INTERNAL_SERVER_ERROR, "INTERNAL"),
         }
     }

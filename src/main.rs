@@ -41,6 +41,7 @@ async fn run(cli: Cli, settings: Settings) -> ExitCode {
         Command::SeedDemo => seed_demo(&settings).await,
         Command::User(command) => user(&settings, command).await,
         Command::Keys(KeysCommand::Generate { path }) => generate_key(&path),
+        Command::Reconcile { coupon_id } => reconcile(&settings, coupon_id).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -130,5 +131,40 @@ async fn user(settings: &Settings, command: UserCommand) -> Result<(), StartupEr
 fn generate_key(path: &std::path::Path) -> Result<(), StartupError> {
     adapters::oidc::keys::write_new_key(path).map_err(StartupError::runtime)?;
     println!("wrote a new RS256 signing key to {}", path.display());
+    Ok(())
+}
+
+async fn reconcile(settings: &Settings, coupon_id: i64) -> Result<(), StartupError> {
+    use flash_sale::adapters::redis::{Keys, RedisPool, stock_gate::StockGate};
+    use flash_sale::app::reconcile::Reconciler;
+    let coupon = flash_sale::domain::coupon::CouponId::new(coupon_id)
+        .ok_or_else(|| StartupError::Configuration(format!("{coupon_id} is not a coupon id")))?;
+    let redis = RedisPool::new(&settings.redis).map_err(StartupError::runtime)?;
+    let reconciler = Reconciler {
+        mysql: adapters::mysql::MysqlPool::new(&settings.mysql).map_err(StartupError::runtime)?,
+        kafka: adapters::kafka::Kafka::new(&settings.kafka),
+        gate: StockGate::new(
+            redis,
+            Keys::new(settings.redis.namespace.clone()),
+            std::time::Duration::from_secs(settings.purchase.idempotency_ttl_secs),
+        ),
+        topic: settings.kafka.orders_topic_name(),
+        partitions: settings.kafka.orders_partitions,
+    };
+    let report = reconciler
+        .reconcile(coupon)
+        .await
+        .map_err(StartupError::runtime)?;
+    println!(
+        "coupon {}: stock {} -> {} ({} units in MySQL orders, {} in unconsumed events, {} buyers)",
+        report.coupon_id,
+        report
+            .previous_stock
+            .map_or_else(|| "missing".to_owned(), |s| s.to_string()),
+        report.stock,
+        report.units_in_mysql,
+        report.units_in_flight,
+        report.buyers
+    );
     Ok(())
 }

@@ -447,8 +447,8 @@ impl Catalog {
         self.fresh_view(coupon.id).await
     }
 
-    /// Replaces a coupon's editable fields. The quantity can change only before the sale
-    /// starts (afterwards units may have been sold against it).
+    /// Replaces a coupon's editable fields. Quantity and per-user limit can change only
+    /// before the sale starts (afterwards units may have been sold against them).
     pub async fn update(
         &self,
         id: CouponId,
@@ -459,6 +459,13 @@ impl Catalog {
         if started && draft.total_quantity != current.total_quantity {
             return Err(AdminError::Conflict {
                 field: "total_quantity",
+                message: "cannot change once the sale has started",
+            });
+        }
+        // The buyer records' shape depends on the limit (a set for 1, counts above it).
+        if started && draft.per_user_limit != current.per_user_limit {
+            return Err(AdminError::Conflict {
+                field: "per_user_limit",
                 message: "cannot change once the sale has started",
             });
         }

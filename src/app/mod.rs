@@ -2,4 +2,7 @@
 
 pub mod catalog;
 pub mod identity;
+pub mod orders;
+pub mod purchase;
+pub mod reconcile;
 pub mod seed_demo;

@@ -3,4 +3,5 @@
 
 pub mod coupon;
 pub mod identity;
+pub mod order;
 pub mod ports;

@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod extract;
 pub mod metrics;
 pub mod ops;
+pub mod purchase;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 

@@ -8,21 +8,29 @@ use actix_web::web;
 
 use super::StartupError;
 use crate::adapters::Adapters;
+use crate::adapters::kafka::producer::{OrderPublisher, PublisherLimits};
 use crate::adapters::oidc::{EmbeddedIssuer, KeycloakProvider, SigningKeys};
 use crate::adapters::redis::catalog_cache::CatalogCache;
 use crate::adapters::redis::coupon_state::CouponState;
+use crate::adapters::redis::pending_orders::PendingOrders;
 use crate::adapters::redis::rate_limit::LoginLimiter;
 use crate::adapters::redis::rebuild_lock::RebuildLocks;
+use crate::adapters::redis::stock_gate::StockGate;
 use crate::app::catalog::{Catalog, CatalogMetrics};
 use crate::app::identity::Identity;
+use crate::app::orders::Orders;
+use crate::app::purchase::Purchases;
 use crate::config::{IdentityProviderKind, ObjectStoreKind, Settings};
 use crate::domain::ports::IdentityProvider;
 use crate::http::{self, auth::TrustProxyHeaders};
 use crate::metrics::Metrics;
+use crate::shutdown::Shutdown;
 
 #[derive(Clone)]
 pub(super) struct ApiModules {
     catalog: web::Data<Catalog>,
+    purchases: web::Data<Purchases>,
+    orders: web::Data<Orders>,
     /// Serve `/objects/` (filesystem store; S3 serves its own URLs).
     serve_objects: bool,
     identity: web::Data<Identity>,
@@ -40,8 +48,9 @@ impl ApiModules {
         adapters: &Adapters,
         issuer_url: String,
         metrics: &Metrics,
+        shutdown: &Shutdown,
     ) -> Result<Self, StartupError> {
-        let catalog = web::Data::new(build_catalog(settings, adapters, metrics)?);
+        let catalog = Arc::new(build_catalog(settings, adapters, metrics)?);
         // Put every live sale into Redis (idempotent; never resets a sale in progress).
         match catalog.warm_up_all().await {
             Ok(count) => tracing::info!(coupons = count, "sale state warmed up in Redis"),
@@ -86,8 +95,12 @@ impl ApiModules {
             identity_settings.login_attempts_per_email,
             identity_settings.login_attempts_per_ip,
         );
+        let (purchases, orders) =
+            build_purchases(settings, adapters, catalog.clone(), metrics, shutdown).await?;
         Ok(Self {
-            catalog,
+            catalog: web::Data::from(catalog),
+            purchases: web::Data::new(purchases),
+            orders: web::Data::new(orders),
             serve_objects: settings.object_store.kind == ObjectStoreKind::Filesystem,
             identity: web::Data::new(Identity::new(provider, limiter)),
             issuer,
@@ -97,7 +110,10 @@ impl ApiModules {
 
     pub(super) fn configure(&self, cfg: &mut web::ServiceConfig) {
         cfg.app_data(self.catalog.clone())
+            .app_data(self.purchases.clone())
+            .app_data(self.orders.clone())
             .configure(http::catalog::configure)
+            .configure(http::purchase::configure)
             .configure(http::admin::configure);
         if self.serve_objects {
             cfg.configure(http::catalog::configure_objects);
@@ -142,4 +158,52 @@ fn build_catalog(
         settings.object_store.public_base_url.clone(),
         catalog_metrics,
     ))
+}
+
+async fn build_purchases(
+    settings: &Settings,
+    adapters: &Adapters,
+    catalog: Arc<Catalog>,
+    metrics: &Metrics,
+    shutdown: &Shutdown,
+) -> Result<(Purchases, Orders), StartupError> {
+    let redis = adapters.redis.clone().ok_or_else(|| missing("Redis"))?;
+    let kafka = adapters.kafka.clone().ok_or_else(|| missing("Kafka"))?;
+    let keys = adapters.keys.clone();
+    let topic = settings.kafka.orders_topic_name();
+    let partitions = settings.kafka.orders_partitions;
+    if let Err(error) = kafka.ensure_topic(&topic, partitions).await {
+        tracing::warn!(%error, topic, "could not create the orders topic yet; retrying on first publish");
+    }
+    let purchase = &settings.purchase;
+    let publisher = OrderPublisher::start(
+        kafka,
+        topic,
+        partitions,
+        PublisherLimits {
+            queue: purchase.publish_queue,
+            max_batch: purchase.publish_max_batch,
+        },
+        shutdown,
+    );
+    let pending = PendingOrders::new(
+        redis.clone(),
+        keys.clone(),
+        Duration::from_secs(purchase.pending_ttl_secs),
+    );
+    let gate = StockGate::new(
+        redis,
+        keys,
+        Duration::from_secs(purchase.idempotency_ttl_secs),
+    );
+    let purchases =
+        Purchases::new(gate, publisher, pending.clone(), catalog).map_err(StartupError::runtime)?;
+    metrics
+        .register(purchases.collector())
+        .map_err(StartupError::runtime)?;
+    let orders = Orders::new(
+        adapters.mysql.clone().ok_or_else(|| missing("MySQL"))?,
+        pending,
+    );
+    Ok((purchases, orders))
 }

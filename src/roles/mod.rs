@@ -149,7 +149,7 @@ pub async fn start(settings: Settings, role: Role) -> Result<RunningApp, Startup
     })?;
     let addr = listener.local_addr().map_err(StartupError::runtime)?;
 
-    let modules = Modules::build(&settings, role, &adapters, addr, &metrics).await?;
+    let modules = Modules::build(&settings, role, &adapters, addr, &metrics, &shutdown).await?;
     let app_adapters = web::Data::new(adapters.clone());
     let app_metrics = web::Data::new(metrics);
     let app_instance = web::Data::new(instance.clone());
@@ -210,6 +210,7 @@ impl Modules {
         adapters: &Adapters,
         addr: SocketAddr,
         metrics: &Metrics,
+        shutdown: &Shutdown,
     ) -> Result<Self, StartupError> {
         let serves_api = role.parts().contains(&Role::Api);
         let needs_tokens = role
@@ -230,7 +231,7 @@ impl Modules {
             verifier: Some(web::Data::new(verifier)),
             #[cfg(feature = "api")]
             api: if serves_api {
-                Some(api::ApiModules::build(settings, adapters, issuer, metrics).await?)
+                Some(api::ApiModules::build(settings, adapters, issuer, metrics, shutdown).await?)
             } else {
                 None
             },

@@ -14,5 +14,6 @@ mod kafka;
 mod keycloak;
 mod migrations;
 mod ops;
+mod purchase;
 mod readiness;
 mod roles;

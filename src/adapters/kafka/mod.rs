@@ -4,6 +4,10 @@
 //! rskafka retries forever by default; every client here gets a backoff deadline equal
 //! to the configured timeout, so a broker outage surfaces as an error the caller handles.
 
+pub mod codec;
+pub mod consumer;
+pub mod producer;
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -2,8 +2,10 @@
 //! embedded migrations, and the generated schema. MySQL is the record of truth for
 //! users, coupons and orders; it is never on the purchase path.
 
+pub mod consumer_offsets;
 pub mod coupons;
 pub mod migrate;
+pub mod orders;
 pub mod pool;
 pub mod schema;
 pub mod users;

@@ -32,7 +32,8 @@ impl CouponState {
                 .arg(coupon.sale.starts_at.timestamp_millis())
                 .arg(coupon.sale.ends_at.timestamp_millis())
                 .arg(i32::from(coupon.is_deleted))
-                .arg(i32::from(reset_stock));
+                .arg(i32::from(reset_stock))
+                .arg(coupon.price_cents);
             script
         };
         self.redis

@@ -53,6 +53,32 @@ impl Keys {
         format!("{cache_key}:lock")
     }
 
+    /// The answer to a purchase retried with the same `Idempotency-Key` (digest).
+    pub fn coupon_idempotency(&self, coupon_id: i64, user_id: &str, key_digest: &str) -> String {
+        format!(
+            "{}:fs:{{c:{coupon_id}}}:idem:{user_id}:{key_digest}",
+            self.namespace
+        )
+    }
+
+    /// Set once an order's unit has been given back, so a replay cannot give it twice.
+    pub fn coupon_released(&self, coupon_id: i64, order_id: &str) -> String {
+        format!(
+            "{}:fs:{{c:{coupon_id}}}:released:{order_id}",
+            self.namespace
+        )
+    }
+
+    /// An accepted purchase not yet written to MySQL by the payment role (JSON).
+    pub fn pending_order(&self, order_id: &str) -> String {
+        format!("{}:order:{order_id}", self.namespace)
+    }
+
+    /// A user's pending orders (sorted set of order ids by acceptance time).
+    pub fn user_pending_orders(&self, user_id: &str) -> String {
+        format!("{}:user:{user_id}:pending", self.namespace)
+    }
+
     /// Login attempts in the current window for one e-mail (hashed: no personal data in
     /// key names).
     pub fn login_attempts_email(&self, email_digest: &str) -> String {

@@ -4,10 +4,12 @@
 pub mod catalog_cache;
 pub mod coupon_state;
 pub mod keys;
+pub mod pending_orders;
 pub mod pool;
 pub mod rate_limit;
 pub mod rebuild_lock;
 pub mod scripts;
+pub mod stock_gate;
 
 pub use keys::Keys;
 pub use pool::{RedisError, RedisPool};

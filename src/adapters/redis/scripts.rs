@@ -8,3 +8,12 @@ use deadpool_redis::redis::Script;
 
 pub static WARM_UP: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../../lua/warm_up.lua")));
+
+pub static PURCHASE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../../lua/purchase.lua")));
+
+pub static RELEASE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../../lua/release.lua")));
+
+pub static RECONCILE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../../lua/reconcile.lua")));

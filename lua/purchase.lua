@@ -1,0 +1,62 @@
+-- The purchase gate: sale window, stock and per-user limit checked, stock decremented
+-- and the buyer recorded in one atomic step. Every key shares the coupon's hash tag.
+--
+-- KEYS[1] stock (string)  KEYS[2] meta (hash: limit, starts_ms, ends_ms, deleted, price)
+-- KEYS[3] buyers (set when limit = 1, hash user -> count above it)
+-- KEYS[4] idempotency record of this (user, Idempotency-Key), or the stock key again
+--         when the request has no key
+-- ARGV[1] user id  ARGV[2] order id to use if accepted  ARGV[3] idempotency TTL (ms)
+-- ARGV[4] 1 when KEYS[4] is a real idempotency record
+--
+-- Returns {code, order id, price}:
+--   1  accepted (new)                         2  replay of an accepted request
+--  -1  coupon unknown or deleted             -2 sale not started   -3 sale ended
+--  -4  per-user limit reached                -5 sold out
+local has_idem = ARGV[4] == '1'
+if has_idem then
+  local previous = redis.call('GET', KEYS[4])
+  if previous then
+    return {2, previous, redis.call('HGET', KEYS[2], 'price') or '0'}
+  end
+end
+
+local meta = redis.call('HMGET', KEYS[2], 'limit', 'starts_ms', 'ends_ms', 'deleted', 'price')
+if not meta[1] or meta[4] == '1' then
+  return {-1, '', '0'}
+end
+-- Redis's clock, so every api instance judges the window the same way.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if now < tonumber(meta[2]) then
+  return {-2, '', '0'}
+end
+if now >= tonumber(meta[3]) then
+  return {-3, '', '0'}
+end
+
+local limit = tonumber(meta[1])
+local bought
+if limit == 1 then
+  bought = redis.call('SISMEMBER', KEYS[3], ARGV[1])
+else
+  bought = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
+end
+if bought >= limit then
+  return {-4, '', '0'}
+end
+
+local stock = tonumber(redis.call('GET', KEYS[1]) or '0')
+if stock <= 0 then
+  return {-5, '', '0'}
+end
+
+redis.call('DECR', KEYS[1])
+if limit == 1 then
+  redis.call('SADD', KEYS[3], ARGV[1])
+else
+  redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
+end
+if has_idem then
+  redis.call('SET', KEYS[4], ARGV[2], 'PX', ARGV[3])
+end
+return {1, ARGV[2], meta[5] or '0'}

@@ -1,0 +1,88 @@
+//! Event encoding on the wire: JSON values, the coupon id as the record key (one
+//! coupon's events stay in one partition, in order), and type/version headers.
+
+use std::collections::BTreeMap;
+
+use rskafka::record::Record;
+
+use crate::domain::coupon::CouponId;
+use crate::domain::order::OrderPlaced;
+
+pub const ORDER_PLACED: &str = "OrderPlaced";
+const VERSION: &str = "1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    #[error("record has no value")]
+    Empty,
+    #[error("record is a {0:?} event, not OrderPlaced")]
+    WrongType(String),
+    #[error("record is not a valid OrderPlaced: {0}")]
+    Malformed(#[from] serde_json::Error),
+}
+
+pub fn encode_order_placed(event: &OrderPlaced) -> Result<Record, CodecError> {
+    Ok(Record {
+        key: Some(event.coupon_id.to_string().into_bytes()),
+        value: Some(serde_json::to_vec(event)?),
+        headers: BTreeMap::from([
+            ("type".to_owned(), ORDER_PLACED.as_bytes().to_vec()),
+            ("version".to_owned(), VERSION.as_bytes().to_vec()),
+        ]),
+        timestamp: event.placed_at,
+    })
+}
+
+pub fn decode_order_placed(record: &Record) -> Result<OrderPlaced, CodecError> {
+    if let Some(kind) = record.headers.get("type")
+        && kind.as_slice() != ORDER_PLACED.as_bytes()
+    {
+        return Err(CodecError::WrongType(
+            String::from_utf8_lossy(kind).into_owned(),
+        ));
+    }
+    let value = record.value.as_deref().ok_or(CodecError::Empty)?;
+    Ok(serde_json::from_slice(value)?)
+}
+
+/// The partition of a coupon's events: stable, so they keep their order.
+pub fn partition_for(coupon: CouponId, partitions: i32) -> i32 {
+    let partitions = i64::from(partitions.max(1));
+    i32::try_from(coupon.get().rem_euclid(partitions)).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::identity::UserId;
+    use crate::domain::order::OrderId;
+
+    #[test]
+    fn round_trip_and_key() {
+        let event = OrderPlaced {
+            order_id: OrderId::generate(),
+            user_id: UserId::parse("u-1").unwrap(),
+            coupon_id: CouponId::new(42).unwrap(),
+            price_cents: 100,
+            placed_at: chrono::Utc::now(),
+        };
+        let record = encode_order_placed(&event).unwrap();
+        assert_eq!(record.key.as_deref(), Some(b"42".as_slice()));
+        assert_eq!(decode_order_placed(&record).unwrap(), event);
+        let mut other = record.clone();
+        other.headers.insert("type".into(), b"Other".to_vec());
+        assert!(matches!(
+            decode_order_placed(&other),
+            Err(CodecError::WrongType(_))
+        ));
+    }
+
+    #[test]
+    fn partitions_are_stable_and_in_range() {
+        for id in 1..100 {
+            let p = partition_for(CouponId::new(id).unwrap(), 4);
+            assert!((0..4).contains(&p));
+            assert_eq!(p, partition_for(CouponId::new(id).unwrap(), 4));
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! Order rows (written by the payment role; read by the orders endpoints).
+
+use chrono::{NaiveDateTime, TimeZone, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncMysqlConnection, RunQueryDsl};
+
+use super::MysqlError;
+use super::schema::orders;
+use crate::domain::coupon::CouponId;
+use crate::domain::identity::UserId;
+use crate::domain::order::{OrderId, OrderStatus, OrderView};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = orders)]
+pub struct OrderRow {
+    pub id: String,
+    pub user_id: String,
+    pub coupon_id: i64,
+    pub price_cents: i64,
+    pub status: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl OrderRow {
+    pub fn view(&self) -> Result<OrderView, MysqlError> {
+        let corrupt = |what: &str| MysqlError::Corrupt(format!("order {}: bad {what}", self.id));
+        Ok(OrderView {
+            order_id: OrderId::parse(&self.id).ok_or_else(|| corrupt("id"))?,
+            coupon_id: CouponId::new(self.coupon_id).ok_or_else(|| corrupt("coupon id"))?,
+            status: OrderStatus::parse(&self.status).ok_or_else(|| corrupt("status"))?,
+            created_at: Utc.from_utc_datetime(&self.created_at),
+            updated_at: Utc.from_utc_datetime(&self.updated_at),
+        })
+    }
+}
+
+/// The order `id` if it belongs to `user`.
+pub async fn find_for_user(
+    conn: &mut AsyncMysqlConnection,
+    user: &UserId,
+    id: OrderId,
+) -> Result<Option<OrderView>, MysqlError> {
+    orders::table
+        .find(id.to_string())
+        .filter(orders::user_id.eq(user.as_str()))
+        .select(OrderRow::as_select())
+        .first(conn)
+        .await
+        .optional()?
+        .map(|row| row.view())
+        .transpose()
+}
+
+/// The user's orders, newest first.
+pub async fn list_for_user(
+    conn: &mut AsyncMysqlConnection,
+    user: &UserId,
+    limit: i64,
+) -> Result<Vec<OrderView>, MysqlError> {
+    let rows: Vec<OrderRow> = orders::table
+        .filter(orders::user_id.eq(user.as_str()))
+        .order((orders::created_at.desc(), orders::id.desc()))
+        .limit(limit)
+        .select(OrderRow::as_select())
+        .load(conn)
+        .await?;
+    rows.iter().map(OrderRow::view).collect()
+}
+
+/// Units of a coupon held by orders that did not fail, per user (for reconciling).
+pub async fn live_units_by_user(
+    conn: &mut AsyncMysqlConnection,
+    coupon: CouponId,
+) -> Result<Vec<(String, i64)>, MysqlError> {
+    use diesel::dsl::count_star;
+    Ok(orders::table
+        .filter(orders::coupon_id.eq(coupon.get()))
+        .filter(orders::status.ne(OrderStatus::Failed.as_str()))
+        .group_by(orders::user_id)
+        .select((orders::user_id, count_star()))
+        .load(conn)
+        .await?)
+}
+
+/// Which of `ids` exist as rows (any status).
+pub async fn existing_ids(
+    conn: &mut AsyncMysqlConnection,
+    ids: &[String],
+) -> Result<Vec<String>, MysqlError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(orders::table
+        .filter(orders::id.eq_any(ids))
+        .select(orders::id)
+        .load(conn)
+        .await?)
+}

@@ -1,0 +1,208 @@
+//! The purchase gate in Redis: `lua/purchase.lua` reserves a unit atomically,
+//! `lua/release.lua` gives one back (exactly once per order), `lua/reconcile.lua`
+//! rebuilds a coupon's state after a Redis loss. One round trip each, on the shared
+//! multiplexed connection.
+
+use std::time::Duration;
+
+use deadpool_redis::redis::Value;
+use sha2::{Digest, Sha256};
+
+use super::scripts::{PURCHASE, RECONCILE, RELEASE};
+use super::{Keys, RedisError, RedisPool};
+use crate::domain::coupon::Coupon;
+use crate::domain::coupon::CouponId;
+use crate::domain::identity::UserId;
+use crate::domain::order::{OrderId, PurchaseRejection};
+
+/// How long a released-marker is kept (longer than any replay of the topic would take).
+const RELEASE_MARKER_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// What the gate decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reservation {
+    /// A unit is reserved for this new order, at this price (cents).
+    Accepted(OrderId, i64),
+    /// The same `Idempotency-Key` was accepted before: its order.
+    Replayed(OrderId),
+    Rejected(PurchaseRejection),
+}
+
+#[derive(Clone)]
+pub struct StockGate {
+    redis: RedisPool,
+    keys: Keys,
+    idempotency_ttl: Duration,
+}
+
+fn digest(value: &str) -> String {
+    Sha256::digest(value.as_bytes())
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl StockGate {
+    pub fn new(redis: RedisPool, keys: Keys, idempotency_ttl: Duration) -> Self {
+        Self {
+            redis,
+            keys,
+            idempotency_ttl,
+        }
+    }
+
+    fn idempotency_key(
+        &self,
+        coupon: CouponId,
+        user: &UserId,
+        key: Option<&str>,
+    ) -> Option<String> {
+        key.map(|k| {
+            self.keys
+                .coupon_idempotency(coupon.get(), user.as_str(), &digest(k))
+        })
+    }
+
+    /// Runs the purchase script: window, limit, stock, record the buyer.
+    pub async fn reserve(
+        &self,
+        coupon: CouponId,
+        user: &UserId,
+        order_id: OrderId,
+        idempotency_key: Option<&str>,
+    ) -> Result<Reservation, RedisError> {
+        let id = coupon.get();
+        let idem = self.idempotency_key(coupon, user, idempotency_key);
+        let mut invocation = PURCHASE.prepare_invoke();
+        invocation
+            .key(self.keys.coupon_stock(id))
+            .key(self.keys.coupon_meta(id))
+            .key(self.keys.coupon_buyers(id))
+            // Without a real record the stock key stands in: KEYS must stay in one slot.
+            .key(idem.clone().unwrap_or_else(|| self.keys.coupon_stock(id)))
+            .arg(user.as_str())
+            .arg(order_id.to_string())
+            .arg(u64::try_from(self.idempotency_ttl.as_millis()).unwrap_or(u64::MAX))
+            .arg(i32::from(idem.is_some()));
+        let (code, value, price): (i64, String, i64) = self
+            .redis
+            .run_shared(|mut conn| async move { invocation.invoke_async(&mut conn).await })
+            .await?;
+        let order = || {
+            OrderId::parse(&value).ok_or_else(|| {
+                RedisError::Unavailable(format!(
+                    "purchase script returned a bad order id {value:?}"
+                ))
+            })
+        };
+        Ok(match code {
+            1 => Reservation::Accepted(order()?, price),
+            2 => Reservation::Replayed(order()?),
+            -1 => Reservation::Rejected(PurchaseRejection::CouponNotFound),
+            -2 => Reservation::Rejected(PurchaseRejection::SaleNotStarted),
+            -3 => Reservation::Rejected(PurchaseRejection::SaleEnded),
+            -4 => Reservation::Rejected(PurchaseRejection::LimitReached),
+            -5 => Reservation::Rejected(PurchaseRejection::SoldOut),
+            other => {
+                return Err(RedisError::Unavailable(format!(
+                    "purchase script returned code {other}"
+                )));
+            }
+        })
+    }
+
+    /// Gives an order's unit back (stock + 1, buyer record - 1), at most once per order.
+    /// Returns false when it had been released before.
+    pub async fn release(
+        &self,
+        coupon: CouponId,
+        user: &UserId,
+        order_id: OrderId,
+        idempotency_key: Option<&str>,
+    ) -> Result<bool, RedisError> {
+        let id = coupon.get();
+        let idem = self.idempotency_key(coupon, user, idempotency_key);
+        let mut invocation = RELEASE.prepare_invoke();
+        invocation
+            .key(self.keys.coupon_stock(id))
+            .key(self.keys.coupon_meta(id))
+            .key(self.keys.coupon_buyers(id))
+            .key(self.keys.coupon_released(id, &order_id.to_string()))
+            .key(idem.clone().unwrap_or_else(|| self.keys.coupon_stock(id)))
+            .arg(user.as_str())
+            .arg(u64::try_from(RELEASE_MARKER_TTL.as_millis()).unwrap_or(u64::MAX))
+            .arg(i32::from(idem.is_some()));
+        let released: i64 = self
+            .redis
+            .run_shared(|mut conn| async move { invocation.invoke_async(&mut conn).await })
+            .await?;
+        Ok(released == 1)
+    }
+
+    /// Replaces a coupon's stock and buyer records; returns the previous stock (None
+    /// when Redis had none).
+    pub async fn reconcile(
+        &self,
+        coupon: &Coupon,
+        stock: i64,
+        buyers: &[(UserId, i64)],
+    ) -> Result<Option<i64>, RedisError> {
+        let id = coupon.id.get();
+        let mut invocation = RECONCILE.prepare_invoke();
+        invocation
+            .key(self.keys.coupon_stock(id))
+            .key(self.keys.coupon_meta(id))
+            .key(self.keys.coupon_buyers(id))
+            .arg(stock)
+            .arg(coupon.per_user_limit)
+            .arg(coupon.sale.starts_at.timestamp_millis())
+            .arg(coupon.sale.ends_at.timestamp_millis())
+            .arg(i32::from(coupon.is_deleted))
+            .arg(coupon.price_cents);
+        for (user, count) in buyers {
+            invocation.arg(user.as_str()).arg(*count);
+        }
+        let previous: i64 = self
+            .redis
+            .run_shared(|mut conn| async move { invocation.invoke_async(&mut conn).await })
+            .await?;
+        Ok((previous >= 0).then_some(previous))
+    }
+
+    /// The buyer records of a coupon: user → units bought.
+    pub async fn buyers(
+        &self,
+        coupon: CouponId,
+        per_user_limit: i64,
+    ) -> Result<Vec<(String, i64)>, RedisError> {
+        let key = self.keys.coupon_buyers(coupon.get());
+        let value: Value = self
+            .redis
+            .run_shared(|mut conn| async move {
+                let command = if per_user_limit == 1 {
+                    "SMEMBERS"
+                } else {
+                    "HGETALL"
+                };
+                deadpool_redis::redis::cmd(command)
+                    .arg(key)
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        let strings: Vec<String> = deadpool_redis::redis::from_redis_value(value)
+            .map_err(|e| RedisError::Unavailable(format!("unexpected buyer records: {e}")))?;
+        Ok(if per_user_limit == 1 {
+            strings.into_iter().map(|user| (user, 1)).collect()
+        } else {
+            strings
+                .chunks(2)
+                .filter_map(|pair| match pair {
+                    [user, count] => Some((user.clone(), count.parse().unwrap_or(0))),
+                    _ => None,
+                })
+                .collect()
+        })
+    }
+}

@@ -1,0 +1,173 @@
+//! The flash purchase: one Redis script decides, Kafka records, the client hears 202.
+//!
+//! 1. `lua/purchase.lua` checks window, limit and stock and records the buyer
+//!    atomically (no MySQL on this path).
+//! 2. The `OrderPlaced` event is published and acknowledged by the broker.
+//! 3. If it cannot be published, `lua/release.lua` gives the unit back before the client
+//!    hears anything (503): nothing is oversold and no accepted purchase is lost.
+//! 4. A short-lived pending record lets `GET /api/orders/{id}` answer before the payment
+//!    role has written the order.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use prometheus::IntCounterVec;
+
+use crate::adapters::kafka::producer::OrderPublisher;
+use crate::adapters::redis::pending_orders::PendingOrders;
+use crate::adapters::redis::stock_gate::{Reservation, StockGate};
+use crate::app::catalog::Catalog;
+use crate::domain::coupon::{CatalogError, CouponId};
+use crate::domain::identity::UserId;
+use crate::domain::order::{
+    OrderId, OrderPlaced, OrderStatus, OrderView, PurchaseError, PurchaseRejection,
+};
+
+/// The answer to an accepted purchase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Accepted {
+    pub order_id: OrderId,
+    /// A retry with the same `Idempotency-Key`: the first request's order.
+    pub replayed: bool,
+}
+
+pub struct Purchases {
+    gate: StockGate,
+    publisher: OrderPublisher,
+    pending: PendingOrders,
+    catalog: Arc<Catalog>,
+    outcomes: IntCounterVec,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> PurchaseError {
+    PurchaseError::Unavailable(e.to_string())
+}
+
+impl Purchases {
+    pub fn new(
+        gate: StockGate,
+        publisher: OrderPublisher,
+        pending: PendingOrders,
+        catalog: Arc<Catalog>,
+    ) -> Result<Self, prometheus::Error> {
+        let outcomes = IntCounterVec::new(
+            prometheus::Opts::new("purchases_total", "Purchase attempts by outcome"),
+            &["outcome"],
+        )?;
+        Ok(Self {
+            gate,
+            publisher,
+            pending,
+            catalog,
+            outcomes,
+        })
+    }
+
+    pub fn collector(&self) -> Box<dyn prometheus::core::Collector> {
+        Box::new(self.outcomes.clone())
+    }
+
+    fn count(&self, outcome: &'static str) {
+        self.outcomes.with_label_values(&[outcome]).inc();
+    }
+
+    pub async fn purchase(
+        &self,
+        user: &UserId,
+        coupon: CouponId,
+        idempotency_key: Option<&str>,
+    ) -> Result<Accepted, PurchaseError> {
+        let result = self.attempt(user, coupon, idempotency_key).await;
+        self.count(match &result {
+            Ok(Accepted {
+                replayed: false, ..
+            }) => "accepted",
+            Ok(Accepted { replayed: true, .. }) => "replayed",
+            Err(PurchaseError::Rejected(PurchaseRejection::SoldOut)) => "sold_out",
+            Err(PurchaseError::Rejected(PurchaseRejection::LimitReached)) => "limit_reached",
+            Err(PurchaseError::Rejected(PurchaseRejection::SaleNotStarted)) => "not_started",
+            Err(PurchaseError::Rejected(PurchaseRejection::SaleEnded)) => "ended",
+            Err(PurchaseError::Rejected(PurchaseRejection::CouponNotFound)) => "not_found",
+            Err(PurchaseError::Unavailable(_)) => "unavailable",
+        });
+        result
+    }
+
+    async fn attempt(
+        &self,
+        user: &UserId,
+        coupon: CouponId,
+        idempotency_key: Option<&str>,
+    ) -> Result<Accepted, PurchaseError> {
+        let candidate = OrderId::generate();
+        let reservation = self
+            .gate
+            .reserve(coupon, user, candidate, idempotency_key)
+            .await
+            .map_err(unavailable)?;
+        let (order_id, price_cents) = match reservation {
+            Reservation::Accepted(order_id, price) => (order_id, price),
+            Reservation::Replayed(order_id) => {
+                return Ok(Accepted {
+                    order_id,
+                    replayed: true,
+                });
+            }
+            Reservation::Rejected(PurchaseRejection::CouponNotFound) => {
+                return Err(self.missing_sale_state(coupon).await);
+            }
+            Reservation::Rejected(rejection) => return Err(rejection.into()),
+        };
+
+        let placed_at = Utc::now();
+        let event = OrderPlaced {
+            order_id,
+            user_id: user.clone(),
+            coupon_id: coupon,
+            price_cents,
+            placed_at,
+        };
+        if let Err(error) = self.publisher.publish(&event).await {
+            tracing::warn!(order.id = %order_id, coupon.id = %coupon, %error, "order event not published; giving the unit back");
+            if let Err(release_error) = self
+                .gate
+                .release(coupon, user, order_id, idempotency_key)
+                .await
+            {
+                // The unit stays reserved with no order: `flash-sale reconcile` repairs it.
+                tracing::error!(order.id = %order_id, coupon.id = %coupon, error = %release_error, "could not give the unit back");
+            }
+            return Err(unavailable(error));
+        }
+
+        let view = OrderView {
+            order_id,
+            coupon_id: coupon,
+            status: OrderStatus::Pending,
+            created_at: placed_at,
+            updated_at: placed_at,
+        };
+        if let Err(error) = self.pending.put(user, &view).await {
+            // The order is safe in Kafka; only the read-back before payment may miss it.
+            tracing::warn!(order.id = %order_id, %error, "could not record the pending order");
+        }
+        Ok(Accepted {
+            order_id,
+            replayed: false,
+        })
+    }
+
+    /// The script found no sale state: either the coupon does not exist (the catalog's
+    /// verdict, cached) or Redis lost its state, which only the reconciler may restore
+    /// (re-warming would reset the stock and oversell).
+    async fn missing_sale_state(&self, coupon: CouponId) -> PurchaseError {
+        match self.catalog.coupon(coupon).await {
+            Err(CatalogError::NotFound) => PurchaseRejection::CouponNotFound.into(),
+            Ok(_) => {
+                tracing::error!(coupon.id = %coupon, "sale state missing in Redis; run `flash-sale reconcile {coupon}`");
+                unavailable("sale state missing")
+            }
+            Err(other) => unavailable(other),
+        }
+    }
+}

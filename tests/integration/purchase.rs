@@ -1,0 +1,477 @@
+//! The flash purchase against real Redis, Kafka (tansu) and MariaDB: exact counts under
+//! racing, the Kafka hand-off and its compensation, windows, idempotency, reconciling.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use deadpool_redis::redis::AsyncCommands;
+use flash_sale::adapters::kafka::Kafka;
+use flash_sale::adapters::kafka::codec::{decode_order_placed, partition_for};
+use flash_sale::adapters::kafka::consumer::PartitionReader;
+use flash_sale::domain::coupon::CouponId;
+use flash_sale::domain::order::OrderPlaced;
+use flash_sale::roles::Role;
+use futures_util::StreamExt;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::catalog::{coupon_body, create_coupon};
+use crate::helpers::{TestApp, TestContext, delete_namespace, free_port};
+
+async fn buy(
+    app: &TestApp,
+    token: &str,
+    coupon: i64,
+    idempotency_key: Option<&str>,
+) -> (u16, Value) {
+    let mut request = app
+        .client
+        .post(app.url(&format!("/api/coupons/{coupon}/purchase")))
+        .bearer_auth(token);
+    if let Some(key) = idempotency_key {
+        request = request.header("Idempotency-Key", key);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn redis_stock(ctx: &TestContext, coupon: i64) -> Option<i64> {
+    let mut redis = ctx.redis().await;
+    redis
+        .get(format!(
+            "{}:fs:{{c:{coupon}}}:stock",
+            ctx.settings.redis.namespace
+        ))
+        .await
+        .unwrap()
+}
+
+/// The OrderPlaced events of `coupon` on the orders topic.
+async fn events(settings: &flash_sale::config::KafkaSettings, coupon: i64) -> Vec<OrderPlaced> {
+    let kafka = Kafka::new(settings);
+    let coupon = CouponId::new(coupon).unwrap();
+    let partition = partition_for(coupon, settings.orders_partitions);
+    let reader = PartitionReader::new(&kafka, &settings.orders_topic_name(), partition)
+        .await
+        .unwrap();
+    reader
+        .read_to_end(0)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| decode_order_placed(&r.record).unwrap())
+        .filter(|e| e.coupon_id == coupon)
+        .collect()
+}
+
+/// 500 users × 4 concurrent attempts on stock 100: exactly the stock is sold, to
+/// distinct users within the limit, with exactly one event per sale.
+async fn race(limit: i64) {
+    let ctx = TestContext::new().await;
+    let app = ctx.spawn(Role::Api).await;
+    let admin = app.admin_token(&ctx).await;
+    let mut body = coupon_body("Race", 100, -5, 3600);
+    body["per_user_limit"] = json!(limit);
+    let coupon = create_coupon(&app, &admin, &body).await["id"]
+        .as_i64()
+        .unwrap();
+
+    let mut tokens = Vec::new();
+    for user in 0..500 {
+        tokens.push((
+            format!("racer-{user}"),
+            app.mint_token(&ctx, &format!("racer-{user}")).await,
+        ));
+    }
+    let attempts: Vec<(String, String)> = tokens
+        .iter()
+        .flat_map(|(user, token)| std::iter::repeat_n((user.clone(), token.clone()), 4))
+        .collect();
+    let answers: Vec<(String, u16, Value)> = futures_util::stream::iter(attempts)
+        .map(|(user, token)| {
+            let app = &app;
+            async move {
+                let (status, body) = buy(app, &token, coupon, None).await;
+                (user, status, body)
+            }
+        })
+        .buffer_unordered(400)
+        .collect()
+        .await;
+
+    let accepted: Vec<&(String, u16, Value)> =
+        answers.iter().filter(|(_, s, _)| *s == 202).collect();
+    assert_eq!(accepted.len(), 100, "exactly the stock is sold");
+    let mut per_user: BTreeMap<&str, i64> = BTreeMap::new();
+    for (user, _, body) in &accepted {
+        assert_eq!(body["status"], "PENDING");
+        *per_user.entry(user.as_str()).or_default() += 1;
+    }
+    assert!(
+        per_user.values().all(|units| *units <= limit),
+        "no user over the limit: {per_user:?}"
+    );
+    if limit == 1 {
+        assert_eq!(per_user.len(), 100, "100 distinct users");
+    }
+    for (_, status, body) in answers.iter().filter(|(_, s, _)| *s != 202) {
+        let code = body["error"]["code"].as_str().unwrap_or_default();
+        assert!(
+            *status == 409 && (code == "SOLD_OUT" || code == "PURCHASE_LIMIT_REACHED"),
+            "unexpected answer {status} {body}"
+        );
+    }
+    assert_eq!(redis_stock(&ctx, coupon).await, Some(0));
+    let (_, stock) = app.get_json(&format!("/api/coupons/{coupon}/stock")).await;
+    assert_eq!(stock["remaining"], 0);
+
+    let events = events(&ctx.settings.kafka, coupon).await;
+    assert_eq!(events.len(), 100, "exactly one event per sale");
+    let event_orders: BTreeSet<String> = events.iter().map(|e| e.order_id.to_string()).collect();
+    let answered: BTreeSet<String> = accepted
+        .iter()
+        .map(|(_, _, b)| b["order_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(event_orders, answered, "the events are the accepted orders");
+    assert!(events.iter().all(|e| e.price_cents == 500));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn race_sells_exactly_the_stock_with_limit_one() {
+    race(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn race_sells_exactly_the_stock_with_limit_three() {
+    race(3).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn windows_deleted_and_unknown_coupons() {
+    let ctx = TestContext::new().await;
+    let app = ctx.spawn(Role::Api).await;
+    let admin = app.admin_token(&ctx).await;
+    let token = app.mint_token(&ctx, "window-user").await;
+
+    let soon = create_coupon(&app, &admin, &coupon_body("Soon", 5, 2, 3600)).await["id"]
+        .as_i64()
+        .unwrap();
+    let (status, body) = buy(&app, &token, soon, None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("SALE_NOT_STARTED"))
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(
+        buy(&app, &token, soon, None).await.0,
+        202,
+        "open from its first instant"
+    );
+
+    let ending = create_coupon(&app, &admin, &coupon_body("Ending", 5, -5, 6)).await["id"]
+        .as_i64()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, body) = buy(&app, &token, ending, None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("SALE_ENDED"))
+    );
+
+    let gone = create_coupon(&app, &admin, &coupon_body("Gone", 5, -5, 3600)).await["id"]
+        .as_i64()
+        .unwrap();
+    app.send(
+        Method::DELETE,
+        &format!("/api/admin/coupons/{gone}"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    let (status, body) = buy(&app, &token, gone, None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("COUPON_NOT_FOUND"))
+    );
+
+    let (status, body) = buy(&app, &token, 987_654, None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("COUPON_NOT_FOUND"))
+    );
+    let (status, body) = app
+        .send(
+            Method::POST,
+            "/api/coupons/abc/purchase",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("INVALID_REQUEST"))
+    );
+    let (status, _) = app
+        .send(
+            Method::POST,
+            &format!("/api/coupons/{soon}/purchase"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 401);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idempotency_key_returns_the_first_answer_and_orders_are_readable() {
+    let ctx = TestContext::new().await;
+    let app = ctx.spawn(Role::Api).await;
+    let admin = app.admin_token(&ctx).await;
+    let coupon = create_coupon(&app, &admin, &coupon_body("Once", 10, -5, 3600)).await["id"]
+        .as_i64()
+        .unwrap();
+    let token = app.mint_token(&ctx, "double-clicker").await;
+
+    let (status, first) = buy(&app, &token, coupon, Some("click-1")).await;
+    assert_eq!(status, 202, "{first}");
+    let (status, again) = buy(&app, &token, coupon, Some("click-1")).await;
+    assert_eq!(status, 202, "{again}");
+    assert_eq!(
+        first["order_id"], again["order_id"],
+        "a retry gets the first answer"
+    );
+    assert_eq!(redis_stock(&ctx, coupon).await, Some(9), "sold once");
+    let (status, other) = buy(&app, &token, coupon, Some("click-2")).await;
+    assert_eq!(
+        (status, other["error"]["code"].as_str()),
+        (409, Some("PURCHASE_LIMIT_REACHED"))
+    );
+    let long_key = "k".repeat(200);
+    let (status, _) = buy(&app, &token, coupon, Some(&long_key)).await;
+    assert_eq!(status, 400);
+    assert_eq!(events(&ctx.settings.kafka, coupon).await.len(), 1);
+
+    // Accepted but not yet written by the payment role: readable as PENDING.
+    let order_id = first["order_id"].as_str().unwrap();
+    let (status, order) = app
+        .get_authed(&format!("/api/orders/{order_id}"), &token)
+        .await;
+    assert_eq!(status, 200, "{order}");
+    assert_eq!(order["status"], "PENDING");
+    assert_eq!(order["coupon_id"], coupon);
+    let (status, list) = app.get_authed("/api/orders", &token).await;
+    assert_eq!(status, 200);
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    assert_eq!(list["items"][0]["order_id"], order_id);
+    // Someone else's order is not found, nor is a made-up one.
+    let stranger = app.mint_token(&ctx, "stranger").await;
+    let (status, body) = app
+        .get_authed(&format!("/api/orders/{order_id}"), &stranger)
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("ORDER_NOT_FOUND"))
+    );
+    assert_eq!(
+        app.get_authed("/api/orders/not-a-uuid", &token).await.0,
+        404
+    );
+    let (_, list) = app.get_authed("/api/orders", &stranger).await;
+    assert_eq!(list["items"], json!([]));
+    app.stop().await;
+}
+
+/// A private tansu (SQLite storage, so topics survive a restart), killed on drop.
+struct PrivateBroker {
+    child: Option<Child>,
+}
+
+impl PrivateBroker {
+    async fn start(port: u16, dir: std::path::PathBuf) -> Self {
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new("tansu")
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tansu must be on PATH (make test installs it)");
+        let broker = Self { child: Some(child) };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return broker;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("tansu did not listen on {port}");
+    }
+
+    /// SIGKILL: tansu ignores SIGTERM.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broker_down_means_503_and_nothing_sold_then_purchases_resume() {
+    let ctx = TestContext::new().await;
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("fst-tansu-{}", uuid::Uuid::new_v4()));
+    let mut broker = PrivateBroker::start(port, dir.clone()).await;
+    let mut settings = ctx.settings.clone();
+    settings.kafka.brokers = vec![format!("127.0.0.1:{port}")];
+    settings.kafka.timeout_ms = 1500;
+    let app = ctx.spawn_with(Role::Api, settings.clone()).await;
+    let admin = app.admin_token(&ctx).await;
+    let coupon = create_coupon(&app, &admin, &coupon_body("Outage", 10, -5, 3600)).await["id"]
+        .as_i64()
+        .unwrap();
+    let alice = app.mint_token(&ctx, "alice").await;
+    let bob = app.mint_token(&ctx, "bob").await;
+    assert_eq!(buy(&app, &alice, coupon, None).await.0, 202);
+    assert_eq!(redis_stock(&ctx, coupon).await, Some(9));
+
+    broker.kill();
+    let started = std::time::Instant::now();
+    let (status, body) = buy(&app, &bob, coupon, Some("bob-1")).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("SERVER_BUSY")),
+        "{body}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "answered within the timeout"
+    );
+    assert_eq!(
+        redis_stock(&ctx, coupon).await,
+        Some(9),
+        "the unit was given back"
+    );
+    let mut redis = ctx.redis().await;
+    let buyers: Vec<String> = redis
+        .smembers(format!(
+            "{}:fs:{{c:{coupon}}}:buyers",
+            ctx.settings.redis.namespace
+        ))
+        .await
+        .unwrap();
+    assert_eq!(buyers, ["alice"], "bob's buyer record was removed");
+
+    let broker = PrivateBroker::start(port, dir.clone()).await;
+    assert_eq!(
+        events(&settings.kafka, coupon).await.len(),
+        1,
+        "nothing of bob's on the topic"
+    );
+    // The client reconnects on its own; allow it a few attempts.
+    let mut status = 0;
+    for _ in 0..20 {
+        status = buy(&app, &bob, coupon, Some("bob-1")).await.0;
+        if status == 202 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(status, 202, "purchases work again once the broker is back");
+    assert_eq!(redis_stock(&ctx, coupon).await, Some(8));
+    assert_eq!(events(&settings.kafka, coupon).await.len(), 2);
+    app.stop().await;
+    drop(broker);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reconciler_restores_stock_and_buyers_after_redis_loss() {
+    let ctx = TestContext::new().await;
+    let app = ctx.spawn(Role::Api).await;
+    let admin = app.admin_token(&ctx).await;
+    let coupon = create_coupon(&app, &admin, &coupon_body("Lost", 20, -5, 3600)).await["id"]
+        .as_i64()
+        .unwrap();
+    let mut buyers = Vec::new();
+    for n in 0..5 {
+        let token = app.mint_token(&ctx, &format!("early-{n}")).await;
+        assert_eq!(buy(&app, &token, coupon, None).await.0, 202);
+        buyers.push(token);
+    }
+    assert_eq!(redis_stock(&ctx, coupon).await, Some(15));
+
+    // Redis loses the namespace mid-sale.
+    let redis_url = secrecy::ExposeSecret::expose_secret(&ctx.settings.redis.url).to_owned();
+    assert!(
+        delete_namespace(&redis_url, &ctx.settings.redis.namespace)
+            .await
+            .unwrap()
+            > 0
+    );
+    let newcomer = app.mint_token(&ctx, "newcomer").await;
+    let (status, _) = buy(&app, &newcomer, coupon, None).await;
+    assert_eq!(status, 503, "no sale state: refuse rather than oversell");
+
+    let settings = &ctx.settings;
+    let reconciler = flash_sale::app::reconcile::Reconciler {
+        mysql: flash_sale::adapters::mysql::MysqlPool::new(&settings.mysql).unwrap(),
+        kafka: Kafka::new(&settings.kafka),
+        gate: flash_sale::adapters::redis::stock_gate::StockGate::new(
+            flash_sale::adapters::redis::RedisPool::new(&settings.redis).unwrap(),
+            flash_sale::adapters::redis::Keys::new(settings.redis.namespace.clone()),
+            Duration::from_secs(60),
+        ),
+        topic: settings.kafka.orders_topic_name(),
+        partitions: settings.kafka.orders_partitions,
+    };
+    let report = reconciler
+        .reconcile(CouponId::new(coupon).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(report.previous_stock, None);
+    assert_eq!(report.stock, 15);
+    assert_eq!(
+        report.units_in_flight, 5,
+        "no payment role yet: all five are unconsumed events"
+    );
+    assert_eq!(report.buyers, 5);
+    assert_eq!(redis_stock(&ctx, coupon).await, Some(15));
+
+    for token in &buyers {
+        let (status, body) = buy(&app, token, coupon, None).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (409, Some("PURCHASE_LIMIT_REACHED"))
+        );
+    }
+    assert_eq!(buy(&app, &newcomer, coupon, None).await.0, 202);
+    assert_eq!(redis_stock(&ctx, coupon).await, Some(14));
+    // Idempotent: a second run changes nothing but picks up the newcomer's event.
+    let again = reconciler
+        .reconcile(CouponId::new(coupon).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.previous_stock, again.stock, again.buyers),
+        (Some(14), 14, 6)
+    );
+    app.stop().await;
+}
