@@ -48,6 +48,25 @@ pub struct Settings {
     pub identity: IdentitySettings,
     pub catalog: CatalogSettings,
     pub purchase: PurchaseSettings,
+    pub payment: PaymentSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentSettings {
+    /// Payments running at once.
+    pub pool_size: usize,
+    /// Payments waiting for a worker; when full, the consumer waits (backpressure).
+    pub queue: usize,
+    /// Simulated gateway: time per charge and share of declined charges (0.0-1.0).
+    pub gateway_latency_ms: u64,
+    pub gateway_failure_rate: f64,
+    /// Seed of the simulated gateway's decisions (same seed, same outcomes).
+    pub gateway_seed: u64,
+    /// Partition lease TTL; a dead instance's partitions move within about this long.
+    pub lease_ttl_ms: u64,
+    /// How long one fetch waits for new events.
+    pub fetch_max_wait_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

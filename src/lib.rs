@@ -26,3 +26,4 @@ pub mod metrics;
 pub mod roles;
 pub mod shutdown;
 pub mod telemetry;
+pub mod workers;

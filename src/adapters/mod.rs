@@ -3,6 +3,7 @@
 //! handed to the modules that role starts. Nothing here connects eagerly: a role starts
 //! while a dependency is down and reports it on `/readyz`.
 
+pub mod gateway;
 pub mod kafka;
 pub mod mysql;
 pub mod object_store;

@@ -4,4 +4,5 @@
 pub mod coupon;
 pub mod identity;
 pub mod order;
+pub mod payment;
 pub mod ports;

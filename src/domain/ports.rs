@@ -21,3 +21,14 @@ pub trait IdentityProvider: Send + Sync {
     async fn login(&self, email: &Email, password: &Password)
     -> Result<IssuedToken, IdentityError>;
 }
+
+/// Charges an order. Implementations must be idempotent on the order id (a retried
+/// charge after a crash gets the first answer), as real gateways are.
+#[async_trait::async_trait]
+pub trait PaymentGateway: Send + Sync {
+    async fn charge(
+        &self,
+        order: crate::domain::order::OrderId,
+        amount_cents: i64,
+    ) -> crate::domain::payment::PaymentOutcome;
+}

@@ -22,6 +22,8 @@ use crate::shutdown::{self, Shutdown};
 
 #[cfg(feature = "api")]
 mod api;
+#[cfg(feature = "payment")]
+mod payment;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Role {
@@ -150,6 +152,17 @@ pub async fn start(settings: Settings, role: Role) -> Result<RunningApp, Startup
     let addr = listener.local_addr().map_err(StartupError::runtime)?;
 
     let modules = Modules::build(&settings, role, &adapters, addr, &metrics, &shutdown).await?;
+    #[cfg(feature = "payment")]
+    if role.parts().contains(&Role::Payment) {
+        payment::start(
+            &settings,
+            &adapters,
+            instance.server_id.to_string(),
+            &metrics,
+            &shutdown,
+        )
+        .await?;
+    }
     let app_adapters = web::Data::new(adapters.clone());
     let app_metrics = web::Data::new(metrics);
     let app_instance = web::Data::new(instance.clone());

@@ -3,24 +3,10 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use secrecy::ExposeSecret;
-
-use crate::helpers::{NO_ISSUER, TestContext, config_dir, free_port};
+use crate::helpers::{NO_ISSUER, TestContext, flash_sale_command, free_port};
 
 fn flash_sale(ctx: &TestContext) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_flash-sale"));
-    cmd.arg("--config-dir")
-        .arg(config_dir())
-        .env("FLASH_ENV", "test")
-        .env("FLASH__MYSQL__URL", ctx.settings.mysql.url.expose_secret())
-        .env("FLASH__REDIS__NAMESPACE", &ctx.settings.redis.namespace)
-        .env(
-            "FLASH__KAFKA__TOPIC_PREFIX",
-            &ctx.settings.kafka.topic_prefix,
-        )
-        .env_remove("FLASH_ROLE")
-        .stdin(Stdio::null());
-    cmd
+    flash_sale_command(ctx)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -401,3 +401,108 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("free port")
 }
+
+/// The `flash-sale` binary configured for `ctx` (test overlay, its database, namespace,
+/// topics and signing key), as an operator would run it.
+pub fn flash_sale_command(ctx: &TestContext) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_flash-sale"));
+    cmd.arg("--config-dir")
+        .arg(config_dir())
+        .env("FLASH_ENV", "test")
+        .env("FLASH__MYSQL__URL", ctx.settings.mysql.url.expose_secret())
+        .env("FLASH__REDIS__NAMESPACE", &ctx.settings.redis.namespace)
+        .env(
+            "FLASH__KAFKA__TOPIC_PREFIX",
+            &ctx.settings.kafka.topic_prefix,
+        )
+        .env(
+            "FLASH__IDENTITY__EMBEDDED__SIGNING_KEY",
+            &ctx.settings.identity.embedded.signing_key,
+        )
+        .env_remove("FLASH_ROLE")
+        .stdin(std::process::Stdio::null());
+    cmd
+}
+
+/// A role running as a child process on its own port; SIGKILLed on drop.
+pub struct ChildApp {
+    pub child: std::process::Child,
+    pub base: String,
+}
+
+impl ChildApp {
+    /// Starts `--role role` and waits until `/readyz` answers 200.
+    pub async fn start(ctx: &TestContext, role: &str, env: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let mut cmd = flash_sale_command(ctx);
+        cmd.args(["--role", role])
+            .env("FLASH__SERVER__PORT", port.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(if std::env::var_os("TEST_LOG").is_some() {
+                std::process::Stdio::inherit()
+            } else {
+                std::process::Stdio::null()
+            });
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
+        let app = Self {
+            child: cmd.spawn().expect("spawn flash-sale"),
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .expect("client");
+        for _ in 0..200 {
+            if let Ok(response) = http.get(format!("{}/readyz", app.base)).send().await
+                && response.status() == 200
+            {
+                return app;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{role} process did not become ready");
+    }
+
+    /// SIGKILL: a crash, no graceful anything.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// One Prometheus sample of this process (0 when absent).
+    pub async fn metric(&self, sample: &str) -> f64 {
+        let text = reqwest::get(format!("{}/metrics", self.base))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .find_map(|line| line.strip_prefix(sample)?.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+}
+
+impl Drop for ChildApp {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `check` every 100 ms until it returns true or `timeout` passes.
+pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}

@@ -14,6 +14,7 @@ mod kafka;
 mod keycloak;
 mod migrations;
 mod ops;
+mod payment;
 mod purchase;
 mod readiness;
 mod roles;

@@ -20,3 +20,72 @@ pub async fn get(
         .await
         .optional()?)
 }
+
+/// A newer lease owner has committed: this consumer must stop.
+#[derive(Debug, thiserror::Error)]
+#[error("partition {partition} of {topic} was taken over (epoch {stored} > {ours})")]
+pub struct Fenced {
+    pub topic: String,
+    pub partition: i32,
+    pub stored: i64,
+    pub ours: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    #[error(transparent)]
+    Fenced(#[from] Fenced),
+    #[error(transparent)]
+    Mysql(#[from] MysqlError),
+}
+
+impl From<diesel::result::Error> for CommitError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Mysql(e.into())
+    }
+}
+
+/// Stores `next_offset` for a partition unless a newer lease epoch has committed.
+/// Call inside the transaction that wrote the batch's effects (it locks the row).
+pub async fn commit(
+    conn: &mut AsyncMysqlConnection,
+    topic: &str,
+    partition: i32,
+    next_offset: i64,
+    epoch: i64,
+) -> Result<(), CommitError> {
+    let stored: Option<i64> = consumer_offsets::table
+        .find((topic, partition))
+        .select(consumer_offsets::lease_epoch)
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?;
+    if let Some(stored) = stored
+        && stored > epoch
+    {
+        return Err(Fenced {
+            topic: topic.to_owned(),
+            partition,
+            stored,
+            ours: epoch,
+        }
+        .into());
+    }
+    diesel::insert_into(consumer_offsets::table)
+        .values((
+            consumer_offsets::topic.eq(topic),
+            consumer_offsets::partition_id.eq(partition),
+            consumer_offsets::next_offset.eq(next_offset),
+            consumer_offsets::lease_epoch.eq(epoch),
+        ))
+        .on_conflict(diesel::dsl::DuplicatedKeys)
+        .do_update()
+        .set((
+            consumer_offsets::next_offset.eq(next_offset),
+            consumer_offsets::lease_epoch.eq(epoch),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}

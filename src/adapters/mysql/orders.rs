@@ -97,3 +97,72 @@ pub async fn existing_ids(
         .load(conn)
         .await?)
 }
+
+/// Inserts the rows whose ids are not stored yet; returns the ids that were new (the
+/// orders whose payment must run). Idempotent: a replayed event inserts nothing.
+pub async fn insert_new(
+    conn: &mut AsyncMysqlConnection,
+    rows: &[OrderRow],
+) -> Result<Vec<String>, MysqlError> {
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let existing = existing_ids(conn, &ids).await?;
+    let mut seen = std::collections::HashSet::new();
+    let fresh: Vec<&OrderRow> = rows
+        .iter()
+        .filter(|r| !existing.contains(&r.id) && seen.insert(r.id.clone()))
+        .collect();
+    if fresh.is_empty() {
+        return Ok(Vec::new());
+    }
+    let values: Vec<OrderRow> = fresh.iter().map(|r| (*r).clone()).collect();
+    // INSERT IGNORE: a row written meanwhile by a stale owner is not an error.
+    diesel::insert_or_ignore_into(orders::table)
+        .values(&values)
+        .execute(conn)
+        .await?;
+    Ok(values.into_iter().map(|r| r.id).collect())
+}
+
+/// Moves a PENDING order to `status`; false when it was not PENDING (already final).
+pub async fn settle(
+    conn: &mut AsyncMysqlConnection,
+    id: OrderId,
+    status: OrderStatus,
+) -> Result<bool, MysqlError> {
+    let changed = diesel::update(
+        orders::table
+            .find(id.to_string())
+            .filter(orders::status.eq(OrderStatus::Pending.as_str())),
+    )
+    .set((
+        orders::status.eq(status.as_str()),
+        orders::updated_at.eq(Utc::now().naive_utc()),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(changed == 1)
+}
+
+/// PENDING orders of the coupons that map to `partition` (payments interrupted by a
+/// crash, resumed by the partition's next owner).
+pub async fn pending_in_partition(
+    conn: &mut AsyncMysqlConnection,
+    partitions: i32,
+    partition: i32,
+    limit: i64,
+) -> Result<Vec<OrderRow>, MysqlError> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::Bool;
+    Ok(orders::table
+        .filter(orders::status.eq(OrderStatus::Pending.as_str()))
+        .filter(sql::<Bool>(&format!(
+            "MOD(coupon_id, {}) = {}",
+            partitions.max(1),
+            partition
+        )))
+        .order(orders::created_at.asc())
+        .limit(limit)
+        .select(OrderRow::as_select())
+        .load(conn)
+        .await?)
+}

@@ -51,6 +51,11 @@ impl MysqlPool {
         })
     }
 
+    /// The bound on one call (waiting for a connection included).
+    pub fn query_timeout(&self) -> Duration {
+        self.query_timeout
+    }
+
     /// A connection from the pool, within the configured wait/connect timeouts.
     pub async fn get(&self) -> Result<MysqlConnection, MysqlError> {
         self.pool

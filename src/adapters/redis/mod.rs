@@ -4,6 +4,8 @@
 pub mod catalog_cache;
 pub mod coupon_state;
 pub mod keys;
+pub mod leases;
+pub mod notifier;
 pub mod pending_orders;
 pub mod pool;
 pub mod rate_limit;

@@ -1,0 +1,71 @@
+//! Pushes payment results to the ws instance that holds the shopper's socket: Redis
+//! channel `payment_update:<server_id>`, server id looked up from the user's route.
+//! Pub/sub may lose a message; the order state lives in MySQL, so that is tolerated.
+
+use super::scripts::NOTIFY;
+use super::{Keys, RedisError, RedisPool};
+use crate::domain::identity::UserId;
+use crate::domain::order::{OrderId, OrderStatus};
+
+/// Channel prefix; the full channel is `payment_update:<server_id>`.
+pub const PAYMENT_UPDATE_PREFIX: &str = "payment_update:";
+
+/// The message on the channel (the ws role forwards `type`, `order_id`, `status`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PaymentUpdate {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub order_id: OrderId,
+    pub status: OrderStatus,
+    pub user_id: UserId,
+}
+
+#[derive(Clone)]
+pub struct PaymentNotifier {
+    redis: RedisPool,
+    keys: Keys,
+}
+
+/// What happened to a notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Published; this many ws instances were subscribed.
+    Published(i64),
+    /// The user has no open socket: nothing to send.
+    NoSocket,
+}
+
+impl PaymentNotifier {
+    pub fn new(redis: RedisPool, keys: Keys) -> Self {
+        Self { redis, keys }
+    }
+
+    pub async fn notify(
+        &self,
+        user: &UserId,
+        order_id: OrderId,
+        status: OrderStatus,
+    ) -> Result<Delivery, RedisError> {
+        let message = serde_json::to_string(&PaymentUpdate {
+            kind: "payment_update".to_owned(),
+            order_id,
+            status,
+            user_id: user.clone(),
+        })
+        .map_err(|e| RedisError::Unavailable(e.to_string()))?;
+        let mut invocation = NOTIFY.prepare_invoke();
+        invocation
+            .key(self.keys.ws_route(user.as_str()))
+            .arg(message)
+            .arg(PAYMENT_UPDATE_PREFIX);
+        let receivers: i64 = self
+            .redis
+            .run_shared(|mut conn| async move { invocation.invoke_async(&mut conn).await })
+            .await?;
+        Ok(if receivers < 0 {
+            Delivery::NoSocket
+        } else {
+            Delivery::Published(receivers)
+        })
+    }
+}

@@ -1,0 +1,67 @@
+//! The payment role: consumes `orders`, writes orders exactly once, runs payments.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::StartupError;
+use crate::adapters::Adapters;
+use crate::adapters::gateway::SimulatedGateway;
+use crate::adapters::redis::notifier::PaymentNotifier;
+use crate::adapters::redis::stock_gate::StockGate;
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use crate::shutdown::Shutdown;
+use crate::workers::payment::{self, PaymentDeps, PaymentMetrics};
+
+fn missing(what: &str) -> StartupError {
+    StartupError::Runtime(format!("the payment role needs the {what} adapter"))
+}
+
+pub(super) async fn start(
+    settings: &Settings,
+    adapters: &Adapters,
+    owner: String,
+    metrics: &Metrics,
+    shutdown: &Shutdown,
+) -> Result<(), StartupError> {
+    let redis = adapters.redis.clone().ok_or_else(|| missing("Redis"))?;
+    let kafka = adapters.kafka.clone().ok_or_else(|| missing("Kafka"))?;
+    let keys = adapters.keys.clone();
+    let topic = settings.kafka.orders_topic_name();
+    let partitions = settings.kafka.orders_partitions;
+    if let Err(error) = kafka.ensure_topic(&topic, partitions).await {
+        tracing::warn!(%error, topic, "orders topic not reachable yet; consumers retry");
+    }
+    let config = &settings.payment;
+    let payment_metrics = PaymentMetrics::new(config.pool_size).map_err(StartupError::runtime)?;
+    for collector in payment_metrics.collectors() {
+        metrics.register(collector).map_err(StartupError::runtime)?;
+    }
+    let deps = PaymentDeps {
+        mysql: adapters.mysql.clone().ok_or_else(|| missing("MySQL"))?,
+        kafka,
+        redis: redis.clone(),
+        keys: keys.clone(),
+        gate: StockGate::new(
+            redis.clone(),
+            keys.clone(),
+            Duration::from_secs(settings.purchase.idempotency_ttl_secs),
+        ),
+        notifier: PaymentNotifier::new(redis, keys),
+        gateway: Arc::new(SimulatedGateway::new(
+            Duration::from_millis(config.gateway_latency_ms),
+            config.gateway_failure_rate,
+            config.gateway_seed,
+        )),
+        metrics: payment_metrics,
+        topic,
+        partitions,
+        owner,
+        pool_size: config.pool_size,
+        queue: config.queue,
+        lease_ttl: Duration::from_millis(config.lease_ttl_ms),
+        fetch_max_wait: Duration::from_millis(config.fetch_max_wait_ms),
+    };
+    payment::start(deps, shutdown);
+    Ok(())
+}

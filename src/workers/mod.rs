@@ -1,0 +1,3 @@
+//! Long-running loops: the payment role's consumer, coordinator and worker pool.
+
+pub mod payment;

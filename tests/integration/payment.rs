@@ -1,0 +1,382 @@
+//! The payment role against real Kafka (tansu), MariaDB and Redis: orders exactly once
+//! through crashes, replays and takeovers; failed payments give units back once.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use deadpool_redis::redis::AsyncCommands;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use flash_sale::adapters::kafka::Kafka;
+use flash_sale::adapters::kafka::producer::{OrderPublisher, PublisherLimits};
+use flash_sale::adapters::mysql::schema::{consumer_offsets, orders};
+use flash_sale::domain::coupon::CouponId;
+use flash_sale::domain::identity::UserId;
+use flash_sale::domain::order::{OrderId, OrderPlaced};
+use flash_sale::roles::Role;
+use flash_sale::shutdown::Shutdown;
+use futures_util::StreamExt;
+
+use crate::catalog::{coupon_body, create_coupon};
+use crate::helpers::{ChildApp, TestApp, TestContext, eventually};
+
+async fn count_orders(ctx: &TestContext, status: Option<&str>) -> i64 {
+    let mut conn = ctx.mysql().await;
+    let mut query = orders::table.into_boxed();
+    if let Some(status) = status {
+        query = query.filter(orders::status.eq(status.to_owned()));
+    }
+    query.count().get_result(&mut conn).await.unwrap()
+}
+
+async fn buy(app: &TestApp, token: &str, coupon: i64) -> String {
+    let response = app
+        .client
+        .post(app.url(&format!("/api/coupons/{coupon}/purchase")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let body: serde_json::Value = response.json().await.unwrap();
+    body["order_id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn purchases_become_paid_orders_and_results_reach_the_right_channel() {
+    let ctx = TestContext::new().await;
+    let app = ctx.spawn(Role::All).await;
+    let admin = app.admin_token(&ctx).await;
+    let coupon = create_coupon(&app, &admin, &coupon_body("Pay", 50, -5, 3600)).await["id"]
+        .as_i64()
+        .unwrap();
+
+    // Users 0-9 have a socket on a ws instance "server-b"; users 10-19 have none.
+    let server_b = uuid::Uuid::new_v4().to_string();
+    let mut redis = ctx.redis().await;
+    for n in 0..10 {
+        let _: () = redis
+            .set(
+                format!("{}:ws:user:payer-{n}", ctx.settings.redis.namespace),
+                &server_b,
+            )
+            .await
+            .unwrap();
+    }
+    let client = deadpool_redis::redis::Client::open(secrecy::ExposeSecret::expose_secret(
+        &ctx.settings.redis.url,
+    ))
+    .unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub
+        .subscribe(format!("payment_update:{server_b}"))
+        .await
+        .unwrap();
+    let mut other = client.get_async_pubsub().await.unwrap();
+    other
+        .subscribe(format!("payment_update:{}", uuid::Uuid::new_v4()))
+        .await
+        .unwrap();
+
+    let mut placed = Vec::new();
+    for n in 0..20 {
+        let token = app.mint_token(&ctx, &format!("payer-{n}")).await;
+        placed.push((n, buy(&app, &token, coupon).await, token));
+    }
+    eventually(Duration::from_secs(30), "20 PAID orders", || async {
+        count_orders(&ctx, Some("PAID")).await == 20
+    })
+    .await;
+    assert_eq!(count_orders(&ctx, None).await, 20);
+
+    let mut messages = pubsub.on_message();
+    let mut got = BTreeSet::new();
+    for _ in 0..10 {
+        let message = tokio::time::timeout(Duration::from_secs(5), messages.next())
+            .await
+            .unwrap()
+            .unwrap();
+        let body: serde_json::Value =
+            serde_json::from_str(&message.get_payload::<String>().unwrap()).unwrap();
+        assert_eq!(body["type"], "payment_update");
+        assert_eq!(body["status"], "PAID");
+        got.insert(body["order_id"].as_str().unwrap().to_owned());
+    }
+    let expected: BTreeSet<String> = placed
+        .iter()
+        .filter(|(n, _, _)| *n < 10)
+        .map(|(_, id, _)| id.clone())
+        .collect();
+    assert_eq!(
+        got, expected,
+        "exactly the connected users' results, on their server's channel"
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), messages.next())
+            .await
+            .is_err(),
+        "no message for users without a socket"
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), other.on_message().next())
+            .await
+            .is_err(),
+        "another server's channel gets nothing"
+    );
+
+    let (n, order_id, token) = &placed[15];
+    let (status, order) = app
+        .get_authed(&format!("/api/orders/{order_id}"), token)
+        .await;
+    assert_eq!(status, 200, "payer {n}: {order}");
+    assert_eq!(order["status"], "PAID");
+    app.stop().await;
+}
+
+/// Publishes `count` events for coupons 1..=8 (spread over the partitions), in chunks of
+/// `chunk` with `pause` between chunks (a stream, not one burst).
+async fn publish_paced(
+    ctx: &TestContext,
+    count: usize,
+    chunk: usize,
+    pause: Duration,
+) -> BTreeSet<String> {
+    let kafka = Kafka::new(&ctx.settings.kafka);
+    let topic = ctx.settings.kafka.orders_topic_name();
+    kafka
+        .ensure_topic(&topic, ctx.settings.kafka.orders_partitions)
+        .await
+        .unwrap();
+    let shutdown = Shutdown::new();
+    let publisher = OrderPublisher::start(
+        kafka,
+        topic,
+        ctx.settings.kafka.orders_partitions,
+        PublisherLimits {
+            queue: 10_000,
+            max_batch: 500,
+        },
+        &shutdown,
+    );
+    let events: Vec<OrderPlaced> = (0..count)
+        .map(|n| OrderPlaced {
+            order_id: OrderId::generate(),
+            user_id: UserId::parse(&format!("streamer-{n}")).unwrap(),
+            coupon_id: CouponId::new(i64::try_from(n % 8 + 1).unwrap()).unwrap(),
+            price_cents: 100,
+            placed_at: chrono::Utc::now(),
+        })
+        .collect();
+    let ids = events.iter().map(|e| e.order_id.to_string()).collect();
+    for part in events.chunks(chunk.max(1)) {
+        futures_util::stream::iter(part)
+            .map(|event| {
+                let publisher = publisher.clone();
+                async move { publisher.publish(event).await.unwrap() }
+            })
+            .buffer_unordered(500)
+            .collect::<Vec<()>>()
+            .await;
+        tokio::time::sleep(pause).await;
+    }
+    shutdown.stop(Duration::from_secs(5)).await;
+    ids
+}
+
+async fn publish_stream(ctx: &TestContext, count: usize) -> BTreeSet<String> {
+    publish_paced(ctx, count, count, Duration::ZERO).await
+}
+
+async fn stored_ids(ctx: &TestContext) -> Vec<String> {
+    let mut conn = ctx.mysql().await;
+    orders::table
+        .select(orders::id)
+        .load(&mut conn)
+        .await
+        .unwrap()
+}
+
+async fn committed_offsets(ctx: &TestContext) -> i64 {
+    let mut conn = ctx.mysql().await;
+    let offsets: Vec<i64> = consumer_offsets::table
+        .select(consumer_offsets::next_offset)
+        .load(&mut conn)
+        .await
+        .unwrap();
+    offsets.iter().sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn crash_mid_stream_loses_nothing_and_doubles_nothing() {
+    let ctx = TestContext::new().await;
+    let mut first = ChildApp::start(&ctx, "payment", &[]).await;
+    // 5,000 events as a stream of about 5 s, while the consumer runs.
+    let stream = publish_paced(&ctx, 5_000, 100, Duration::from_millis(100));
+    let crash = async {
+        eventually(Duration::from_secs(60), "some orders written", || async {
+            count_orders(&ctx, None).await >= 1_000
+        })
+        .await;
+        first.kill();
+        let written = count_orders(&ctx, None).await;
+        let second = ChildApp::start(&ctx, "payment", &[]).await;
+        (written, second)
+    };
+    let (ids, (written_at_crash, _second)) = tokio::join!(stream, crash);
+    assert!(
+        written_at_crash < 5_000,
+        "killed mid-stream ({written_at_crash} written)"
+    );
+
+    eventually(Duration::from_secs(90), "5,000 PAID orders", || async {
+        count_orders(&ctx, Some("PAID")).await == 5_000
+    })
+    .await;
+    let stored = stored_ids(&ctx).await;
+    assert_eq!(stored.len(), 5_000, "no duplicate");
+    assert_eq!(
+        stored.into_iter().collect::<BTreeSet<_>>(),
+        ids,
+        "none missing, none invented"
+    );
+    assert_eq!(
+        committed_offsets(&ctx).await,
+        5_000,
+        "offsets continue to the end of every partition"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_live_instance_takes_over_a_dead_ones_partitions() {
+    let ctx = TestContext::new().await;
+    let partitions = ctx.settings.kafka.orders_partitions;
+    let mut a = ChildApp::start(&ctx, "payment", &[]).await;
+    let b = ChildApp::start(&ctx, "payment", &[]).await;
+    let owned = r#"flash_sale_payment_owned_partitions"#;
+    eventually(
+        Duration::from_secs(20),
+        "partitions balanced between both",
+        || async {
+            a.metric(owned).await + b.metric(owned).await == f64::from(partitions)
+                && a.metric(owned).await == b.metric(owned).await
+        },
+    )
+    .await;
+
+    let ids = publish_stream(&ctx, 2_000).await;
+    eventually(Duration::from_secs(60), "2,000 orders", || async {
+        count_orders(&ctx, None).await == 2_000
+    })
+    .await;
+    let consumed = |app: &ChildApp, p: i32| {
+        let sample = format!(r#"flash_sale_payment_consumed_records_total{{partition="{p}"}}"#);
+        let base = app.base.clone();
+        async move {
+            let text = reqwest::get(format!("{base}/metrics"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            text.lines()
+                .find_map(|l| l.strip_prefix(sample.as_str())?.trim().parse::<f64>().ok())
+                .unwrap_or(0.0)
+        }
+    };
+    for p in 0..partitions {
+        let (by_a, by_b) = (consumed(&a, p).await, consumed(&b, p).await);
+        assert!(
+            by_a == 0.0 || by_b == 0.0,
+            "partition {p} consumed by both ({by_a} and {by_b})"
+        );
+        assert!(by_a + by_b > 0.0, "partition {p} consumed by someone");
+    }
+
+    a.kill();
+    let more = publish_stream(&ctx, 1_000).await;
+    eventually(
+        Duration::from_secs(60),
+        "3,000 orders after the takeover",
+        || async { count_orders(&ctx, None).await == 3_000 },
+    )
+    .await;
+    assert_eq!(
+        b.metric(owned).await,
+        f64::from(partitions),
+        "the survivor owns every partition"
+    );
+    let stored: BTreeSet<String> = stored_ids(&ctx).await.into_iter().collect();
+    assert_eq!(stored, ids.union(&more).cloned().collect());
+    eventually(Duration::from_secs(30), "all paid", || async {
+        count_orders(&ctx, Some("PAID")).await == 3_000
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_payments_give_units_back_once_even_on_replay() {
+    let ctx = TestContext::new().await;
+    let mut settings = ctx.settings.clone();
+    settings.payment.gateway_failure_rate = 1.0;
+    let app = ctx.spawn_with(Role::All, settings.clone()).await;
+    let admin = app.admin_token(&ctx).await;
+    let coupon = create_coupon(&app, &admin, &coupon_body("Declined", 10, -5, 3600)).await["id"]
+        .as_i64()
+        .unwrap();
+    let stock_key = format!("{}:fs:{{c:{coupon}}}:stock", ctx.settings.redis.namespace);
+    let buyers_key = format!("{}:fs:{{c:{coupon}}}:buyers", ctx.settings.redis.namespace);
+    let mut redis = ctx.redis().await;
+
+    let mut tokens = Vec::new();
+    for n in 0..10 {
+        let token = app.mint_token(&ctx, &format!("declined-{n}")).await;
+        buy(&app, &token, coupon).await;
+        tokens.push(token);
+    }
+    eventually(Duration::from_secs(30), "10 FAILED orders", || async {
+        count_orders(&ctx, Some("FAILED")).await == 10
+    })
+    .await;
+    eventually(Duration::from_secs(10), "every unit back", || async {
+        let mut redis = ctx.redis().await;
+        redis.get::<_, i64>(&stock_key).await.unwrap() == 10
+    })
+    .await;
+    let buyers: Vec<String> = redis.smembers(&buyers_key).await.unwrap();
+    assert!(buyers.is_empty(), "buyer records removed: {buyers:?}");
+    // A buyer whose payment failed may buy again.
+    buy(&app, &tokens[0], coupon).await;
+    eventually(Duration::from_secs(30), "11 FAILED orders", || async {
+        count_orders(&ctx, Some("FAILED")).await == 11
+    })
+    .await;
+    eventually(Duration::from_secs(10), "stock 10 again", || async {
+        let mut redis = ctx.redis().await;
+        redis.get::<_, i64>(&stock_key).await.unwrap() == 10
+    })
+    .await;
+    app.stop().await;
+
+    // Replay the whole topic from offset 0: nothing may change.
+    let mut conn = ctx.mysql().await;
+    diesel::delete(consumer_offsets::table)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let app = ctx.spawn_with(Role::Payment, settings).await;
+    eventually(
+        Duration::from_secs(30),
+        "the replay reaches the end",
+        || async { committed_offsets(&ctx).await == 11 },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(count_orders(&ctx, None).await, 11);
+    assert_eq!(count_orders(&ctx, Some("FAILED")).await, 11);
+    assert_eq!(
+        redis.get::<_, i64>(&stock_key).await.unwrap(),
+        10,
+        "no unit given back twice"
+    );
+    app.stop().await;
+}
