@@ -49,6 +49,21 @@ pub struct Settings {
     pub catalog: CatalogSettings,
     pub purchase: PurchaseSettings,
     pub payment: PaymentSettings,
+    pub ws: WsSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WsSettings {
+    /// Lifetime of a user → server route; refreshed every third of it while connected.
+    pub route_ttl_ms: u64,
+    /// Ping interval; a socket silent for `idle_timeout_ms` is closed.
+    pub heartbeat_interval_ms: u64,
+    pub idle_timeout_ms: u64,
+    /// Messages queued per socket; a client that falls this far behind is disconnected.
+    pub send_queue: usize,
+    /// Open sockets this instance accepts at most.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

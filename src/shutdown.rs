@@ -10,6 +10,9 @@ use tokio_util::task::TaskTracker;
 #[derive(Clone, Default)]
 pub struct Shutdown {
     token: CancellationToken,
+    /// Cancelled first: long-lived connections (WebSockets) close themselves, so the HTTP
+    /// server's graceful stop does not wait out its timeout on them.
+    connections: CancellationToken,
     tracker: TaskTracker,
 }
 
@@ -21,6 +24,16 @@ impl Shutdown {
     /// The token background loops select on.
     pub fn token(&self) -> CancellationToken {
         self.token.clone()
+    }
+
+    /// The token long-lived connections select on.
+    pub fn connections(&self) -> CancellationToken {
+        self.connections.clone()
+    }
+
+    /// Asks long-lived connections to close (before the HTTP server drains).
+    pub fn close_connections(&self) {
+        self.connections.cancel();
     }
 
     /// Spawns a task that shutdown waits for.
@@ -35,6 +48,7 @@ impl Shutdown {
     /// Cancels every task and waits up to `grace` for them to finish; returns false when
     /// some were still running at the deadline.
     pub async fn stop(&self, grace: Duration) -> bool {
+        self.connections.cancel();
         self.token.cancel();
         self.tracker.close();
         tokio::time::timeout(grace, self.tracker.wait())

@@ -9,6 +9,7 @@ pub mod extract;
 pub mod metrics;
 pub mod ops;
 pub mod purchase;
+pub mod ws;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 

@@ -24,6 +24,8 @@ use crate::shutdown::{self, Shutdown};
 mod api;
 #[cfg(feature = "payment")]
 mod payment;
+#[cfg(feature = "ws")]
+mod ws;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Role {
@@ -151,7 +153,11 @@ pub async fn start(settings: Settings, role: Role) -> Result<RunningApp, Startup
     })?;
     let addr = listener.local_addr().map_err(StartupError::runtime)?;
 
-    let modules = Modules::build(&settings, role, &adapters, addr, &metrics, &shutdown).await?;
+    let server_id = instance.server_id.to_string();
+    let modules = Modules::build(
+        &settings, role, &adapters, addr, &metrics, &shutdown, &server_id,
+    )
+    .await?;
     #[cfg(feature = "payment")]
     if role.parts().contains(&Role::Payment) {
         payment::start(
@@ -213,10 +219,12 @@ struct Modules {
     verifier: Option<web::Data<TokenVerifier>>,
     #[cfg(feature = "api")]
     api: Option<api::ApiModules>,
+    #[cfg(feature = "ws")]
+    ws: Option<ws::WsModules>,
 }
 
 impl Modules {
-    #[cfg_attr(not(feature = "api"), allow(unused_variables))]
+    #[cfg_attr(not(all(feature = "api", feature = "ws")), allow(unused_variables))]
     async fn build(
         settings: &Settings,
         role: Role,
@@ -224,6 +232,7 @@ impl Modules {
         addr: SocketAddr,
         metrics: &Metrics,
         shutdown: &Shutdown,
+        server_id: &str,
     ) -> Result<Self, StartupError> {
         let serves_api = role.parts().contains(&Role::Api);
         let needs_tokens = role
@@ -235,6 +244,8 @@ impl Modules {
                 verifier: None,
                 #[cfg(feature = "api")]
                 api: None,
+                #[cfg(feature = "ws")]
+                ws: None,
             });
         }
         let issuer = resolve_issuer(settings, serves_api, addr)?;
@@ -248,6 +259,18 @@ impl Modules {
             } else {
                 None
             },
+            #[cfg(feature = "ws")]
+            ws: if role.parts().contains(&Role::Ws) {
+                Some(ws::WsModules::build(
+                    settings,
+                    adapters,
+                    server_id.to_owned(),
+                    metrics,
+                    shutdown,
+                )?)
+            } else {
+                None
+            },
         })
     }
 
@@ -258,6 +281,10 @@ impl Modules {
         #[cfg(feature = "api")]
         if let Some(api) = &self.api {
             api.configure(cfg);
+        }
+        #[cfg(feature = "ws")]
+        if let Some(ws) = &self.ws {
+            ws.configure(cfg);
         }
     }
 }
@@ -323,6 +350,7 @@ impl RunningApp {
     /// Graceful stop: stop accepting and drain in-flight requests, then cancel the
     /// background workers and wait for them, each within the configured grace period.
     pub async fn stop(self) {
+        self.shutdown.close_connections();
         self.server.stop(true).await;
         let _ = self.server_task.await;
         if !self.shutdown.stop(self.grace).await {

@@ -18,3 +18,4 @@ mod payment;
 mod purchase;
 mod readiness;
 mod roles;
+mod ws;

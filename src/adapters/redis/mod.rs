@@ -12,6 +12,7 @@ pub mod rate_limit;
 pub mod rebuild_lock;
 pub mod scripts;
 pub mod stock_gate;
+pub mod ws_routes;
 
 pub use keys::Keys;
 pub use pool::{RedisError, RedisPool};

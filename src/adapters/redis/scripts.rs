@@ -23,3 +23,6 @@ pub static LEASE: LazyLock<Script> =
 
 pub static NOTIFY: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../../lua/notify.lua")));
+
+pub static WS_ROUTE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../../lua/ws_route.lua")));

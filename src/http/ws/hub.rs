@@ -1,0 +1,193 @@
+//! This instance's live sockets, by user. Each socket has a bounded queue: a client that
+//! falls behind is dropped (its socket closes), never allowed to grow memory. A guard
+//! removes the socket on every exit path; the user's last socket here also removes the
+//! Redis route (if it still points here).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use prometheus::{IntCounter, IntGauge};
+use tokio::sync::mpsc;
+
+use crate::adapters::redis::RedisError;
+use crate::adapters::redis::notifier::PaymentUpdate;
+use crate::adapters::redis::ws_routes::WsRoutes;
+use crate::domain::identity::UserId;
+
+#[derive(Clone)]
+pub struct WsMetrics {
+    pub open_sockets: IntGauge,
+    pub relayed: IntCounter,
+    pub dropped_slow: IntCounter,
+}
+
+impl WsMetrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        Ok(Self {
+            open_sockets: IntGauge::new("ws_open_sockets", "Open WebSocket connections")?,
+            relayed: IntCounter::new(
+                "ws_messages_relayed_total",
+                "Payment results sent to sockets",
+            )?,
+            dropped_slow: IntCounter::new(
+                "ws_dropped_slow_clients_total",
+                "Sockets closed for falling behind",
+            )?,
+        })
+    }
+
+    pub fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        vec![
+            Box::new(self.open_sockets.clone()),
+            Box::new(self.relayed.clone()),
+            Box::new(self.dropped_slow.clone()),
+        ]
+    }
+}
+
+type Outbox = mpsc::Sender<Arc<str>>;
+
+pub struct Hub {
+    routes: WsRoutes,
+    sockets: Mutex<HashMap<UserId, Vec<(u64, Outbox)>>>,
+    next_id: AtomicU64,
+    send_queue: usize,
+    max_connections: usize,
+    metrics: WsMetrics,
+}
+
+/// Removes its socket from the hub when dropped.
+pub struct Registration {
+    hub: Arc<Hub>,
+    user: UserId,
+    id: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    #[error("this instance holds its maximum of {0} sockets")]
+    Full(usize),
+    #[error(transparent)]
+    Redis(#[from] RedisError),
+}
+
+impl Hub {
+    pub fn new(
+        routes: WsRoutes,
+        send_queue: usize,
+        max_connections: usize,
+        metrics: WsMetrics,
+    ) -> Self {
+        Self {
+            routes,
+            sockets: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            send_queue,
+            max_connections,
+            metrics,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<UserId, Vec<(u64, Outbox)>>> {
+        // A panic while holding the lock leaves a usable map: recover it.
+        self.sockets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn open_sockets(&self) -> usize {
+        self.lock().values().map(Vec::len).sum()
+    }
+
+    /// Registers a socket for `user` and points the user's route here.
+    pub async fn register(
+        self: &Arc<Self>,
+        user: &UserId,
+    ) -> Result<(Registration, mpsc::Receiver<Arc<str>>), HubError> {
+        if self.open_sockets() >= self.max_connections {
+            return Err(HubError::Full(self.max_connections));
+        }
+        self.routes.claim(user).await?;
+        let (tx, rx) = mpsc::channel(self.send_queue.max(1));
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.lock().entry(user.clone()).or_default().push((id, tx));
+        self.metrics.open_sockets.inc();
+        Ok((
+            Registration {
+                hub: self.clone(),
+                user: user.clone(),
+                id,
+            },
+            rx,
+        ))
+    }
+
+    /// Sends a payment result to every socket of its user on this instance.
+    pub fn deliver(&self, update: &PaymentUpdate) {
+        let message: Arc<str> = serde_json::json!({
+            "type": update.kind,
+            "order_id": update.order_id,
+            "status": update.status,
+        })
+        .to_string()
+        .into();
+        let mut sockets = self.lock();
+        let Some(outboxes) = sockets.get_mut(&update.user_id) else {
+            return;
+        };
+        outboxes.retain(|(_, outbox)| match outbox.try_send(message.clone()) {
+            Ok(()) => {
+                self.metrics.relayed.inc();
+                true
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                // Dropping the sender ends the socket's loop, which closes it.
+                self.metrics.dropped_slow.inc();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        });
+    }
+
+    /// Users with at least one socket here (their routes need refreshing).
+    pub fn users(&self) -> Vec<UserId> {
+        self.lock().keys().cloned().collect()
+    }
+
+    pub fn routes(&self) -> &WsRoutes {
+        &self.routes
+    }
+
+    fn unregister(&self, user: &UserId, id: u64) -> bool {
+        let mut sockets = self.lock();
+        let Some(outboxes) = sockets.get_mut(user) else {
+            return false;
+        };
+        let before = outboxes.len();
+        outboxes.retain(|(socket, _)| *socket != id);
+        if outboxes.len() < before {
+            self.metrics.open_sockets.dec();
+        }
+        if outboxes.is_empty() {
+            sockets.remove(user);
+            return true;
+        }
+        false
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let last = self.hub.unregister(&self.user, self.id);
+        if last {
+            let routes = self.hub.routes.clone();
+            let user = self.user.clone();
+            tokio::spawn(async move {
+                if let Err(error) = routes.remove(&user).await {
+                    tracing::debug!(%error, "route not removed; it expires by TTL");
+                }
+            });
+        }
+    }
+}

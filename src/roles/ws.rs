@@ -1,0 +1,74 @@
+//! The ws role: the `/ws` endpoint, the socket hub and the payment-result relay.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web;
+
+use super::StartupError;
+use crate::adapters::Adapters;
+use crate::adapters::redis::ws_routes::WsRoutes;
+use crate::config::Settings;
+use crate::http::ws::hub::WsMetrics;
+use crate::http::ws::upgrade::{ConnectionsClosing, SocketTiming};
+use crate::http::ws::{self, Hub};
+use crate::metrics::Metrics;
+use crate::shutdown::Shutdown;
+use crate::workers::relay;
+
+#[derive(Clone)]
+pub(super) struct WsModules {
+    hub: web::Data<Hub>,
+    timing: web::Data<SocketTiming>,
+    closing: web::Data<ConnectionsClosing>,
+}
+
+impl WsModules {
+    pub(super) fn build(
+        settings: &Settings,
+        adapters: &Adapters,
+        server_id: String,
+        metrics: &Metrics,
+        shutdown: &Shutdown,
+    ) -> Result<Self, StartupError> {
+        let redis = adapters
+            .redis
+            .clone()
+            .ok_or_else(|| StartupError::Runtime("the ws role needs the Redis adapter".into()))?;
+        let config = &settings.ws;
+        let route_ttl = Duration::from_millis(config.route_ttl_ms);
+        let ws_metrics = WsMetrics::new().map_err(StartupError::runtime)?;
+        for collector in ws_metrics.collectors() {
+            metrics.register(collector).map_err(StartupError::runtime)?;
+        }
+        let routes = WsRoutes::new(redis, adapters.keys.clone(), server_id.clone(), route_ttl);
+        let hub = Arc::new(Hub::new(
+            routes,
+            config.send_queue,
+            config.max_connections,
+            ws_metrics,
+        ));
+        relay::start(
+            hub.clone(),
+            settings.redis.url.clone(),
+            server_id,
+            route_ttl,
+            shutdown,
+        );
+        Ok(Self {
+            hub: web::Data::from(hub),
+            timing: web::Data::new(SocketTiming {
+                heartbeat: Duration::from_millis(config.heartbeat_interval_ms),
+                idle_timeout: Duration::from_millis(config.idle_timeout_ms),
+            }),
+            closing: web::Data::new(ConnectionsClosing(shutdown.connections())),
+        })
+    }
+
+    pub(super) fn configure(&self, cfg: &mut web::ServiceConfig) {
+        cfg.app_data(self.hub.clone())
+            .app_data(self.timing.clone())
+            .app_data(self.closing.clone())
+            .configure(ws::configure);
+    }
+}

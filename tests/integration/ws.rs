@@ -1,0 +1,333 @@
+//! The WebSocket relay: routing of payment results to the instance holding the socket,
+//! route lifecycle in Redis, authentication before the upgrade, graceful close.
+
+use std::time::Duration;
+
+use deadpool_redis::redis::AsyncCommands;
+use flash_sale::roles::Role;
+use futures_util::StreamExt;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::catalog::{coupon_body, create_coupon};
+use crate::helpers::{ChildApp, TestApp, TestContext, eventually};
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Connects like a browser: the token as the subprotocol pair `bearer, <token>`.
+async fn connect(base: &str, token: &str) -> Socket {
+    let url = format!("{}/ws", base.replacen("http", "ws", 1));
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        format!("bearer, {token}").parse().unwrap(),
+    );
+    let (socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert_eq!(response.headers()["sec-websocket-protocol"], "bearer");
+    socket
+}
+
+async fn route(ctx: &TestContext, user: &str) -> Option<String> {
+    let mut redis = ctx.redis().await;
+    redis
+        .get(format!("{}:ws:user:{user}", ctx.settings.redis.namespace))
+        .await
+        .unwrap()
+}
+
+/// The next text message (pings are answered by the client library).
+async fn next_text(socket: &mut Socket, within: Duration) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let message = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .expect("a message in time")
+            .expect("socket open")
+            .expect("no protocol error");
+        if let Message::Text(text) = message {
+            return serde_json::from_str(&text).unwrap();
+        }
+    }
+}
+
+/// Keeps a socket alive as a browser would: reading it, which answers the server's pings.
+fn keep_open(mut socket: Socket) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move { while socket.next().await.is_some() {} })
+}
+
+async fn ws_app(ctx: &TestContext, issuer: &str) -> TestApp {
+    let mut settings = ctx.settings.clone();
+    settings.identity.issuer = issuer.to_owned();
+    ctx.spawn_with(Role::Ws, settings).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn result_reaches_the_instance_holding_the_socket_only() {
+    let ctx = TestContext::new().await;
+    let api = ctx.spawn(Role::Api).await;
+    let payment = ctx.spawn(Role::Payment).await;
+    let (_, discovery) = api.get_json("/.well-known/openid-configuration").await;
+    let issuer = discovery["issuer"].as_str().unwrap().to_owned();
+    let a = ws_app(&ctx, &issuer).await;
+    let b = ws_app(&ctx, &issuer).await;
+
+    let admin = api.admin_token(&ctx).await;
+    let coupon = create_coupon(&api, &admin, &coupon_body("Live", 5, -5, 3600)).await["id"]
+        .as_i64()
+        .unwrap();
+    let token = api
+        .register_and_login("socket@example.com", "socket password")
+        .await;
+    let (_, me) = api.get_authed("/api/me", &token).await;
+    let user = me["user_id"].as_str().unwrap().to_owned();
+
+    let mut socket = connect(&b.base, &token).await;
+    let b_id = b.app().instance().server_id.to_string();
+    eventually(Duration::from_secs(5), "route to B", || async {
+        route(&ctx, &user).await.as_deref() == Some(b_id.as_str())
+    })
+    .await;
+
+    let response = api
+        .client
+        .post(api.url(&format!("/api/coupons/{coupon}/purchase")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let order: serde_json::Value = response.json().await.unwrap();
+
+    let update = next_text(&mut socket, Duration::from_secs(15)).await;
+    assert_eq!(
+        update,
+        serde_json::json!({"type": "payment_update", "order_id": order["order_id"], "status": "PAID"})
+    );
+    let relayed = "flash_sale_ws_messages_relayed_total";
+    assert_eq!(b.metric(relayed).await, 1.0);
+    assert_eq!(a.metric(relayed).await, 0.0, "instance A relays nothing");
+    assert_eq!(b.metric("flash_sale_ws_open_sockets").await, 1.0);
+    for app in [a, b, payment, api] {
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn routes_follow_connects_and_disconnects_and_stale_ones_expire() {
+    let ctx = TestContext::new().await;
+    let api = ctx.spawn(Role::Api).await;
+    let (_, discovery) = api.get_json("/.well-known/openid-configuration").await;
+    let issuer = discovery["issuer"].as_str().unwrap().to_owned();
+    let a = ws_app(&ctx, &issuer).await;
+    let b = ws_app(&ctx, &issuer).await;
+    let (a_id, b_id) = (
+        a.app().instance().server_id.to_string(),
+        b.app().instance().server_id.to_string(),
+    );
+    let token = api.mint_token(&ctx, "wanderer").await;
+
+    // Two tabs on A: the route stays until the last one closes.
+    let mut tab1 = connect(&a.base, &token).await;
+    let mut tab2 = connect(&a.base, &token).await;
+    eventually(Duration::from_secs(5), "route to A", || async {
+        route(&ctx, "wanderer").await.as_deref() == Some(a_id.as_str())
+    })
+    .await;
+    tab1.close(None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        route(&ctx, "wanderer").await.as_deref(),
+        Some(a_id.as_str()),
+        "one tab still open"
+    );
+    tab2.close(None).await.unwrap();
+    eventually(Duration::from_secs(5), "route removed", || async {
+        route(&ctx, "wanderer").await.is_none()
+    })
+    .await;
+
+    // Reconnecting elsewhere moves it.
+    let on_a = keep_open(connect(&a.base, &token).await);
+    let on_b = keep_open(connect(&b.base, &token).await);
+    eventually(Duration::from_secs(5), "route moved to B", || async {
+        route(&ctx, "wanderer").await.as_deref() == Some(b_id.as_str())
+    })
+    .await;
+
+    // The route outlives neither its TTL nor a killed instance: refreshed while alive...
+    let ttl = Duration::from_millis(ctx.settings.ws.route_ttl_ms);
+    tokio::time::sleep(ttl * 2).await;
+    assert_eq!(
+        route(&ctx, "wanderer").await.as_deref(),
+        Some(b_id.as_str()),
+        "kept alive by heartbeats"
+    );
+
+    // ...and gone by TTL after a crash.
+    let mut child = ChildApp::start(&ctx, "ws", &[("FLASH__IDENTITY__ISSUER", &issuer)]).await;
+    let stale_token = api.mint_token(&ctx, "crashed").await;
+    let on_child = keep_open(connect(&child.base, &stale_token).await);
+    eventually(Duration::from_secs(5), "route to the child", || async {
+        route(&ctx, "crashed").await.is_some()
+    })
+    .await;
+    child.kill();
+    assert!(
+        route(&ctx, "crashed").await.is_some(),
+        "still there right after the crash"
+    );
+    eventually(ttl * 3, "stale route expired", || async {
+        route(&ctx, "crashed").await.is_none()
+    })
+    .await;
+    for socket in [on_a, on_b, on_child] {
+        socket.abort();
+    }
+    for app in [a, b, api] {
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unauthenticated_upgrade_is_refused_before_any_socket() {
+    let ctx = TestContext::new().await;
+    let api = ctx.spawn(Role::Api).await;
+    let (_, discovery) = api.get_json("/.well-known/openid-configuration").await;
+    let ws = ws_app(&ctx, discovery["issuer"].as_str().unwrap()).await;
+    let url = format!("{}/ws", ws.base.replacen("http", "ws", 1));
+    for request in [
+        url.clone().into_client_request().unwrap(),
+        format!("{url}?access_token=garbage")
+            .into_client_request()
+            .unwrap(),
+    ] {
+        match tokio_tungstenite::connect_async(request).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 401)
+            }
+            other => panic!("expected 401, got {:?}", other.map(|(_, r)| r.status())),
+        }
+    }
+    assert_eq!(ws.metric("flash_sale_ws_open_sockets").await, 0.0);
+    // The query parameter works for clients that cannot send subprotocols.
+    let token = api.mint_token(&ctx, "query-user").await;
+    let (_socket, response) =
+        tokio_tungstenite::connect_async(format!("{url}?access_token={token}"))
+            .await
+            .unwrap();
+    assert_eq!(response.status(), 101);
+    ws.stop().await;
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_message_leaves_the_order_readable_and_shutdown_closes_sockets() {
+    let ctx = TestContext::new().await;
+    let app = ctx.spawn(Role::All).await;
+    let admin = app.admin_token(&ctx).await;
+    let coupon = create_coupon(&app, &admin, &coupon_body("Quiet", 5, -5, 3600)).await["id"]
+        .as_i64()
+        .unwrap();
+    // No socket: the result is published to nobody and lost.
+    let token = app.mint_token(&ctx, "offline").await;
+    let response = app
+        .client
+        .post(app.url(&format!("/api/coupons/{coupon}/purchase")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let order: serde_json::Value = response.json().await.unwrap();
+    let path = format!("/api/orders/{}", order["order_id"].as_str().unwrap());
+    eventually(
+        Duration::from_secs(15),
+        "the order readable as PAID",
+        || async { app.get_authed(&path, &token).await.1["status"] == "PAID" },
+    )
+    .await;
+
+    // Graceful stop closes open sockets with 1001 "going away".
+    let mut socket = connect(&app.base, &token).await;
+    let stopping = tokio::spawn(app.stop());
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(message) = socket.next().await {
+            if let Ok(Message::Close(frame)) = message {
+                return frame.map(|f| u16::from(f.code));
+            }
+        }
+        None
+    })
+    .await
+    .expect("closed in time");
+    assert_eq!(closed, Some(1001));
+    tokio::time::timeout(Duration::from_secs(5), stopping)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_clients_are_dropped_never_buffered() {
+    use flash_sale::adapters::redis::notifier::PaymentUpdate;
+    use flash_sale::adapters::redis::ws_routes::WsRoutes;
+    use flash_sale::adapters::redis::{Keys, RedisPool};
+    use flash_sale::domain::identity::UserId;
+    use flash_sale::domain::order::{OrderId, OrderStatus};
+    use flash_sale::http::ws::Hub;
+    use flash_sale::http::ws::hub::WsMetrics;
+
+    let ctx = TestContext::new().await;
+    let routes = WsRoutes::new(
+        RedisPool::new(&ctx.settings.redis).unwrap(),
+        Keys::new(ctx.settings.redis.namespace.clone()),
+        "server-x".into(),
+        Duration::from_secs(5),
+    );
+    let metrics = WsMetrics::new().unwrap();
+    let hub = std::sync::Arc::new(Hub::new(routes, 4, 100, metrics.clone()));
+    let user = UserId::parse("slowpoke").unwrap();
+    let (registration, mut outbox) = hub.register(&user).await.unwrap();
+    let update = PaymentUpdate {
+        kind: "payment_update".into(),
+        order_id: OrderId::generate(),
+        status: OrderStatus::Paid,
+        user_id: user.clone(),
+    };
+    for _ in 0..10 {
+        hub.deliver(&update);
+    }
+    assert_eq!(metrics.relayed.get(), 4, "the queue holds four");
+    assert_eq!(metrics.dropped_slow.get(), 1, "the fifth drops the client");
+    let mut received = 0;
+    while outbox.recv().await.is_some() {
+        received += 1;
+    }
+    assert_eq!(
+        received, 4,
+        "then the socket's queue ends: its loop closes the socket"
+    );
+    drop(registration);
+    assert_eq!(hub.open_sockets(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn silent_clients_are_closed_after_the_idle_timeout() {
+    let ctx = TestContext::new().await;
+    let app = ctx.spawn(Role::All).await;
+    let token = app.mint_token(&ctx, "sleeper").await;
+    let mut socket = connect(&app.base, &token).await;
+    // Not reading: no pongs go back.
+    tokio::time::sleep(Duration::from_millis(ctx.settings.ws.idle_timeout_ms + 800)).await;
+    let mut close = None;
+    while let Ok(Some(Ok(message))) =
+        tokio::time::timeout(Duration::from_secs(3), socket.next()).await
+    {
+        if let Message::Close(frame) = message {
+            close = frame.map(|f| f.reason.to_string());
+            break;
+        }
+    }
+    assert_eq!(close.as_deref(), Some("idle timeout"));
+    app.stop().await;
+}
