@@ -127,6 +127,9 @@ pub struct ServerSettings {
     pub shutdown_timeout_secs: u64,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
+    /// Built web pages served at `/` by the api role (empty: none; NGINX serves them in
+    /// deployments).
+    pub static_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod extract;
 pub mod metrics;
 pub mod ops;
+pub mod pages;
 pub mod purchase;
 pub mod ws;
 

@@ -33,6 +33,8 @@ pub(super) struct ApiModules {
     orders: web::Data<Orders>,
     /// Serve `/objects/` (filesystem store; S3 serves its own URLs).
     serve_objects: bool,
+    /// Built web pages, served at `/` when present.
+    static_dir: std::path::PathBuf,
     identity: web::Data<Identity>,
     issuer: Option<web::Data<EmbeddedIssuer>>,
     trust_proxy: web::Data<TrustProxyHeaders>,
@@ -102,6 +104,7 @@ impl ApiModules {
             purchases: web::Data::new(purchases),
             orders: web::Data::new(orders),
             serve_objects: settings.object_store.kind == ObjectStoreKind::Filesystem,
+            static_dir: settings.server.static_dir.clone(),
             identity: web::Data::new(Identity::new(provider, limiter)),
             issuer,
             trust_proxy: web::Data::new(TrustProxyHeaders(identity_settings.trust_proxy_headers)),
@@ -124,6 +127,13 @@ impl ApiModules {
         if let Some(issuer) = &self.issuer {
             cfg.app_data(issuer.clone())
                 .configure(http::auth::configure_issuer);
+        }
+    }
+
+    /// The pages' catch-all; mounted after every other module so it shadows no route.
+    pub(super) fn configure_pages(&self, cfg: &mut web::ServiceConfig) {
+        if !self.static_dir.as_os_str().is_empty() {
+            cfg.configure(http::pages::configure(&self.static_dir));
         }
     }
 }

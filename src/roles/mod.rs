@@ -286,6 +286,10 @@ impl Modules {
         if let Some(ws) = &self.ws {
             ws.configure(cfg);
         }
+        #[cfg(feature = "api")]
+        if let Some(api) = &self.api {
+            api.configure_pages(cfg);
+        }
     }
 }
 
