@@ -84,9 +84,20 @@ pub struct PaymentSettings {
     pub fetch_max_wait_ms: u64,
 }
 
+/// How the purchase gate decides. Only `redis` is for production; the MySQL ones are the
+/// alternatives the requirements rejected, kept so `make bench` can measure them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PurchaseStrategy {
+    Redis,
+    MysqlPessimistic,
+    MysqlOptimistic,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PurchaseSettings {
+    pub strategy: PurchaseStrategy,
     /// How long a retried request with the same `Idempotency-Key` gets the first answer.
     pub idempotency_ttl_secs: u64,
     /// How long an accepted purchase stays readable from Redis before the payment role

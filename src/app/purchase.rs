@@ -14,6 +14,7 @@ use chrono::Utc;
 use prometheus::IntCounterVec;
 
 use crate::adapters::kafka::producer::OrderPublisher;
+use crate::adapters::mysql::{MysqlPool, sale_stock};
 use crate::adapters::redis::pending_orders::PendingOrders;
 use crate::adapters::redis::stock_gate::{Reservation, StockGate};
 use crate::app::catalog::Catalog;
@@ -31,8 +32,16 @@ pub struct Accepted {
     pub replayed: bool,
 }
 
+/// The MySQL gates the requirements rejected, measured by `make bench` only.
+pub struct MysqlGate {
+    pub mysql: MysqlPool,
+    pub optimistic: bool,
+}
+
 pub struct Purchases {
     gate: StockGate,
+    /// Set only when `purchase.strategy` is one of the MySQL strategies.
+    mysql_gate: Option<MysqlGate>,
     publisher: OrderPublisher,
     pending: PendingOrders,
     catalog: Arc<Catalog>,
@@ -49,6 +58,7 @@ impl Purchases {
         publisher: OrderPublisher,
         pending: PendingOrders,
         catalog: Arc<Catalog>,
+        mysql_gate: Option<MysqlGate>,
     ) -> Result<Self, prometheus::Error> {
         let outcomes = IntCounterVec::new(
             prometheus::Opts::new("purchases_total", "Purchase attempts by outcome"),
@@ -56,6 +66,7 @@ impl Purchases {
         )?;
         Ok(Self {
             gate,
+            mysql_gate,
             publisher,
             pending,
             catalog,
@@ -100,11 +111,14 @@ impl Purchases {
         idempotency_key: Option<&str>,
     ) -> Result<Accepted, PurchaseError> {
         let candidate = OrderId::generate();
-        let reservation = self
-            .gate
-            .reserve(coupon, user, candidate, idempotency_key)
-            .await
-            .map_err(unavailable)?;
+        let reservation = match &self.mysql_gate {
+            None => self
+                .gate
+                .reserve(coupon, user, candidate, idempotency_key)
+                .await
+                .map_err(unavailable)?,
+            Some(gate) => reserve_in_mysql(gate, coupon, user, candidate).await?,
+        };
         let (order_id, price_cents) = match reservation {
             Reservation::Accepted(order_id, price) => (order_id, price),
             Reservation::Replayed(order_id) => {
@@ -170,4 +184,30 @@ impl Purchases {
             Err(other) => unavailable(other),
         }
     }
+}
+
+/// The MySQL gate's decision, in the Redis gate's terms (bench-only strategies; no
+/// idempotency keys: the comparison is about the stock step).
+async fn reserve_in_mysql(
+    gate: &MysqlGate,
+    coupon: CouponId,
+    user: &UserId,
+    order_id: OrderId,
+) -> Result<Reservation, PurchaseError> {
+    let decision = gate
+        .mysql
+        .with_conn(async |conn| {
+            let decided = if gate.optimistic {
+                sale_stock::reserve_optimistic(conn, coupon, user).await
+            } else {
+                sale_stock::reserve_pessimistic(conn, coupon, user).await
+            };
+            decided.map_err(|e| crate::adapters::mysql::MysqlError::Unavailable(e.to_string()))
+        })
+        .await
+        .map_err(unavailable)?;
+    Ok(match decision {
+        Ok(price) => Reservation::Accepted(order_id, price),
+        Err(rejection) => Reservation::Rejected(rejection),
+    })
 }

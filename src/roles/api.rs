@@ -19,8 +19,8 @@ use crate::adapters::redis::stock_gate::StockGate;
 use crate::app::catalog::{Catalog, CatalogMetrics};
 use crate::app::identity::Identity;
 use crate::app::orders::Orders;
-use crate::app::purchase::Purchases;
-use crate::config::{IdentityProviderKind, ObjectStoreKind, Settings};
+use crate::app::purchase::{MysqlGate, Purchases};
+use crate::config::{IdentityProviderKind, ObjectStoreKind, PurchaseStrategy, Settings};
 use crate::domain::ports::IdentityProvider;
 use crate::http::{self, auth::TrustProxyHeaders};
 use crate::metrics::Metrics;
@@ -206,14 +206,25 @@ async fn build_purchases(
         keys,
         Duration::from_secs(purchase.idempotency_ttl_secs),
     );
-    let purchases =
-        Purchases::new(gate, publisher, pending.clone(), catalog).map_err(StartupError::runtime)?;
+    let mysql = adapters.mysql.clone().ok_or_else(|| missing("MySQL"))?;
+    let mysql_gate = match purchase.strategy {
+        PurchaseStrategy::Redis => None,
+        strategy => {
+            tracing::warn!(
+                ?strategy,
+                "purchase strategy for benchmarks only: the purchase path uses MySQL locks"
+            );
+            Some(MysqlGate {
+                mysql: mysql.clone(),
+                optimistic: strategy == PurchaseStrategy::MysqlOptimistic,
+            })
+        }
+    };
+    let purchases = Purchases::new(gate, publisher, pending.clone(), catalog, mysql_gate)
+        .map_err(StartupError::runtime)?;
     metrics
         .register(purchases.collector())
         .map_err(StartupError::runtime)?;
-    let orders = Orders::new(
-        adapters.mysql.clone().ok_or_else(|| missing("MySQL"))?,
-        pending,
-    );
+    let orders = Orders::new(mysql, pending);
     Ok((purchases, orders))
 }

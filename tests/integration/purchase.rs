@@ -475,3 +475,50 @@ async fn reconciler_restores_stock_and_buyers_after_redis_loss() {
     );
     app.stop().await;
 }
+
+/// The MySQL strategies (bench-only) keep the same promise under racing.
+#[tokio::test(flavor = "multi_thread")]
+async fn mysql_strategies_also_sell_exactly_the_stock() {
+    use flash_sale::config::PurchaseStrategy;
+    for strategy in [
+        PurchaseStrategy::MysqlPessimistic,
+        PurchaseStrategy::MysqlOptimistic,
+    ] {
+        let ctx = TestContext::new().await;
+        let mut settings = ctx.settings.clone();
+        settings.purchase.strategy = strategy;
+        let app = ctx.spawn_with(Role::Api, settings).await;
+        let admin = app.admin_token(&ctx).await;
+        let coupon = create_coupon(&app, &admin, &coupon_body("Locked", 20, -5, 3600)).await["id"]
+            .as_i64()
+            .unwrap();
+        let mut tokens = Vec::new();
+        for n in 0..50 {
+            tokens.push(app.mint_token(&ctx, &format!("locker-{n}")).await);
+        }
+        let attempts: Vec<String> = tokens.iter().flat_map(|t| [t.clone(), t.clone()]).collect();
+        let statuses: Vec<(u16, Value)> = futures_util::stream::iter(attempts)
+            .map(|token| {
+                let app = &app;
+                async move { buy(app, &token, coupon, None).await }
+            })
+            .buffer_unordered(50)
+            .collect()
+            .await;
+        let accepted = statuses.iter().filter(|(s, _)| *s == 202).count();
+        assert_eq!(accepted, 20, "{strategy:?}");
+        for (status, body) in statuses.iter().filter(|(s, _)| *s != 202) {
+            let code = body["error"]["code"].as_str().unwrap_or_default();
+            assert!(
+                *status == 409 && (code == "SOLD_OUT" || code == "PURCHASE_LIMIT_REACHED"),
+                "{strategy:?}: {status} {body}"
+            );
+        }
+        assert_eq!(
+            events(&ctx.settings.kafka, coupon).await.len(),
+            20,
+            "{strategy:?}"
+        );
+        app.stop().await;
+    }
+}

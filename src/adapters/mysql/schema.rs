@@ -47,6 +47,23 @@ diesel::table! {
 }
 
 diesel::table! {
+    sale_buyers (coupon_id, user_id) {
+        coupon_id -> Bigint,
+        #[max_length = 64]
+        user_id -> Varchar,
+        units -> Integer,
+    }
+}
+
+diesel::table! {
+    sale_stock (coupon_id) {
+        coupon_id -> Bigint,
+        remaining -> Integer,
+        version -> Bigint,
+    }
+}
+
+diesel::table! {
     users (id) {
         id -> Bigint,
         #[max_length = 254]
@@ -58,4 +75,11 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(consumer_offsets, coupons, orders, users);
+diesel::allow_tables_to_appear_in_same_query!(
+    consumer_offsets,
+    coupons,
+    orders,
+    sale_buyers,
+    sale_stock,
+    users
+);
