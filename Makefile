@@ -2,6 +2,7 @@
 .PHONY: dev test lint stop status bench migrate run build
 
 ROLE ?= all
+QUICK ?= 0
 
 ## dev: start the local stack, migrate, seed demo coupons, run every role (Ctrl-C stops)
 dev:
@@ -14,7 +15,7 @@ test: lint
 ## lint: formatting check and clippy with warnings as errors
 lint:
 	cargo fmt --all -- --check
-	cargo clippy --all-targets -- -D warnings
+	cargo clippy --all-targets --all-features -- -D warnings
 
 ## stop: stop the stack services these scripts started
 stop:
@@ -24,9 +25,9 @@ stop:
 status:
 	@scripts/stack.sh status
 
-## bench: benchmark harness (issue #10 fills it in)
+## bench: release build, every scenario with wrk/redis-benchmark, report in bench/results/ (QUICK=1: < 3 min)
 bench:
-	@echo "make bench: the benchmark harness is not built yet (issue #10)."
+	@QUICK=$(QUICK) scripts/bench.sh
 
 ## migrate: apply pending migrations to the configured database
 migrate:

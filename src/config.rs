@@ -637,7 +637,7 @@ mod tests {
 
     #[test]
     fn shipped_files_all_load() {
-        for env in ["dev", "test", "production"] {
+        for env in ["dev", "test", "production", "bench"] {
             load(env, &[]).unwrap_or_else(|e| panic!("{env}: {e}"));
         }
     }

@@ -17,6 +17,7 @@
 
 pub mod adapters;
 pub mod app;
+pub mod bench_report;
 pub mod cli;
 pub mod config;
 pub mod domain;

@@ -22,7 +22,10 @@ pub struct InstanceInfo {
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(healthz).service(readyz).service(metrics);
+    cfg.service(healthz)
+        .service(readyz)
+        .service(metrics)
+        .service(openapi);
 }
 
 /// Liveness: the process answers HTTP. Never touches dependencies, so an outage of
@@ -74,4 +77,15 @@ async fn metrics(metrics: web::Data<Metrics>) -> Result<HttpResponse, AppError> 
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(text))
+}
+
+/// The public HTTP contract as OpenAPI 3.1 (kept next to the handlers; a test checks
+/// that every mounted API route is in it).
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+#[get("/api/openapi.json")]
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(OPENAPI)
 }

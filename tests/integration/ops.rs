@@ -48,3 +48,47 @@ async fn metrics_count_requests_per_route_pattern() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn openapi_document_covers_the_public_contract() {
+    let ctx = TestContext::new().await;
+    let app = ctx.spawn(Role::Api).await;
+    let (status, spec) = app.get_json("/api/openapi.json").await;
+    assert_eq!(status, 200);
+    assert_eq!(spec["openapi"], "3.1.0");
+    for (method, path) in [
+        ("post", "/api/auth/register"),
+        ("post", "/api/auth/login"),
+        ("get", "/api/me"),
+        ("get", "/api/coupons"),
+        ("get", "/api/coupons/{id}"),
+        ("get", "/api/coupons/{id}/stock"),
+        ("post", "/api/coupons/{id}/purchase"),
+        ("get", "/api/orders"),
+        ("get", "/api/orders/{id}"),
+        ("post", "/api/admin/coupons"),
+        ("put", "/api/admin/coupons/{id}"),
+        ("delete", "/api/admin/coupons/{id}"),
+        ("post", "/api/admin/coupons/{id}/image"),
+        ("get", "/ws"),
+        ("get", "/healthz"),
+        ("get", "/readyz"),
+        ("get", "/metrics"),
+    ] {
+        assert!(
+            spec["paths"][path][method].is_object(),
+            "{method} {path} missing"
+        );
+    }
+    let purchase =
+        &spec["paths"]["/api/coupons/{id}/purchase"]["post"]["responses"]["409"]["description"];
+    for code in [
+        "SOLD_OUT",
+        "PURCHASE_LIMIT_REACHED",
+        "SALE_NOT_STARTED",
+        "SALE_ENDED",
+    ] {
+        assert!(purchase.as_str().unwrap().contains(code), "{code}");
+    }
+    app.stop().await;
+}

@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+# `make bench` (QUICK=1 for a short run): release build, local stack, then each scenario
+# at 64 and 256 connections with wrk (HTTP) and redis-benchmark (raw Redis), warm-up
+# excluded, correctness checks after every purchase run, and a report in
+# bench/results/<date>-<host>.md (+ .json). Exits non-zero when a check fails.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+QUICK=${QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+  DURATION=4; WARMUP=1; REDIS_N=50000; TOKENS=5000; SELLOUT=2000; E2E_SECS=4; WS_SOCKETS=2000; WS_MESSAGES=300
+else
+  DURATION=15; WARMUP=3; REDIS_N=300000; TOKENS=20000; SELLOUT=20000; E2E_SECS=10; WS_SOCKETS=10000; WS_MESSAGES=1000
+fi
+CONNS=(64 256)
+say() { printf '[bench] %s\n' "$*" >&2; }
+
+command -v wrk >/dev/null 2>&1 || { say "installing wrk (apt)"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
+command -v redis-benchmark >/dev/null 2>&1 || { say "installing redis-tools (apt)"; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-tools; }
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+WORK=$(mktemp -d)
+started="$WORK/started"
+PIDS=()
+RUN_ID="$(date +%s)$RANDOM"
+DB="fsbench_$RUN_ID"
+export FLASH_ENV=bench
+export FLASH__MYSQL__URL="mysql://root@127.0.0.1:${STACK_MYSQL_PORT:-3306}/$DB"
+export FLASH__REDIS__URL="redis://127.0.0.1:${STACK_REDIS_PORT:-6379}"
+export FLASH__KAFKA__BROKERS="127.0.0.1:${STACK_KAFKA_PORT:-19092}"
+export FLASH__REDIS__NAMESPACE="bench:$RUN_ID"
+export FLASH__KAFKA__TOPIC_PREFIX="bench$RUN_ID-"
+export FLASH__IDENTITY__EMBEDDED__SIGNING_KEY="$WORK/signing.pem"
+export FLASH__SERVER__STATIC_DIR=""
+export PATH="$PATH:${CARGO_HOME:-$HOME/.cargo}/bin"
+API_PORT=18080; WS_PORT=18081; PAY_PORT=18082
+API="http://127.0.0.1:$API_PORT"
+RESULTS="$WORK/results.jsonl"; : > "$RESULTS"
+
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  mariadb --protocol=TCP -h 127.0.0.1 -P "${STACK_MYSQL_PORT:-3306}" -uroot -e "DROP DATABASE IF EXISTS \`$DB\`" 2>/dev/null || true
+  redis-cli -p "${STACK_REDIS_PORT:-6379}" --scan --pattern "bench:$RUN_ID:*" | xargs -r -n 500 redis-cli -p "${STACK_REDIS_PORT:-6379}" DEL >/dev/null 2>&1 || true
+  [ -f "$started" ] && scripts/stack.sh stop-list "$started"
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+scripts/stack.sh up --started-file "$started"
+say "building release binaries (the first time takes several minutes)"
+cargo build --release --quiet --features bench --bins
+BIN=target/release/flash-sale
+TOOL=target/release/flash-sale-bench
+
+mariadb --protocol=TCP -h 127.0.0.1 -P "${STACK_MYSQL_PORT:-3306}" -uroot -e "CREATE DATABASE \`$DB\` CHARACTER SET utf8mb4"
+"$BIN" migrate >/dev/null
+"$BIN" keys generate "$FLASH__IDENTITY__EMBEDDED__SIGNING_KEY" >/dev/null
+
+wait_ready() { # url
+  for _ in $(seq 1 300); do curl -fs "$1/readyz" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  say "not ready: $1"; return 1
+}
+start() { # port role [env...] -> prints pid
+  local port=$1 role=$2; shift 2
+  env FLASH__SERVER__PORT="$port" "$@" "$BIN" --role "$role" >"$WORK/$role-$port.log" 2>&1 &
+  local pid=$!
+  PIDS+=("$pid")
+  wait_ready "http://127.0.0.1:$port"
+  LAST_PID=$pid
+}
+stop() { kill -TERM "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+# --- data: an admin, coupons, shopper tokens -------------------------------------------
+start "$API_PORT" api; API_PID=$LAST_PID
+FLASH_USER_PASSWORD=bench-admin-password "$BIN" user create admin@bench.local --admin >/dev/null
+ADMIN=$(curl -fs "$API/api/auth/login" -H 'content-type: application/json' \
+  -d '{"email":"admin@bench.local","password":"bench-admin-password"}' | python3 -c 'import sys,json;print(json.load(sys.stdin)["access_token"])')
+coupon() { # name total limit -> id
+  local start end
+  start=$(date -u -d '-1 minute' +%Y-%m-%dT%H:%M:%SZ); end=$(date -u -d '+1 day' +%Y-%m-%dT%H:%M:%SZ)
+  curl -fs "$API/api/admin/coupons" -H "authorization: Bearer $ADMIN" -H 'content-type: application/json' \
+    -d "{\"name\":\"$1\",\"description\":\"bench\",\"price_cents\":100,\"total_quantity\":$2,\"per_user_limit\":$3,\"sale_starts_at\":\"$start\",\"sale_ends_at\":\"$end\"}" \
+    | python3 -c 'import sys,json;print(json.load(sys.stdin)["id"])'
+}
+OPEN=$(coupon "Hot coupon" 10000000 100)
+SOLDOUT=$(coupon "Sell-out" "$SELLOUT" 1)
+PESS=$(coupon "Pessimistic" 10000000 100)
+OPT=$(coupon "Optimistic" 10000000 100)
+E2E=$(coupon "End to end" 10000000 100)
+"$TOOL" tokens --count "$TOKENS" --prefix shopper --issuer "$API" --out "$WORK/tokens.lua"
+export BENCH_WRK_DIR="$ROOT/bench/wrk" BENCH_TOKENS="$WORK/tokens.lua"
+
+# --- helpers ---------------------------------------------------------------------------
+accepted_in() { python3 -c 'import sys,json
+total=0
+for path in sys.argv[1:]:
+    for line in open(path):
+        if line.startswith("{"): total += json.loads(line)["statuses"].get("202", 0)
+print(total)' "$@"; }
+
+wrk_run() { # scenario connections script baseline expected [env...]
+  local scenario=$1 c=$2 script=$3 baseline=$4 expected=$5; shift 5
+  local out="$WORK/wrk-$RANDOM.out"
+  say "$scenario, $c connections"
+  env "$@" wrk -t2 -c"$c" -d"${WARMUP}s" --timeout 5s -s "bench/wrk/$script" "$API" >"$out.warm" 2>&1
+  env "$@" wrk -t2 -c"$c" -d"${DURATION}s" --timeout 5s -s "bench/wrk/$script" "$API" >"$out" 2>&1
+  "$TOOL" wrk --scenario "$scenario" --connections "$c" ${baseline:+--baseline "$baseline"} \
+    ${expected:+--expected "$expected"} --input "$out" >>"$RESULTS"
+  LAST_OUTS="$out $out.warm"
+}
+
+BASELINE="baseline (GET /healthz)"
+# 1. baseline: the trivial endpoint of the same server
+for c in "${CONNS[@]}"; do wrk_run "$BASELINE" "$c" get.lua "" "" BENCH_PATH=/healthz; done
+
+# 2. raw Redis: the purchase script by EVALSHA (the ceiling of the stock step)
+SHA=$(redis-cli -p "${STACK_REDIS_PORT:-6379}" SCRIPT LOAD "$(cat lua/purchase.lua)")
+RK="bench:$RUN_ID:raw:{c:1}"
+redis-cli -p "${STACK_REDIS_PORT:-6379}" SET "$RK:stock" 100000000 >/dev/null
+redis-cli -p "${STACK_REDIS_PORT:-6379}" HSET "$RK:meta" limit 1000000 starts_ms 0 ends_ms 99999999999999 deleted 0 price 100 >/dev/null
+for c in "${CONNS[@]}"; do
+  say "raw Redis EVALSHA, $c connections"
+  redis-benchmark -p "${STACK_REDIS_PORT:-6379}" -n "$REDIS_N" -c "$c" -r 1000000 --csv \
+    EVALSHA "$SHA" 4 "$RK:stock" "$RK:meta" "$RK:buyers" "$RK:stock" "user:__rand_int__" 0195d9d2-7c43-7f4e-8a8c-6a2e6cb1d001 1000 0 \
+    >"$WORK/redis-$c.csv" 2>/dev/null
+  "$TOOL" redis-benchmark --scenario "raw Redis (EVALSHA purchase.lua)" --connections "$c" --input "$WORK/redis-$c.csv" >>"$RESULTS"
+done
+
+# 3. browse: cached page and coupon detail
+curl -fs "$API/api/coupons?page=1&size=20" >/dev/null; curl -fs "$API/api/coupons/$OPEN" >/dev/null
+for c in "${CONNS[@]}"; do
+  wrk_run "browse (cached page)" "$c" get.lua "$BASELINE" "" "BENCH_PATH=/api/coupons?page=1&size=20"
+  wrk_run "browse (coupon detail)" "$c" get.lua "$BASELINE" "" "BENCH_PATH=/api/coupons/$OPEN"
+done
+
+# 4. purchase on one hot coupon, thousands of shoppers; then a sell-out with exact counts
+OPEN_OUTS=""
+for c in "${CONNS[@]}"; do
+  wrk_run "purchase (hot coupon, redis)" "$c" purchase.lua "$BASELINE" 409 BENCH_COUPON="$OPEN"
+  OPEN_OUTS="$OPEN_OUTS $LAST_OUTS"
+done
+# shellcheck disable=SC2086
+"$TOOL" check-sale --coupon "$OPEN" --total 10000000 --limit 100 --accepted "$(accepted_in $OPEN_OUTS)" --label "hot coupon" >>"$RESULTS"
+wrk_run "purchase (sell-out of $SELLOUT, limit 1)" 256 purchase.lua "$BASELINE" 409 BENCH_COUPON="$SOLDOUT"
+# shellcheck disable=SC2086
+"$TOOL" check-sale --coupon "$SOLDOUT" --total "$SELLOUT" --limit 1 --accepted "$(accepted_in $LAST_OUTS)" --label "sell-out" >>"$RESULTS"
+
+# 5. the strategies the requirements rejected: MySQL pessimistic and optimistic locking
+for strategy in pessimistic optimistic; do
+  stop "$API_PID"
+  start "$API_PORT" api FLASH__PURCHASE__STRATEGY="mysql_$strategy"; API_PID=$LAST_PID
+  id=$PESS; [ "$strategy" = optimistic ] && id=$OPT
+  for c in "${CONNS[@]}"; do
+    wrk_run "purchase (hot coupon, mysql $strategy)" "$c" purchase.lua "$BASELINE" 409 BENCH_COUPON="$id"
+  done
+done
+stop "$API_PID"
+
+# 6. purchase -> PAID end to end through Kafka and the payment role
+start "$API_PORT" api; API_PID=$LAST_PID
+start "$PAY_PORT" payment; PAY_PID=$LAST_PID
+say "end to end: purchases for ${E2E_SECS}s with the payment role running"
+DURATION_SAVED=$DURATION; DURATION=$E2E_SECS
+wrk_run "purchase -> payment (end to end)" 256 purchase.lua "$BASELINE" 409 BENCH_COUPON="$E2E"
+DURATION=$DURATION_SAVED
+# shellcheck disable=SC2086
+E2E_ACCEPTED=$(accepted_in $LAST_OUTS)
+"$TOOL" drain --expected "$E2E_ACCEPTED" --load-secs "$((E2E_SECS + WARMUP))" >>"$RESULTS"
+"$TOOL" check-sale --coupon "$E2E" --total 10000000 --limit 100 --accepted "$E2E_ACCEPTED" --label "end to end" --orders >>"$RESULTS"
+stop "$PAY_PID"
+
+# 7. WebSocket: idle sockets held, memory per socket, publish-to-socket latency
+start "$WS_PORT" ws FLASH__IDENTITY__ISSUER="$API"; WS_PID=$LAST_PID
+SERVER_ID=$(curl -fs "http://127.0.0.1:$WS_PORT/readyz" | python3 -c 'import sys,json;print(json.load(sys.stdin)["server_id"])')
+say "WebSocket: $WS_SOCKETS idle sockets, $WS_MESSAGES messages"
+"$TOOL" ws --url "ws://127.0.0.1:$WS_PORT" --issuer "$API" --server-pid "$WS_PID" --server-id "$SERVER_ID" \
+  --sockets "$WS_SOCKETS" --messages "$WS_MESSAGES" >>"$RESULTS"
+stop "$WS_PID"; stop "$API_PID"
+
+# --- report -----------------------------------------------------------------------------
+fact() { "$TOOL" fact "$1" "$2" >>"$RESULTS"; }
+fact "command" "make bench$([ "$QUICK" = 1 ] && echo ' QUICK=1')"
+fact "date" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+fact "commit" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+fact "cores" "$(nproc)"
+fact "cpu" "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs)"
+fact "memory" "$(free -g | awk '/Mem:/{print $2 " GiB"}')"
+fact "kernel" "$(uname -r)"
+fact "rustc" "$(rustc --version)"
+fact "mariadb" "$(mariadb --version | head -1)"
+fact "redis" "$(redis-server --version | awk '{print $3}')"
+fact "tansu" "$(tansu --version 2>/dev/null | head -1 || echo unknown)"
+fact "wrk" "$(wrk --version 2>&1 | head -1 | awk '{print $1, $2}')"
+fact "load" "wrk -t2, ${DURATION}s per run after ${WARMUP}s warm-up; load generator, server, MariaDB, Redis and tansu share the same cores"
+
+mkdir -p bench/results
+STAMP="$(date -u +%Y-%m-%d)-$(hostname)"
+cp "$RESULTS" "bench/results/$STAMP.jsonl"
+status=0
+"$TOOL" report --input "$RESULTS" --markdown "bench/results/$STAMP.md" --json "bench/results/$STAMP.json" \
+  --title "flash-sale benchmark ($STAMP$([ "$QUICK" = 1 ] && echo ', QUICK'))" || status=$?
+say "report: bench/results/$STAMP.md"
+exit "$status"

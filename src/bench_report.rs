@@ -1,0 +1,323 @@
+//! The benchmark report of `make bench`: runs (from wrk and redis-benchmark), figures
+//! (WebSocket memory, orders/s), correctness checks, and the targets we aim for. A run
+//! whose correctness checks fail is a failed run, whatever its speed.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// One load run of one scenario at one concurrency.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    pub scenario: String,
+    pub connections: u32,
+    pub requests: u64,
+    pub rps: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    /// Transport errors and unexpected statuses (5xx, timeouts).
+    pub errors: u64,
+    /// Responses by HTTP status.
+    #[serde(default)]
+    pub statuses: BTreeMap<String, u64>,
+    /// The scenario this run's ratio is computed against (same connections).
+    #[serde(default)]
+    pub baseline: Option<String>,
+}
+
+/// A correctness check attached to a run (no oversell, no user over limit, …).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    pub name: String,
+    pub expected: String,
+    pub actual: String,
+    pub ok: bool,
+}
+
+impl Check {
+    pub fn equal(name: &str, expected: impl ToString, actual: impl ToString) -> Self {
+        let (expected, actual) = (expected.to_string(), actual.to_string());
+        Self {
+            name: name.to_owned(),
+            ok: expected == actual,
+            expected,
+            actual,
+        }
+    }
+
+    pub fn at_most(name: &str, limit: i64, actual: i64) -> Self {
+        Self {
+            name: name.to_owned(),
+            expected: format!("<= {limit}"),
+            actual: actual.to_string(),
+            ok: actual <= limit,
+        }
+    }
+}
+
+/// A measured figure that is not a request rate (memory per socket, orders/s, …).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Figure {
+    pub name: String,
+    pub value: f64,
+    pub unit: String,
+    #[serde(default)]
+    pub note: String,
+}
+
+/// Everything one `make bench` produced; one JSON line each in the raw results file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Entry {
+    Run(Run),
+    Check(Check),
+    Figure(Figure),
+    Fact { name: String, value: String },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub facts: BTreeMap<String, String>,
+    pub runs: Vec<Run>,
+    pub checks: Vec<Check>,
+    pub figures: Vec<Figure>,
+}
+
+impl Report {
+    /// Builds a report from JSON lines (blank lines ignored).
+    pub fn from_lines(text: &str) -> Result<Self, serde_json::Error> {
+        let mut report = Self::default();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            match serde_json::from_str::<Entry>(line)? {
+                Entry::Run(run) => report.runs.push(run),
+                Entry::Check(check) => report.checks.push(check),
+                Entry::Figure(figure) => report.figures.push(figure),
+                Entry::Fact { name, value } => {
+                    report.facts.insert(name, value);
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// True when every correctness check passed (and there was at least one).
+    pub fn passed(&self) -> bool {
+        !self.checks.is_empty() && self.checks.iter().all(|c| c.ok)
+    }
+
+    fn run(&self, scenario: &str, connections: u32) -> Option<&Run> {
+        self.runs
+            .iter()
+            .find(|r| r.scenario == scenario && r.connections == connections)
+    }
+
+    /// `run.rps / baseline.rps` for the same connection count.
+    pub fn ratio(&self, run: &Run) -> Option<f64> {
+        let baseline = self.run(run.baseline.as_deref()?, run.connections)?;
+        (baseline.rps > 0.0).then(|| run.rps / baseline.rps)
+    }
+
+    /// The targets of the benchmark issue, evaluated (reported, never a failure).
+    pub fn targets(&self) -> Vec<(String, Option<bool>, String)> {
+        let mut targets = Vec::new();
+        let purchase = self.run("purchase (hot coupon, redis)", 256);
+        let baseline = self.run("baseline (GET /healthz)", 256);
+        let pessimistic = self.run("purchase (hot coupon, mysql pessimistic)", 256);
+        let browse = self.run("browse (cached page)", 256);
+        let ratio = |a: Option<&Run>, b: Option<&Run>| match (a, b) {
+            (Some(a), Some(b)) if b.rps > 0.0 => Some(a.rps / b.rps),
+            _ => None,
+        };
+        let r = ratio(purchase, baseline);
+        targets.push((
+            "purchase >= 50% of baseline RPS at 256 connections".to_owned(),
+            r.map(|r| r >= 0.5),
+            r.map_or("n/a".into(), |r| format!("{:.0}%", r * 100.0)),
+        ));
+        let p99 = purchase.map(|p| p.p99_ms);
+        targets.push((
+            "purchase p99 <= 25 ms at 256 connections".to_owned(),
+            p99.map(|p| p <= 25.0),
+            p99.map_or("n/a".into(), |p| format!("{p:.1} ms")),
+        ));
+        let r = ratio(purchase, pessimistic);
+        targets.push((
+            "purchase >= 20x the pessimistic-lock strategy".to_owned(),
+            r.map(|r| r >= 20.0),
+            r.map_or("n/a".into(), |r| format!("{r:.1}x")),
+        ));
+        let r = ratio(browse, baseline);
+        targets.push((
+            "browse >= 70% of baseline RPS".to_owned(),
+            r.map(|r| r >= 0.7),
+            r.map_or("n/a".into(), |r| format!("{:.0}%", r * 100.0)),
+        ));
+        targets
+    }
+
+    pub fn to_markdown(&self, title: &str) -> String {
+        use std::fmt::Write;
+        let mut md = String::new();
+        let _ = writeln!(md, "# {title}\n");
+        let verdict = if self.passed() {
+            "PASSED (every correctness check held)"
+        } else {
+            "FAILED (a correctness check did not hold)"
+        };
+        let _ = writeln!(md, "Result: **{verdict}**\n");
+        let _ = writeln!(md, "## Machine\n");
+        for (name, value) in &self.facts {
+            let _ = writeln!(md, "- {name}: {value}");
+        }
+        let _ = writeln!(md, "\n## Runs\n");
+        let _ = writeln!(
+            md,
+            "| scenario | conns | requests | RPS | p50 ms | p99 ms | errors | ratio | statuses |"
+        );
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---|---|");
+        for run in &self.runs {
+            let ratio = match (self.ratio(run), &run.baseline) {
+                (Some(r), Some(base)) => format!("{r:.2} × {base}"),
+                _ => "—".to_owned(),
+            };
+            let statuses = run
+                .statuses
+                .iter()
+                .map(|(s, n)| format!("{s}: {n}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {} | {} | {} |",
+                run.scenario,
+                run.connections,
+                run.requests,
+                run.rps,
+                run.p50_ms,
+                run.p99_ms,
+                run.errors,
+                ratio,
+                statuses
+            );
+        }
+        if !self.figures.is_empty() {
+            let _ = writeln!(md, "\n## Figures\n");
+            let _ = writeln!(md, "| figure | value | note |");
+            let _ = writeln!(md, "|---|---:|---|");
+            for figure in &self.figures {
+                let _ = writeln!(
+                    md,
+                    "| {} | {:.2} {} | {} |",
+                    figure.name, figure.value, figure.unit, figure.note
+                );
+            }
+        }
+        let _ = writeln!(md, "\n## Correctness checks\n");
+        let _ = writeln!(md, "| check | expected | actual | ok |");
+        let _ = writeln!(md, "|---|---|---|---|");
+        for check in &self.checks {
+            let ok = if check.ok { "yes" } else { "**NO**" };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} |",
+                check.name, check.expected, check.actual, ok
+            );
+        }
+        let _ = writeln!(md, "\n## Targets (reported, not enforced)\n");
+        for (target, met, value) in self.targets() {
+            let mark = match met {
+                Some(true) => "met",
+                Some(false) => "missed",
+                None => "not measured",
+            };
+            let _ = writeln!(md, "- {target}: {value} ({mark})");
+        }
+        md
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(scenario: &str, connections: u32, rps: f64, baseline: Option<&str>) -> Entry {
+        Entry::Run(Run {
+            scenario: scenario.into(),
+            connections,
+            requests: 1000,
+            rps,
+            p50_ms: 1.0,
+            p99_ms: 5.0,
+            errors: 0,
+            statuses: BTreeMap::from([("202".into(), 1000)]),
+            baseline: baseline.map(str::to_owned),
+        })
+    }
+
+    fn lines(entries: &[Entry]) -> String {
+        entries
+            .iter()
+            .map(|e| serde_json::to_string(e).unwrap())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn a_failing_check_fails_the_run() {
+        let entries = [
+            run("baseline (GET /healthz)", 256, 100_000.0, None),
+            Entry::Check(Check::equal("sold units = stock", 100, 100)),
+            Entry::Check(Check::equal("events on topic = accepted", 100, 101)),
+        ];
+        let report = Report::from_lines(&lines(&entries)).unwrap();
+        assert!(!report.passed());
+        let md = report.to_markdown("t");
+        assert!(md.contains("FAILED"), "{md}");
+        assert!(
+            md.contains("| events on topic = accepted | 100 | 101 | **NO** |"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn passing_checks_and_ratios() {
+        let entries = [
+            Entry::Fact {
+                name: "cores".into(),
+                value: "2".into(),
+            },
+            run("baseline (GET /healthz)", 256, 100_000.0, None),
+            run(
+                "purchase (hot coupon, redis)",
+                256,
+                60_000.0,
+                Some("baseline (GET /healthz)"),
+            ),
+            run(
+                "purchase (hot coupon, mysql pessimistic)",
+                256,
+                1_000.0,
+                Some("baseline (GET /healthz)"),
+            ),
+            Entry::Check(Check::equal("no oversell", 0, 0)),
+            Entry::Check(Check::at_most("units of the busiest user", 1, 1)),
+        ];
+        let report = Report::from_lines(&lines(&entries)).unwrap();
+        assert!(report.passed());
+        let purchase = &report.runs[1];
+        assert_eq!(report.ratio(purchase), Some(0.6));
+        let targets = report.targets();
+        assert_eq!(targets[0].1, Some(true), "60% >= 50%");
+        assert_eq!(targets[2].1, Some(true), "60x >= 20x");
+        assert_eq!(targets[3].1, None, "browse not measured");
+        assert!(report.to_markdown("t").contains("PASSED"));
+    }
+
+    #[test]
+    fn no_checks_is_not_a_pass() {
+        let report =
+            Report::from_lines(&lines(&[run("baseline (GET /healthz)", 64, 1.0, None)])).unwrap();
+        assert!(!report.passed());
+        assert!(!Check::at_most("x", 1, 2).ok);
+    }
+}
