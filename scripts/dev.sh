@@ -7,6 +7,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
 scripts/stack.sh up
+scripts/web.sh build
 
 export FLASH_ENV=${FLASH_ENV:-dev}
 export FLASH__MYSQL__URL=${FLASH__MYSQL__URL:-"mysql://root@127.0.0.1:${STACK_MYSQL_PORT:-3306}/flash_sale"}

@@ -49,3 +49,4 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 echo "[test] cargo test (all targets)"
 cargo test --all-targets --no-fail-fast
+scripts/browser-test.sh

@@ -1,0 +1,84 @@
+// One WebSocket per signed-in tab for payment results. Browsers cannot set headers on a
+// socket, so the token travels as the subprotocol pair ["bearer", token]. The socket
+// reconnects with backoff; while it is down the orders page polls instead.
+import { reactive, watch } from 'vue';
+import { session } from './session.js';
+import { applyUpdate, refreshOrders, orders, hasPending } from './orders.js';
+
+/** 'off' (signed out) | 'connecting' | 'open' | 'down' (waiting to reconnect) */
+export const live = reactive({ state: 'off' });
+
+let socket = null;
+let attempt = 0;
+let timer = null;
+
+function socketUrl() {
+  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${scheme}//${location.host}/ws`;
+}
+
+function catchUp() {
+  // Updates sent while we had no socket are not replayed: ask for the list instead.
+  if (orders.loaded || hasPending()) refreshOrders().catch(() => {});
+}
+
+function connect() {
+  clearTimeout(timer);
+  if (!session.token) return;
+  live.state = 'connecting';
+  let ws;
+  try {
+    ws = new WebSocket(socketUrl(), ['bearer', session.token]);
+  } catch {
+    reconnectLater();
+    return;
+  }
+  socket = ws;
+  ws.onopen = () => {
+    attempt = 0;
+    live.state = 'open';
+    catchUp();
+  };
+  ws.onmessage = (event) => {
+    let message;
+    try {
+      message = JSON.parse(event.data);
+    } catch {
+      return;
+    }
+    if (message.type === 'payment_update' && !applyUpdate(message)) catchUp();
+  };
+  ws.onclose = () => {
+    if (socket !== ws) return;
+    socket = null;
+    reconnectLater();
+  };
+}
+
+function reconnectLater() {
+  if (!session.token) {
+    live.state = 'off';
+    return;
+  }
+  live.state = 'down';
+  const delay = Math.min(15000, 1000 * 2 ** attempt++);
+  timer = setTimeout(connect, delay);
+}
+
+function disconnect() {
+  clearTimeout(timer);
+  const ws = socket;
+  socket = null;
+  attempt = 0;
+  if (ws) ws.close(1000);
+  live.state = 'off';
+}
+
+watch(
+  () => session.token,
+  (token) => {
+    disconnect();
+    if (token) connect();
+  },
+  { immediate: true },
+);
