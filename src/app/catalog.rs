@@ -375,9 +375,14 @@ impl Catalog {
 
     /// Real-time remaining stock, from the counter the purchase script updates.
     pub async fn stock(&self, id: CouponId) -> Result<i64, CatalogError> {
-        // The catalog's verdict first: unknown and deleted ids are 404 (cached).
-        let coupon = self.coupon(id).await?;
-        Ok(self.state.stock(id).await?.unwrap_or(coupon.total_quantity))
+        // The sale state answers alone (no cache, no lock): it knows deleted coupons.
+        match self.state.live_stock(id).await? {
+            Some((_, true)) => Err(CatalogError::NotFound),
+            Some((stock, false)) => Ok(stock.max(0)),
+            // Not in Redis: the catalog's verdict (unknown ids are 404, cached);
+            // a coupon never warmed up has sold nothing.
+            None => Ok(self.coupon(id).await?.total_quantity),
+        }
     }
 
     /// Views of loaded rows, with `remaining` read from Redis in one round trip.

@@ -39,7 +39,10 @@ impl Identity {
         // A malformed e-mail or empty password is just a failed login: same answer.
         let email = Email::parse(&normalised).map_err(|_| IdentityError::InvalidCredentials)?;
         let password = Password::candidate(password)?;
-        self.provider.login(&email, &password).await
+        let token = self.provider.login(&email, &password).await?;
+        // Limits guessing, not use: a successful login starts the e-mail's count afresh.
+        self.limiter.forget_email(&normalised).await;
+        Ok(token)
     }
 }
 

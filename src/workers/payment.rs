@@ -8,10 +8,11 @@
 //!   per batch, writes the new orders (PENDING) and the next offset in ONE MySQL
 //!   transaction, fenced by the lease epoch: a crash or a replay never doubles an order.
 //!   On start it first resumes payments a crashed owner left PENDING.
-//! - A bounded **worker pool** charges each new order through the gateway, settles it
-//!   PENDING → PAID | FAILED (guarded in SQL), gives a FAILED order's unit back in Redis
-//!   exactly once, and tells the shopper's ws instance. A full queue blocks the consumer
-//!   (backpressure), never memory.
+//! - A bounded **worker pool** charges each new order through the gateway; a **settler**
+//!   moves charged orders PENDING → PAID | FAILED in batches (one transaction per batch,
+//!   guarded in SQL so a replay cannot move an order backwards), gives FAILED orders'
+//!   units back in Redis exactly once, and tells the shoppers' ws instances. Full queues
+//!   block the consumer (backpressure), never memory.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -142,9 +143,19 @@ pub fn start(deps: PaymentDeps, shutdown: &Shutdown) {
     let (jobs, queue) = mpsc::channel::<PaymentJob>(deps.queue.max(1));
     let queue = Arc::new(Mutex::new(queue));
     let busy = Arc::new(AtomicUsize::new(0));
+    let (charged, results) = mpsc::channel::<(PaymentJob, PaymentOutcome)>(deps.queue.max(1));
     for _ in 0..deps.pool_size.max(1) {
-        shutdown.spawn(worker(deps.clone(), queue.clone(), busy.clone()));
+        shutdown.spawn(worker(
+            deps.clone(),
+            queue.clone(),
+            busy.clone(),
+            charged.clone(),
+        ));
     }
+    // Settles in batches (one transaction per batch, like the consumer's writes); it
+    // stops after the workers, once every charge has been settled.
+    drop(charged);
+    shutdown.spawn(settler(deps.clone(), results));
     // The coordinator owns the only job sender: when it (and its consumers) stop, the
     // queue closes and the workers exit after draining it.
     shutdown.spawn(coordinator(deps, jobs, shutdown.token()));
@@ -507,6 +518,7 @@ async fn worker(
     deps: Arc<PaymentDeps>,
     queue: Arc<Mutex<mpsc::Receiver<PaymentJob>>>,
     busy: Arc<AtomicUsize>,
+    charged: mpsc::Sender<(PaymentJob, PaymentOutcome)>,
 ) {
     loop {
         let next = queue.lock().await.recv().await;
@@ -515,69 +527,132 @@ async fn worker(
         deps.metrics
             .busy_workers
             .set(i64::try_from(now_busy).unwrap_or(0));
-        settle(&deps, &job).await;
+        let outcome = deps.gateway.charge(job.order_id, job.price_cents).await;
         let now_busy = busy.fetch_sub(1, Ordering::Relaxed) - 1;
         deps.metrics
             .busy_workers
             .set(i64::try_from(now_busy).unwrap_or(0));
+        if charged.send((job, outcome)).await.is_err() {
+            return;
+        }
     }
 }
 
-/// Charges and settles one order; retries MySQL/Redis failures with a capped backoff
-/// (the charge itself is idempotent on the order id).
-async fn settle(deps: &PaymentDeps, job: &PaymentJob) {
-    let outcome = deps.gateway.charge(job.order_id, job.price_cents).await;
-    let status = outcome.order_status();
+/// Largest batch settled in one transaction.
+const SETTLE_BATCH: usize = 1_000;
+
+async fn settler(
+    deps: Arc<PaymentDeps>,
+    mut results: mpsc::Receiver<(PaymentJob, PaymentOutcome)>,
+) {
+    loop {
+        let Some(first) = results.recv().await else {
+            return;
+        };
+        let mut batch = vec![first];
+        while batch.len() < SETTLE_BATCH {
+            match results.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        settle_with_retries(&deps, &batch).await;
+    }
+}
+
+/// Settles a batch; retries MySQL/Redis failures with a capped backoff (the charges
+/// are idempotent on the order id, the settling is guarded, the release is marked).
+async fn settle_with_retries(deps: &PaymentDeps, batch: &[(PaymentJob, PaymentOutcome)]) {
     let mut backoff = Duration::from_millis(50);
     for attempt in 1..=20 {
-        match settle_once(deps, job, status, outcome).await {
+        match settle_batch(deps, batch).await {
             Ok(()) => return,
             Err(error) => {
-                tracing::warn!(order.id = %job.order_id, attempt, %error, "settling failed; retrying");
+                tracing::warn!(orders = batch.len(), attempt, %error, "settling failed; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));
             }
         }
     }
-    tracing::error!(order.id = %job.order_id, "giving up settling for now; the order stays PENDING until its partition is resumed");
+    tracing::error!(
+        orders = batch.len(),
+        "giving up settling for now; the orders stay PENDING until their partition is resumed"
+    );
 }
 
-async fn settle_once(
+async fn settle_batch(
     deps: &PaymentDeps,
-    job: &PaymentJob,
-    status: OrderStatus,
-    outcome: PaymentOutcome,
+    batch: &[(PaymentJob, PaymentOutcome)],
 ) -> Result<(), String> {
-    let changed = deps
-        .mysql
-        .with_conn(async |conn| orders::settle(conn, job.order_id, status).await)
+    let ids_with = |outcome: PaymentOutcome| -> Vec<String> {
+        batch
+            .iter()
+            .filter(|(_, o)| *o == outcome)
+            .map(|(job, _)| job.order_id.to_string())
+            .collect()
+    };
+    let (approved, declined) = (
+        ids_with(PaymentOutcome::Approved),
+        ids_with(PaymentOutcome::Declined),
+    );
+    let all: Vec<String> = batch
+        .iter()
+        .map(|(job, _)| job.order_id.to_string())
+        .collect();
+    let timeout = deps.mysql.query_timeout();
+    let write = async {
+        let mut conn = deps.mysql.get().await?;
+        conn.transaction::<_, MysqlError, _>(async |conn| {
+            // Only orders still PENDING move; a replayed or resumed duplicate does not.
+            let pending = orders::lock_pending(conn, &all).await?;
+            let still = |ids: &[String]| -> Vec<String> {
+                ids.iter()
+                    .filter(|id| pending.contains(id))
+                    .cloned()
+                    .collect()
+            };
+            orders::settle_many(conn, &still(&approved), OrderStatus::Paid).await?;
+            orders::settle_many(conn, &still(&declined), OrderStatus::Failed).await?;
+            Ok(pending)
+        })
         .await
+    };
+    let changed = tokio::time::timeout(timeout, write)
+        .await
+        .map_err(|_| format!("settling timed out after {timeout:?}"))?
         .map_err(|e| e.to_string())?;
-    if outcome == PaymentOutcome::Declined {
-        // Idempotent (a per-order marker): safe when a previous attempt settled the row
-        // but failed here, and a no-op on any replay.
-        deps.gate
-            .release(job.coupon_id, &job.user_id, job.order_id, None)
-            .await
-            .map_err(|e| e.to_string())?;
+
+    // Idempotent (a per-order marker): safe for orders a previous attempt already
+    // settled but could not release, and a no-op on any replay.
+    let releases = batch
+        .iter()
+        .filter(|(_, outcome)| *outcome == PaymentOutcome::Declined)
+        .map(|(job, _)| {
+            deps.gate
+                .release(job.coupon_id, &job.user_id, job.order_id, None)
+        });
+    for released in futures_util::future::join_all(releases).await {
+        released.map_err(|e| e.to_string())?;
     }
-    if !changed {
-        // Already final (a replay or a resumed duplicate): nothing more to tell.
-        return Ok(());
+
+    let settled: Vec<&(PaymentJob, PaymentOutcome)> = batch
+        .iter()
+        .filter(|(job, _)| changed.contains(&job.order_id.to_string()))
+        .collect();
+    for (_, outcome) in &settled {
+        deps.metrics
+            .settled
+            .with_label_values(&[outcome.order_status().as_str()])
+            .inc();
     }
-    deps.metrics
-        .settled
-        .with_label_values(&[status.as_str()])
-        .inc();
-    match deps
-        .notifier
-        .notify(&job.user_id, job.order_id, status)
-        .await
-    {
-        Ok(_) => {}
-        // Pub/sub is best effort: the order is readable through the API.
-        Err(error) => {
-            tracing::debug!(order.id = %job.order_id, %error, "payment result not pushed")
+    // Pub/sub is best effort: the order is readable through the API.
+    let pushes = settled.iter().map(|(job, outcome)| {
+        deps.notifier
+            .notify(&job.user_id, job.order_id, outcome.order_status())
+    });
+    for pushed in futures_util::future::join_all(pushes).await {
+        if let Err(error) = pushed {
+            tracing::debug!(%error, "payment result not pushed");
         }
     }
     Ok(())

@@ -166,3 +166,42 @@ pub async fn pending_in_partition(
         .load(conn)
         .await?)
 }
+
+/// Of `ids`, those still PENDING, locked until the end of the caller's transaction.
+pub async fn lock_pending(
+    conn: &mut AsyncMysqlConnection,
+    ids: &[String],
+) -> Result<Vec<String>, MysqlError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(orders::table
+        .filter(orders::id.eq_any(ids))
+        .filter(orders::status.eq(OrderStatus::Pending.as_str()))
+        .select(orders::id)
+        .for_update()
+        .load(conn)
+        .await?)
+}
+
+/// Moves the given PENDING orders to `status` in one statement; returns rows changed.
+pub async fn settle_many(
+    conn: &mut AsyncMysqlConnection,
+    ids: &[String],
+    status: OrderStatus,
+) -> Result<usize, MysqlError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    Ok(diesel::update(
+        orders::table
+            .filter(orders::id.eq_any(ids))
+            .filter(orders::status.eq(OrderStatus::Pending.as_str())),
+    )
+    .set((
+        orders::status.eq(status.as_str()),
+        orders::updated_at.eq(Utc::now().naive_utc()),
+    ))
+    .execute(conn)
+    .await?)
+}

@@ -49,6 +49,29 @@ impl CouponState {
             .await
     }
 
+    /// The real-time stock and whether the sale state says the coupon is deleted, in one
+    /// round trip; `None` when Redis holds no sale state for it.
+    pub async fn live_stock(&self, id: CouponId) -> Result<Option<(i64, bool)>, RedisError> {
+        let (meta, stock) = (
+            self.keys.coupon_meta(id.get()),
+            self.keys.coupon_stock(id.get()),
+        );
+        let (deleted, stock): (Option<String>, Option<i64>) = self
+            .redis
+            .run_shared(|mut conn| async move {
+                redis::pipe()
+                    .hget(meta, "deleted")
+                    .get(stock)
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        Ok(match (deleted, stock) {
+            (Some(deleted), Some(stock)) => Some((stock, deleted == "1")),
+            _ => None,
+        })
+    }
+
     /// Remaining stock of several coupons in one round trip.
     pub async fn stocks(&self, ids: &[CouponId]) -> Result<Vec<Option<i64>>, RedisError> {
         if ids.is_empty() {

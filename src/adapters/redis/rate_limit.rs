@@ -30,6 +30,24 @@ impl LoginLimiter {
         }
     }
 
+    /// Forgets an e-mail's failed attempts after a successful login (the per-IP count
+    /// stays). Best effort.
+    pub async fn forget_email(&self, email: &str) {
+        let key = self.keys.login_attempts_email(&digest(email));
+        let forgotten = self
+            .redis
+            .run(|mut conn| async move {
+                deadpool_redis::redis::cmd("DEL")
+                    .arg(key)
+                    .query_async::<()>(&mut conn)
+                    .await
+            })
+            .await;
+        if let Err(error) = forgotten {
+            tracing::debug!(%error, "could not reset the login counter");
+        }
+    }
+
     /// Counts one attempt for `email` and `ip`; `TooManyAttempts` once either is over its
     /// limit in the current window. If Redis is down the attempt is allowed (and logged):
     /// the limiter protects against guessing, it must not lock everyone out.
