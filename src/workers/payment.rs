@@ -42,6 +42,7 @@ use crate::domain::order::{OrderId, OrderPlaced, OrderStatus};
 use crate::domain::payment::PaymentOutcome;
 use crate::domain::ports::PaymentGateway;
 use crate::shutdown::Shutdown;
+use rskafka::record::RecordAndOffset;
 
 /// PENDING orders resumed per query when a partition is taken over.
 const RECOVERY_BATCH: i64 = 1_000;
@@ -345,70 +346,97 @@ async fn consume_from_offset(
         .unwrap_or(0);
     let label = partition.to_string();
     let max_wait = i32::try_from(deps.fetch_max_wait.as_millis()).unwrap_or(i32::MAX);
+    // Long-poll only when caught up: tansu holds every fetch for the full wait even when
+    // data is there, so a consumer behind the end of the log must not wait at all.
+    let mut caught_up = false;
     loop {
+        let wait = if caught_up { max_wait } else { 0 };
         let fetched = tokio::select! {
             () = stop.cancelled() => return Ok(()),
-            fetched = reader.fetch(offset, max_wait) => fetched?,
+            fetched = reader.fetch(offset, wait) => fetched?,
         };
         let (records, high_watermark) = fetched;
-        let Some(last) = records.last().map(|r| r.offset) else {
+        caught_up = records
+            .last()
+            .is_none_or(|r| r.offset + 1 >= high_watermark);
+        let fresh_records: Vec<&RecordAndOffset> =
+            records.iter().filter(|r| r.offset >= offset).collect();
+        if fresh_records.is_empty() {
             deps.metrics
                 .lag
                 .with_label_values(&[&label])
                 .set((high_watermark - offset).max(0));
             continue;
-        };
-        let events: Vec<OrderPlaced> = records
-            .iter()
-            .filter(|r| r.offset >= offset)
-            .filter_map(|r| match decode_order_placed(&r.record) {
-                Ok(event) => Some(event),
-                Err(error) => {
-                    // A record we cannot read would block the partition forever: skip it, loudly.
-                    tracing::error!(partition, offset = r.offset, %error, "skipping an unreadable order event");
-                    None
-                }
-            })
-            .collect();
-        let consumed = records.iter().filter(|r| r.offset >= offset).count();
-        let events = drop_released(deps, events).await?;
-        let next = last + 1;
-        let rows: Vec<OrderRow> = events.iter().map(order_row).collect();
-        let timeout = deps.mysql.query_timeout();
-        let write = async {
-            let mut conn = deps.mysql.get().await?;
-            conn.transaction::<_, CommitError, _>(async |conn| {
-                let fresh = orders::insert_new(conn, &rows).await?;
-                consumer_offsets::commit(conn, &deps.topic, partition, next, epoch).await?;
-                Ok(fresh)
-            })
-            .await
-        };
-        let fresh = tokio::time::timeout(timeout, write)
-            .await
-            .map_err(|_| MysqlError::Timeout(timeout))??;
-        offset = next;
-        deps.metrics
-            .consumed
-            .with_label_values(&[&label])
-            .inc_by(consumed as u64);
-        deps.metrics
-            .written
-            .with_label_values(&[&label])
-            .inc_by(fresh.len() as u64);
-        deps.metrics
-            .lag
-            .with_label_values(&[&label])
-            .set((high_watermark - offset).max(0));
-        for event in events
-            .into_iter()
-            .filter(|e| fresh.contains(&e.order_id.to_string()))
-        {
-            jobs.send(job(&event))
-                .await
-                .map_err(|_| ConsumeError::PoolClosed)?;
+        }
+        // One transaction per chunk: a fetch can hold tens of thousands of records, more
+        // than one statement may carry.
+        for chunk in fresh_records.chunks(WRITE_BATCH) {
+            offset = write_chunk(deps, partition, epoch, chunk, jobs).await?;
+            deps.metrics
+                .consumed
+                .with_label_values(&[&label])
+                .inc_by(chunk.len() as u64);
+            deps.metrics
+                .lag
+                .with_label_values(&[&label])
+                .set((high_watermark - offset).max(0));
         }
     }
+}
+
+/// Records written to MySQL in one transaction (with the partition's offset).
+const WRITE_BATCH: usize = 1_000;
+
+/// Writes one chunk's new orders and the next offset in one transaction, then hands the
+/// new orders to the payment pool; returns the next offset.
+async fn write_chunk(
+    deps: &PaymentDeps,
+    partition: i32,
+    epoch: i64,
+    chunk: &[&RecordAndOffset],
+    jobs: &mpsc::Sender<PaymentJob>,
+) -> Result<i64, ConsumeError> {
+    let next = chunk.last().map_or(0, |r| r.offset + 1);
+    let events: Vec<OrderPlaced> = chunk
+        .iter()
+        .filter_map(|r| match decode_order_placed(&r.record) {
+            Ok(event) => Some(event),
+            Err(error) => {
+                // A record we cannot read would block the partition forever: skip it, loudly.
+                tracing::error!(partition, offset = r.offset, %error, "skipping an unreadable order event");
+                None
+            }
+        })
+        .collect();
+    let events = drop_released(deps, events).await?;
+    let rows: Vec<OrderRow> = events.iter().map(order_row).collect();
+    let timeout = deps.mysql.query_timeout();
+    let write = async {
+        let mut conn = deps.mysql.get().await?;
+        conn.transaction::<_, CommitError, _>(async |conn| {
+            let fresh = orders::insert_new(conn, &rows).await?;
+            consumer_offsets::commit(conn, &deps.topic, partition, next, epoch).await?;
+            Ok(fresh)
+        })
+        .await
+    };
+    let fresh = tokio::time::timeout(timeout, write)
+        .await
+        .map_err(|_| MysqlError::Timeout(timeout))??;
+    deps.metrics
+        .written
+        .with_label_values(&[&partition.to_string()])
+        .inc_by(fresh.len() as u64);
+    let fresh: std::collections::HashSet<String> = fresh.into_iter().collect();
+    for event in events
+        .into_iter()
+        .filter(|e| fresh.contains(&e.order_id.to_string()))
+    {
+        jobs.send(job(&event))
+            .await
+            .map_err(|_| ConsumeError::PoolClosed)?;
+    }
+    Ok(next)
 }
 
 /// Events whose unit was already given back (a publish that timed out on our side but
@@ -604,10 +632,13 @@ async fn settle_batch(
         let mut conn = deps.mysql.get().await?;
         conn.transaction::<_, MysqlError, _>(async |conn| {
             // Only orders still PENDING move; a replayed or resumed duplicate does not.
-            let pending = orders::lock_pending(conn, &all).await?;
+            let pending: std::collections::HashSet<String> = orders::lock_pending(conn, &all)
+                .await?
+                .into_iter()
+                .collect();
             let still = |ids: &[String]| -> Vec<String> {
                 ids.iter()
-                    .filter(|id| pending.contains(id))
+                    .filter(|id| pending.contains(id.as_str()))
                     .cloned()
                     .collect()
             };

@@ -141,6 +141,17 @@ async fn publish_paced(
     chunk: usize,
     pause: Duration,
 ) -> BTreeSet<String> {
+    publish_to(ctx, count, 8, chunk, pause).await
+}
+
+/// Like [`publish_paced`], over coupons 1..=`coupons`.
+async fn publish_to(
+    ctx: &TestContext,
+    count: usize,
+    coupons: usize,
+    chunk: usize,
+    pause: Duration,
+) -> BTreeSet<String> {
     let kafka = Kafka::new(&ctx.settings.kafka);
     let topic = ctx.settings.kafka.orders_topic_name();
     kafka
@@ -162,7 +173,7 @@ async fn publish_paced(
         .map(|n| OrderPlaced {
             order_id: OrderId::generate(),
             user_id: UserId::parse(&format!("streamer-{n}")).unwrap(),
-            coupon_id: CouponId::new(i64::try_from(n % 8 + 1).unwrap()).unwrap(),
+            coupon_id: CouponId::new(i64::try_from(n % coupons + 1).unwrap()).unwrap(),
             price_cents: 100,
             placed_at: chrono::Utc::now(),
         })
@@ -378,5 +389,24 @@ async fn failed_payments_give_units_back_once_even_on_replay() {
         10,
         "no unit given back twice"
     );
+    app.stop().await;
+}
+
+/// One hot coupon's backlog: a single fetch returns more records than one SQL statement
+/// may carry; the consumer writes it in chunks instead of failing the batch forever.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backlog_bigger_than_one_statement_is_consumed() {
+    let ctx = TestContext::new().await;
+    let ids = publish_to(&ctx, 12_000, 1, 12_000, Duration::ZERO).await;
+    let app = ctx.spawn(Role::Payment).await;
+    eventually(Duration::from_secs(90), "12,000 PAID orders", || async {
+        count_orders(&ctx, Some("PAID")).await == 12_000
+    })
+    .await;
+    assert_eq!(
+        stored_ids(&ctx).await.into_iter().collect::<BTreeSet<_>>(),
+        ids
+    );
+    assert_eq!(committed_offsets(&ctx).await, 12_000);
     app.stop().await;
 }

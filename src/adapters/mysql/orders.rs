@@ -105,7 +105,8 @@ pub async fn insert_new(
     rows: &[OrderRow],
 ) -> Result<Vec<String>, MysqlError> {
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-    let existing = existing_ids(conn, &ids).await?;
+    let existing: std::collections::HashSet<String> =
+        existing_ids(conn, &ids).await?.into_iter().collect();
     let mut seen = std::collections::HashSet::new();
     let fresh: Vec<&OrderRow> = rows
         .iter()
