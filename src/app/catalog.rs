@@ -54,6 +54,14 @@ pub struct CouponPage {
     pub size: u32,
 }
 
+impl CouponPage {
+    fn to_json(&self) -> Result<Bytes, CatalogError> {
+        serde_json::to_vec(self)
+            .map(Bytes::from)
+            .map_err(unavailable)
+    }
+}
+
 /// Counts each lookup by where it was answered from.
 #[derive(Clone)]
 pub struct CatalogMetrics {
@@ -90,7 +98,9 @@ enum LocalKey {
 
 #[derive(Clone)]
 enum LocalEntry {
-    Page(Arc<Vec<CouponView>>),
+    /// A page and its response body, serialised once per load (browsing is the hottest
+    /// read path; re-serialising 20 coupons per request halved its throughput).
+    Page(Arc<Vec<CouponView>>, Bytes),
     /// `None`: the coupon does not exist (cached null).
     Coupon(Option<Arc<CouponView>>),
 }
@@ -219,7 +229,7 @@ impl Catalog {
     /// One page of the coupon list.
     pub async fn page(&self, page: u32, size: u32) -> Result<CouponPage, CatalogError> {
         let local_key = LocalKey::Page(page, size);
-        if let Some(LocalEntry::Page(items)) = self.local_get(&local_key) {
+        if let Some(LocalEntry::Page(items, _)) = self.local_get(&local_key) {
             self.metrics.count("page", "local_hit");
             return Ok(CouponPage { items, page, size });
         }
@@ -231,8 +241,21 @@ impl Catalog {
             }
             None => self.rebuild_page(&key, page, size).await?,
         };
-        self.local_put(local_key, LocalEntry::Page(items.clone()));
-        Ok(CouponPage { items, page, size })
+        let result = CouponPage { items, page, size };
+        self.local_put(
+            local_key,
+            LocalEntry::Page(result.items.clone(), result.to_json()?),
+        );
+        Ok(result)
+    }
+
+    /// The page as its JSON response body (cached with the page in memory).
+    pub async fn page_json(&self, page: u32, size: u32) -> Result<Bytes, CatalogError> {
+        if let Some(LocalEntry::Page(_, json)) = self.local_get(&LocalKey::Page(page, size)) {
+            self.metrics.count("page", "local_hit");
+            return Ok(json);
+        }
+        self.page(page, size).await?.to_json()
     }
 
     async fn page_from_redis(

@@ -78,8 +78,16 @@ enum Command {
         total: i64,
         #[arg(long)]
         limit: i64,
+        /// Purchases the server accepted (its purchases_total metric).
         #[arg(long)]
         accepted: i64,
+        /// 202s wrk saw; requests still in flight when a run ends are accepted by the
+        /// server but never counted by the client.
+        #[arg(long)]
+        client_accepted: i64,
+        /// Most requests that can be in flight when the runs end (connections summed).
+        #[arg(long)]
+        in_flight: i64,
         /// Label prefixed to every check name.
         #[arg(long)]
         label: String,
@@ -88,6 +96,8 @@ enum Command {
     },
     /// Waits until `expected` orders are settled (PAID or FAILED); prints orders/s.
     Drain {
+        #[arg(long)]
+        coupon: i64,
         #[arg(long)]
         expected: i64,
         /// Seconds the load ran before this call (for the sustained rate).
@@ -275,9 +285,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             total,
             limit,
             accepted,
+            client_accepted,
+            in_flight,
             label,
             orders,
         } => {
+            emit(&Entry::Check(Check {
+                name: format!("{label}: client 202s <= server accepted <= client 202s + in flight"),
+                expected: format!("{client_accepted}..={}", client_accepted + in_flight),
+                actual: accepted.to_string(),
+                ok: (client_accepted..=client_accepted + in_flight).contains(&accepted),
+            }));
             check_sale(
                 &settings(&cli.config_dir)?,
                 coupon,
@@ -290,12 +308,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .await?
         }
         Command::Drain {
+            coupon,
             expected,
             load_secs,
             timeout_secs,
         } => {
             drain(
                 &settings(&cli.config_dir)?,
+                coupon,
                 expected,
                 load_secs,
                 timeout_secs,
@@ -432,6 +452,7 @@ async fn check_sale(
 
 async fn drain(
     settings: &Settings,
+    coupon: i64,
     expected: i64,
     load_secs: f64,
     timeout_secs: u64,
@@ -443,7 +464,9 @@ async fn drain(
     let count = async |pending: bool| -> anyhow::Result<i64> {
         Ok(pool
             .with_conn(async |conn| {
-                let mut query = orders::table.into_boxed();
+                let mut query = orders::table
+                    .filter(orders::coupon_id.eq(coupon))
+                    .into_boxed();
                 if !pending {
                     query = query.filter(orders::status.ne("PENDING"));
                 }

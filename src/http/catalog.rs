@@ -58,7 +58,9 @@ async fn list_coupons(
     let page = page_number(query.page.as_deref(), "page", max_size)?;
     let size = page_number(query.size.as_deref(), "size", max_size)?;
     let (page, size) = catalog.page_params(page, size)?;
-    Ok(HttpResponse::Ok().json(catalog.page(page, size).await?))
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(catalog.page_json(page, size).await?))
 }
 
 #[get("/api/coupons/{id}")]
