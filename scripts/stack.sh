@@ -126,10 +126,12 @@ kafka_up() {
   mkdir -p "$dir"
   say "starting tansu on $HOST:$KAFKA_PORT (in-memory storage)"
   # Run from its own directory: tansu resolves relative storage paths against it.
-  (cd "$dir" && nohup tansu broker \
-    --listener-url "tcp://$HOST:$KAFKA_PORT" \
-    --advertised-listener-url "tcp://$HOST:$KAFKA_PORT" \
-    --storage-engine "memory://tansu/" >"$dir/tansu.log" 2>&1 &
+  # (A simple command in the background, so that $! is tansu itself, not a subshell.)
+  (cd "$dir" || exit 1
+    nohup tansu broker \
+      --listener-url "tcp://$HOST:$KAFKA_PORT" \
+      --advertised-listener-url "tcp://$HOST:$KAFKA_PORT" \
+      --storage-engine "memory://tansu/" >"$dir/tansu.log" 2>&1 &
     echo $! > "$dir/launch.pid")
   mark_started tansu "$(cat "$dir/launch.pid")"
   wait_port tansu "$KAFKA_PORT" 30 "$dir/tansu.log"
