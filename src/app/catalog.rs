@@ -283,7 +283,7 @@ impl Catalog {
         kind: &'static str,
         key: &str,
         recheck: impl AsyncFn() -> Result<Option<T>, CatalogError>,
-        build: impl AsyncFn() -> Result<T, CatalogError>,
+        build: impl AsyncFn(i64) -> Result<T, CatalogError>,
     ) -> Result<T, CatalogError> {
         let lock_key = self.cache.keys().rebuild_lock(key);
         let Some(guard) = self.locks.try_acquire(&lock_key).await? else {
@@ -297,7 +297,11 @@ impl Catalog {
             }
             Ok(None) => {
                 self.metrics.count(kind, "db_load");
-                build().await
+                // Read before loading: an admin change during the load makes the write a no-op.
+                match self.cache.version().await {
+                    Ok(version) => build(version).await,
+                    Err(e) => Err(e.into()),
+                }
             }
             Err(e) => Err(e),
         };
@@ -311,7 +315,7 @@ impl Catalog {
         page: u32,
         size: u32,
     ) -> Result<Arc<Vec<CouponView>>, CatalogError> {
-        let build = async || {
+        let build = async |version: i64| {
             let offset = i64::from(page - 1) * i64::from(size);
             let rows = self
                 .mysql
@@ -323,7 +327,9 @@ impl Catalog {
                 .map(serde_json::to_string)
                 .collect::<Result<_, _>>()
                 .map_err(unavailable)?;
-            self.cache.put_page(key, &json, self.redis_ttl()).await?;
+            self.cache
+                .put_page(key, &json, self.redis_ttl(), version)
+                .await?;
             Ok(Arc::new(views))
         };
         self.rebuild("page", key, async || self.page_from_redis(key).await, build)
@@ -369,7 +375,7 @@ impl Catalog {
         key: &str,
         id: CouponId,
     ) -> Result<Option<Arc<CouponView>>, CatalogError> {
-        let build = async || {
+        let build = async |version: i64| {
             let coupon = self
                 .mysql
                 .with_conn(async |conn| coupons::find(conn, id).await)
@@ -377,13 +383,13 @@ impl Catalog {
                 .filter(|c| !c.is_deleted);
             let Some(coupon) = coupon else {
                 let ttl = Duration::from_millis(self.settings.null_ttl_ms);
-                self.cache.put_coupon(key, None, ttl).await?;
+                self.cache.put_coupon(key, None, ttl, version).await?;
                 return Ok(None);
             };
             let view = self.view(&coupon).await?;
             let json = serde_json::to_string(&view).map_err(unavailable)?;
             self.cache
-                .put_coupon(key, Some(&json), self.redis_ttl())
+                .put_coupon(key, Some(&json), self.redis_ttl(), version)
                 .await?;
             Ok(Some(Arc::new(view)))
         };

@@ -422,7 +422,7 @@ async fn ttls_are_honoured_at_both_levels() {
     app.get_json(&path).await;
     assert_eq!(app.metric(DB_LOADS).await, 1.0);
     let mut redis = ctx.redis().await;
-    let key = format!("{}:catalog:coupon:{id}", ctx.settings.redis.namespace);
+    let key = format!("{}:{{catalog}}:coupon:{id}", ctx.settings.redis.namespace);
     let pttl: i64 = deadpool_redis::redis::cmd("PTTL")
         .arg(&key)
         .query_async(&mut redis)
@@ -660,4 +660,50 @@ async fn s3_store_round_trip() {
         S3Store::new(&settings).ping().await.is_err(),
         "a missing bucket is not ready"
     );
+}
+
+/// A rebuild that loaded from MySQL before an admin change must not write its stale
+/// entry back after the invalidation.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rebuild_that_began_before_an_admin_change_does_not_write() {
+    use flash_sale::adapters::redis::catalog_cache::{Cached, CatalogCache};
+    use flash_sale::adapters::redis::{Keys, RedisPool};
+
+    let ctx = TestContext::new().await;
+    let keys = Keys::new(ctx.settings.redis.namespace.clone());
+    let cache = CatalogCache::new(RedisPool::new(&ctx.settings.redis).unwrap(), keys.clone());
+    let ttl = Duration::from_secs(60);
+    let (page, coupon) = (keys.catalog_page(1, 20), keys.catalog_coupon(7));
+
+    let before = cache.version().await.unwrap();
+    cache.invalidate(&coupon).await.unwrap(); // the admin change lands mid-rebuild
+    assert!(
+        !cache
+            .put_page(&page, &["{\"stale\":true}".to_owned()], ttl, before)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !cache
+            .put_coupon(&coupon, Some("{}"), ttl, before)
+            .await
+            .unwrap()
+    );
+    assert_eq!(cache.get_page(&page).await.unwrap(), Cached::Miss);
+    assert_eq!(cache.get_coupon(&coupon).await.unwrap(), Cached::Miss);
+
+    let now = cache.version().await.unwrap();
+    assert!(
+        cache
+            .put_page(&page, &["{}".to_owned()], ttl, now)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        cache.get_page(&page).await.unwrap(),
+        Cached::Hit(vec!["{}".to_owned()])
+    );
+    // The invalidation drops it again.
+    cache.invalidate(&coupon).await.unwrap();
+    assert_eq!(cache.get_page(&page).await.unwrap(), Cached::Miss);
 }

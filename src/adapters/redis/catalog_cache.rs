@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use deadpool_redis::redis::{self, AsyncCommands};
 
+use super::scripts::CACHE_PUT;
 use super::{Keys, RedisError, RedisPool};
 
 /// Stored instead of a coupon that does not exist, and as the only element of a page
@@ -49,19 +50,54 @@ impl CatalogCache {
         })
     }
 
+    /// The catalog version: read before a rebuild, passed to the `put_*` calls.
+    pub async fn version(&self) -> Result<i64, RedisError> {
+        let key = self.keys.catalog_version();
+        let version: Option<i64> = self
+            .redis
+            .run(|mut conn| async move { conn.get(key).await })
+            .await?;
+        Ok(version.unwrap_or(0))
+    }
+
+    /// Writes `values` under `key` if the catalog version is still `version`; false when
+    /// an admin change happened meanwhile (the rebuilt entry is stale, not stored).
+    async fn put(
+        &self,
+        kind: &str,
+        key: &str,
+        values: Vec<String>,
+        ttl: Duration,
+        version: i64,
+    ) -> Result<bool, RedisError> {
+        let mut invocation = CACHE_PUT.prepare_invoke();
+        invocation
+            .key(self.keys.catalog_version())
+            .key(key)
+            .key(self.keys.catalog_pages())
+            .arg(version)
+            .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1))
+            .arg(kind);
+        for value in values {
+            invocation.arg(value);
+        }
+        let written: i64 = self
+            .redis
+            .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
+            .await?;
+        Ok(written == 1)
+    }
+
     /// Stores a coupon's JSON, or the null marker when `json` is `None`.
     pub async fn put_coupon(
         &self,
         key: &str,
         json: Option<&str>,
         ttl: Duration,
-    ) -> Result<(), RedisError> {
-        let key = key.to_owned();
+        version: i64,
+    ) -> Result<bool, RedisError> {
         let value = json.unwrap_or(NULL_MARKER).to_owned();
-        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        self.redis
-            .run(|mut conn| async move { conn.pset_ex(key, value, ms).await })
-            .await
+        self.put("coupon", key, vec![value], ttl, version).await
     }
 
     pub async fn get_page(&self, key: &str) -> Result<Cached<Vec<String>>, RedisError> {
@@ -83,39 +119,27 @@ impl CatalogCache {
         key: &str,
         items: &[String],
         ttl: Duration,
-    ) -> Result<(), RedisError> {
-        let key = key.to_owned();
-        let pages = self.keys.catalog_pages();
+        version: i64,
+    ) -> Result<bool, RedisError> {
         let items: Vec<String> = if items.is_empty() {
             vec![NULL_MARKER.to_owned()]
         } else {
             items.to_vec()
         };
-        let ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX).max(1);
-        self.redis
-            .run(|mut conn| async move {
-                redis::pipe()
-                    .atomic()
-                    .del(&key)
-                    .rpush(&key, items)
-                    .pexpire(&key, ms)
-                    .sadd(&pages, &key)
-                    .pexpire(&pages, ms)
-                    .query_async::<()>(&mut conn)
-                    .await
-            })
-            .await
+        self.put("page", key, items, ttl, version).await
     }
 
     /// Drops one coupon's entry and every cached page (after an admin change).
     pub async fn invalidate(&self, coupon_key: &str) -> Result<(), RedisError> {
         let coupon_key = coupon_key.to_owned();
         let pages = self.keys.catalog_pages();
+        let version = self.keys.catalog_version();
         self.redis
             .run(|mut conn| async move {
                 let page_keys: Vec<String> = conn.smembers(&pages).await?;
                 let mut pipe = redis::pipe();
-                pipe.atomic().del(&coupon_key).del(&pages);
+                // The version first: a rebuild in flight will not write its stale entry.
+                pipe.atomic().incr(&version, 1).del(&coupon_key).del(&pages);
                 for key in page_keys {
                     pipe.del(key);
                 }

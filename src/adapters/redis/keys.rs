@@ -34,18 +34,25 @@ impl Keys {
     }
 
     /// Cached JSON of one coupon, or the null marker for an id that does not exist.
+    /// Catalog cache keys share the hash tag `{catalog}`: `lua/cache_put.lua` checks the
+    /// catalog version and writes an entry in one step.
     pub fn catalog_coupon(&self, coupon_id: i64) -> String {
-        format!("{}:catalog:coupon:{coupon_id}", self.namespace)
+        format!("{}:{{catalog}}:coupon:{coupon_id}", self.namespace)
     }
 
     /// Cached page of the coupon list (a Redis list of JSON items).
     pub fn catalog_page(&self, page: u32, size: u32) -> String {
-        format!("{}:catalog:page:{page}:{size}", self.namespace)
+        format!("{}:{{catalog}}:page:{page}:{size}", self.namespace)
     }
 
     /// Set of the page keys currently cached, so an admin change can drop them all.
     pub fn catalog_pages(&self) -> String {
-        format!("{}:catalog:pages", self.namespace)
+        format!("{}:{{catalog}}:pages", self.namespace)
+    }
+
+    /// Counter bumped by every admin change; rebuilds that began before it do not write.
+    pub fn catalog_version(&self) -> String {
+        format!("{}:{{catalog}}:version", self.namespace)
     }
 
     /// Rebuild lock of a cache key (one rebuilder per key).

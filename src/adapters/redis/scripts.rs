@@ -26,3 +26,6 @@ pub static NOTIFY: LazyLock<Script> =
 
 pub static WS_ROUTE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../../lua/ws_route.lua")));
+
+pub static CACHE_PUT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../../lua/cache_put.lua")));
