@@ -9,7 +9,7 @@ cd "$ROOT"
 
 QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then
-  DURATION=4; WARMUP=1; REDIS_N=50000; TOKENS=5000; SELLOUT=2000; E2E_SECS=4; WS_SOCKETS=2000; WS_MESSAGES=300
+  DURATION=3; WARMUP=1; REDIS_N=50000; TOKENS=5000; SELLOUT=2000; E2E_SECS=3; WS_SOCKETS=1000; WS_MESSAGES=300
 else
   DURATION=15; WARMUP=3; REDIS_N=300000; TOKENS=20000; SELLOUT=20000; E2E_SECS=10; WS_SOCKETS=10000; WS_MESSAGES=1000
 fi
@@ -212,10 +212,10 @@ fact "wrk" "$(wrk --version 2>&1 | head -1 | awk '{print $1, $2}')"
 fact "load" "wrk -t2, ${DURATION}s per run after ${WARMUP}s warm-up; load generator, server, MariaDB, Redis and tansu share the same cores"
 
 mkdir -p bench/results
-STAMP="$(date -u +%Y-%m-%d)-$(hostname)"
+STAMP="$(date -u +%Y-%m-%d)-$(hostname)$([ "$QUICK" = 1 ] && echo -quick)"
 cp "$RESULTS" "bench/results/$STAMP.jsonl"
 status=0
 "$TOOL" report --input "$RESULTS" --markdown "bench/results/$STAMP.md" --json "bench/results/$STAMP.json" \
-  --title "flash-sale benchmark ($STAMP$([ "$QUICK" = 1 ] && echo ', QUICK'))" || status=$?
+  --title "flash-sale benchmark ($STAMP)" || status=$?
 say "report: bench/results/$STAMP.md"
 exit "$status"
