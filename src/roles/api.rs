@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use actix_web::web;
 
-use super::StartupError;
+use super::{StartupError, ensure_orders_topic, missing_adapter};
 use crate::adapters::Adapters;
 use crate::adapters::kafka::producer::{OrderPublisher, PublisherLimits};
 use crate::adapters::oidc::{EmbeddedIssuer, KeycloakProvider, SigningKeys};
@@ -40,10 +40,6 @@ pub(super) struct ApiModules {
     trust_proxy: web::Data<TrustProxyHeaders>,
 }
 
-fn missing(what: &str) -> StartupError {
-    StartupError::Runtime(format!("the api role needs the {what} adapter"))
-}
-
 impl ApiModules {
     pub(super) async fn build(
         settings: &Settings,
@@ -68,7 +64,10 @@ impl ApiModules {
                         "configuration error: identity.embedded.signing_key: {e}"
                     ))
                 })?;
-                let mysql = adapters.mysql.clone().ok_or_else(|| missing("MySQL"))?;
+                let mysql = adapters
+                    .mysql
+                    .clone()
+                    .ok_or_else(|| missing_adapter("MySQL"))?;
                 let issuer = Arc::new(
                     EmbeddedIssuer::new(
                         mysql,
@@ -92,7 +91,10 @@ impl ApiModules {
             }
         };
         let limiter = LoginLimiter::new(
-            adapters.redis.clone().ok_or_else(|| missing("Redis"))?,
+            adapters
+                .redis
+                .clone()
+                .ok_or_else(|| missing_adapter("Redis"))?,
             adapters.keys.clone(),
             identity_settings.login_attempts_per_email,
             identity_settings.login_attempts_per_ip,
@@ -143,7 +145,10 @@ fn build_catalog(
     adapters: &Adapters,
     metrics: &Metrics,
 ) -> Result<Catalog, StartupError> {
-    let redis = adapters.redis.clone().ok_or_else(|| missing("Redis"))?;
+    let redis = adapters
+        .redis
+        .clone()
+        .ok_or_else(|| missing_adapter("Redis"))?;
     let keys = adapters.keys.clone();
     let catalog_metrics = CatalogMetrics::new().map_err(StartupError::runtime)?;
     metrics
@@ -156,14 +161,17 @@ fn build_catalog(
     )
     .map_err(|e| StartupError::Configuration(e.to_string()))?;
     Ok(Catalog::new(
-        adapters.mysql.clone().ok_or_else(|| missing("MySQL"))?,
+        adapters
+            .mysql
+            .clone()
+            .ok_or_else(|| missing_adapter("MySQL"))?,
         CatalogCache::new(redis.clone(), keys.clone()),
         CouponState::new(redis, keys),
         locks,
         adapters
             .objects
             .clone()
-            .ok_or_else(|| missing("object store"))?,
+            .ok_or_else(|| missing_adapter("object store"))?,
         settings.catalog.clone(),
         settings.object_store.public_base_url.clone(),
         catalog_metrics,
@@ -177,14 +185,18 @@ async fn build_purchases(
     metrics: &Metrics,
     shutdown: &Shutdown,
 ) -> Result<(Purchases, Orders), StartupError> {
-    let redis = adapters.redis.clone().ok_or_else(|| missing("Redis"))?;
-    let kafka = adapters.kafka.clone().ok_or_else(|| missing("Kafka"))?;
+    let redis = adapters
+        .redis
+        .clone()
+        .ok_or_else(|| missing_adapter("Redis"))?;
+    let kafka = adapters
+        .kafka
+        .clone()
+        .ok_or_else(|| missing_adapter("Kafka"))?;
     let keys = adapters.keys.clone();
     let topic = settings.kafka.orders_topic_name();
     let partitions = settings.kafka.orders_partitions;
-    if let Err(error) = kafka.ensure_topic(&topic, partitions).await {
-        tracing::warn!(%error, topic, "could not create the orders topic yet; retrying on first publish");
-    }
+    ensure_orders_topic(settings, &kafka).await;
     let purchase = &settings.purchase;
     let publisher = OrderPublisher::start(
         kafka,
@@ -206,7 +218,10 @@ async fn build_purchases(
         keys,
         Duration::from_secs(purchase.idempotency_ttl_secs),
     );
-    let mysql = adapters.mysql.clone().ok_or_else(|| missing("MySQL"))?;
+    let mysql = adapters
+        .mysql
+        .clone()
+        .ok_or_else(|| missing_adapter("MySQL"))?;
     let mysql_gate = match purchase.strategy {
         PurchaseStrategy::Redis => None,
         strategy => {

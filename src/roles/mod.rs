@@ -103,6 +103,25 @@ impl StartupError {
     }
 }
 
+/// A role asked for an adapter its dependency list did not build (a wiring bug).
+#[cfg_attr(not(any(feature = "api", feature = "payment")), allow(dead_code))]
+fn missing_adapter(what: &str) -> StartupError {
+    StartupError::Runtime(format!("this role needs the {what} adapter"))
+}
+
+/// Creates the orders topic if absent; a broker that is down now is retried by the
+/// producers and consumers themselves, so this only warns.
+#[cfg(any(feature = "api", feature = "payment"))]
+async fn ensure_orders_topic(settings: &Settings, kafka: &crate::adapters::kafka::Kafka) {
+    let topic = settings.kafka.orders_topic_name();
+    if let Err(error) = kafka
+        .ensure_topic(&topic, settings.kafka.orders_partitions)
+        .await
+    {
+        tracing::warn!(%error, topic, "orders topic not reachable yet; retried on first use");
+    }
+}
+
 /// A role serving HTTP; stop it with [`RunningApp::stop`] or let a signal do it.
 pub struct RunningApp {
     addr: SocketAddr,

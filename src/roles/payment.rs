@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::StartupError;
+use super::{StartupError, ensure_orders_topic, missing_adapter};
 use crate::adapters::Adapters;
 use crate::adapters::gateway::SimulatedGateway;
 use crate::adapters::redis::notifier::PaymentNotifier;
@@ -13,10 +13,6 @@ use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 use crate::workers::payment::{self, PaymentDeps, PaymentMetrics};
 
-fn missing(what: &str) -> StartupError {
-    StartupError::Runtime(format!("the payment role needs the {what} adapter"))
-}
-
 pub(super) async fn start(
     settings: &Settings,
     adapters: &Adapters,
@@ -24,21 +20,28 @@ pub(super) async fn start(
     metrics: &Metrics,
     shutdown: &Shutdown,
 ) -> Result<(), StartupError> {
-    let redis = adapters.redis.clone().ok_or_else(|| missing("Redis"))?;
-    let kafka = adapters.kafka.clone().ok_or_else(|| missing("Kafka"))?;
+    let redis = adapters
+        .redis
+        .clone()
+        .ok_or_else(|| missing_adapter("Redis"))?;
+    let kafka = adapters
+        .kafka
+        .clone()
+        .ok_or_else(|| missing_adapter("Kafka"))?;
     let keys = adapters.keys.clone();
     let topic = settings.kafka.orders_topic_name();
     let partitions = settings.kafka.orders_partitions;
-    if let Err(error) = kafka.ensure_topic(&topic, partitions).await {
-        tracing::warn!(%error, topic, "orders topic not reachable yet; consumers retry");
-    }
+    ensure_orders_topic(settings, &kafka).await;
     let config = &settings.payment;
     let payment_metrics = PaymentMetrics::new(config.pool_size).map_err(StartupError::runtime)?;
     for collector in payment_metrics.collectors() {
         metrics.register(collector).map_err(StartupError::runtime)?;
     }
     let deps = PaymentDeps {
-        mysql: adapters.mysql.clone().ok_or_else(|| missing("MySQL"))?,
+        mysql: adapters
+            .mysql
+            .clone()
+            .ok_or_else(|| missing_adapter("MySQL"))?,
         kafka,
         redis: redis.clone(),
         keys: keys.clone(),
