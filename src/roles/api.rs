@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use actix_web::web;
 
-use super::{StartupError, ensure_orders_topic, missing_adapter};
+use super::{StartupError, ensure_orders_topic, required};
 use crate::adapters::Adapters;
 use crate::adapters::kafka::producer::{OrderPublisher, PublisherLimits};
 use crate::adapters::oidc::{EmbeddedIssuer, KeycloakProvider, SigningKeys};
@@ -64,10 +64,7 @@ impl ApiModules {
                         "configuration error: identity.embedded.signing_key: {e}"
                     ))
                 })?;
-                let mysql = adapters
-                    .mysql
-                    .clone()
-                    .ok_or_else(|| missing_adapter("MySQL"))?;
+                let mysql = required(&adapters.mysql, "MySQL")?;
                 let issuer = Arc::new(
                     EmbeddedIssuer::new(
                         mysql,
@@ -91,10 +88,7 @@ impl ApiModules {
             }
         };
         let limiter = LoginLimiter::new(
-            adapters
-                .redis
-                .clone()
-                .ok_or_else(|| missing_adapter("Redis"))?,
+            required(&adapters.redis, "Redis")?,
             adapters.keys.clone(),
             identity_settings.login_attempts_per_email,
             identity_settings.login_attempts_per_ip,
@@ -145,10 +139,7 @@ fn build_catalog(
     adapters: &Adapters,
     metrics: &Metrics,
 ) -> Result<Catalog, StartupError> {
-    let redis = adapters
-        .redis
-        .clone()
-        .ok_or_else(|| missing_adapter("Redis"))?;
+    let redis = required(&adapters.redis, "Redis")?;
     let keys = adapters.keys.clone();
     let catalog_metrics = CatalogMetrics::new().map_err(StartupError::runtime)?;
     metrics
@@ -161,17 +152,11 @@ fn build_catalog(
     )
     .map_err(|e| StartupError::Configuration(e.to_string()))?;
     Ok(Catalog::new(
-        adapters
-            .mysql
-            .clone()
-            .ok_or_else(|| missing_adapter("MySQL"))?,
+        required(&adapters.mysql, "MySQL")?,
         CatalogCache::new(redis.clone(), keys.clone()),
         CouponState::new(redis, keys),
         locks,
-        adapters
-            .objects
-            .clone()
-            .ok_or_else(|| missing_adapter("object store"))?,
+        required(&adapters.objects, "object store")?,
         settings.catalog.clone(),
         settings.object_store.public_base_url.clone(),
         catalog_metrics,
@@ -185,14 +170,8 @@ async fn build_purchases(
     metrics: &Metrics,
     shutdown: &Shutdown,
 ) -> Result<(Purchases, Orders), StartupError> {
-    let redis = adapters
-        .redis
-        .clone()
-        .ok_or_else(|| missing_adapter("Redis"))?;
-    let kafka = adapters
-        .kafka
-        .clone()
-        .ok_or_else(|| missing_adapter("Kafka"))?;
+    let redis = required(&adapters.redis, "Redis")?;
+    let kafka = required(&adapters.kafka, "Kafka")?;
     let keys = adapters.keys.clone();
     let topic = settings.kafka.orders_topic_name();
     let partitions = settings.kafka.orders_partitions;
@@ -218,10 +197,7 @@ async fn build_purchases(
         keys,
         Duration::from_secs(purchase.idempotency_ttl_secs),
     );
-    let mysql = adapters
-        .mysql
-        .clone()
-        .ok_or_else(|| missing_adapter("MySQL"))?;
+    let mysql = required(&adapters.mysql, "MySQL")?;
     let mysql_gate = match purchase.strategy {
         PurchaseStrategy::Redis => None,
         strategy => {

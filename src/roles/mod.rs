@@ -103,10 +103,16 @@ impl StartupError {
     }
 }
 
-/// A role asked for an adapter its dependency list did not build (a wiring bug).
-#[cfg_attr(not(any(feature = "api", feature = "payment")), allow(dead_code))]
-fn missing_adapter(what: &str) -> StartupError {
-    StartupError::Runtime(format!("this role needs the {what} adapter"))
+/// The adapter a module needs; an error means the role's dependency list did not build
+/// it (a wiring bug).
+#[cfg_attr(
+    not(any(feature = "api", feature = "payment", feature = "ws")),
+    allow(dead_code)
+)]
+fn required<T: Clone>(adapter: &Option<T>, what: &str) -> Result<T, StartupError> {
+    adapter
+        .clone()
+        .ok_or_else(|| StartupError::Runtime(format!("this role needs the {what} adapter")))
 }
 
 /// Creates the orders topic if absent; a broker that is down now is retried by the

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{StartupError, ensure_orders_topic, missing_adapter};
+use super::{StartupError, ensure_orders_topic, required};
 use crate::adapters::Adapters;
 use crate::adapters::gateway::SimulatedGateway;
 use crate::adapters::redis::notifier::PaymentNotifier;
@@ -20,14 +20,8 @@ pub(super) async fn start(
     metrics: &Metrics,
     shutdown: &Shutdown,
 ) -> Result<(), StartupError> {
-    let redis = adapters
-        .redis
-        .clone()
-        .ok_or_else(|| missing_adapter("Redis"))?;
-    let kafka = adapters
-        .kafka
-        .clone()
-        .ok_or_else(|| missing_adapter("Kafka"))?;
+    let redis = required(&adapters.redis, "Redis")?;
+    let kafka = required(&adapters.kafka, "Kafka")?;
     let keys = adapters.keys.clone();
     let topic = settings.kafka.orders_topic_name();
     let partitions = settings.kafka.orders_partitions;
@@ -38,10 +32,7 @@ pub(super) async fn start(
         metrics.register(collector).map_err(StartupError::runtime)?;
     }
     let deps = PaymentDeps {
-        mysql: adapters
-            .mysql
-            .clone()
-            .ok_or_else(|| missing_adapter("MySQL"))?,
+        mysql: required(&adapters.mysql, "MySQL")?,
         kafka,
         redis: redis.clone(),
         keys: keys.clone(),

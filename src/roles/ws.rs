@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use actix_web::web;
 
-use super::StartupError;
+use super::{StartupError, required};
 use crate::adapters::Adapters;
 use crate::adapters::redis::ws_routes::WsRoutes;
 use crate::config::Settings;
@@ -31,10 +31,7 @@ impl WsModules {
         metrics: &Metrics,
         shutdown: &Shutdown,
     ) -> Result<Self, StartupError> {
-        let redis = adapters
-            .redis
-            .clone()
-            .ok_or_else(|| StartupError::Runtime("the ws role needs the Redis adapter".into()))?;
+        let redis = required(&adapters.redis, "Redis")?;
         let config = &settings.ws;
         let route_ttl = Duration::from_millis(config.route_ttl_ms);
         let ws_metrics = WsMetrics::new().map_err(StartupError::runtime)?;
