@@ -8,7 +8,7 @@ QUICK ?= 0
 dev:
 	@scripts/dev.sh
 
-## test: lint, then the whole test suite against real MariaDB, Redis and tansu
+## test: lint, then the whole test suite against real MariaDB, Redis, Kafka and Keycloak
 test: lint
 	@scripts/test.sh
 

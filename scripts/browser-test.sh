@@ -56,6 +56,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 scripts/stack.sh up --started-file "$started"
+eval "$(scripts/stack.sh env)"
+KEYCLOAK_URL="http://127.0.0.1:${STACK_KEYCLOAK_PORT:-8180}"
 command -v redis-cli >/dev/null 2>&1 || {
   as_root apt-get update -qq >&2
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-tools >&2
@@ -75,7 +77,11 @@ export FLASH__REDIS__URL="redis://127.0.0.1:$REDIS_PORT"
 export FLASH__REDIS__NAMESPACE=$NAMESPACE
 export FLASH__KAFKA__BROKERS="127.0.0.1:$KAFKA_PORT"
 export FLASH__KAFKA__TOPIC_PREFIX="b$RUN_ID-"
-export FLASH__IDENTITY__EMBEDDED__SIGNING_KEY=$TMP/signing.pem
+# Keycloak of the local stack is the provider, as in `make dev` and the deployments.
+export FLASH__IDENTITY__PROVIDER=keycloak
+export FLASH__IDENTITY__ISSUER="$KEYCLOAK_URL/realms/flash-sale"
+export FLASH__IDENTITY__ROLES_CLAIM=realm_access.roles
+export FLASH__IDENTITY__KEYCLOAK__BASE_URL=$KEYCLOAK_URL
 export FLASH__OBJECT_STORE__FILESYSTEM__ROOT=$TMP/objects
 # Slow enough that PENDING is on screen before PAID.
 export FLASH__PAYMENT__GATEWAY_LATENCY_MS=200
@@ -90,7 +96,8 @@ mariadb --protocol=TCP -h 127.0.0.1 -P "$MYSQL_PORT" -uroot \
 db_created=1
 "$BIN" migrate >"$TMP/migrate.log" 2>&1 || { cat "$TMP/migrate.log" >&2; exit 1; }
 "$BIN" seed-demo >/dev/null
-ADMIN_EMAIL=admin@example.com
+# The realm is shared by runs (users stay in Keycloak): an admin of this run's own.
+ADMIN_EMAIL="admin-$RUN_ID@example.com"
 ADMIN_PASSWORD="admin-$RUN_ID-pw"
 FLASH_USER_PASSWORD=$ADMIN_PASSWORD "$BIN" user create "$ADMIN_EMAIL" --admin >/dev/null
 

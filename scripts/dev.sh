@@ -7,12 +7,22 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
 scripts/stack.sh up
+# The Keycloak client secret the stack generated (.stack/keycloak/client-secret).
+eval "$(scripts/stack.sh env)"
 scripts/web.sh build
 
 export FLASH_ENV=${FLASH_ENV:-dev}
 export FLASH__MYSQL__URL=${FLASH__MYSQL__URL:-"mysql://root@127.0.0.1:${STACK_MYSQL_PORT:-3306}/flash_sale"}
 export FLASH__REDIS__URL=${FLASH__REDIS__URL:-"redis://127.0.0.1:${STACK_REDIS_PORT:-6379}"}
 export FLASH__KAFKA__BROKERS=${FLASH__KAFKA__BROKERS:-"127.0.0.1:${STACK_KAFKA_PORT:-19092}"}
+KEYCLOAK_URL="http://127.0.0.1:${STACK_KEYCLOAK_PORT:-8180}"
+export FLASH__IDENTITY__KEYCLOAK__BASE_URL=${FLASH__IDENTITY__KEYCLOAK__BASE_URL:-$KEYCLOAK_URL}
+if [ "${FLASH__IDENTITY__PROVIDER:-keycloak}" = keycloak ]; then
+  export FLASH__IDENTITY__ISSUER=${FLASH__IDENTITY__ISSUER:-"$KEYCLOAK_URL/realms/flash-sale"}
+else
+  # The built-in issuer: its own address is the issuer, roles in the `roles` claim.
+  export FLASH__IDENTITY__ISSUER=${FLASH__IDENTITY__ISSUER:-} FLASH__IDENTITY__ROLES_CLAIM=roles
+fi
 PORT=${FLASH__SERVER__PORT:-8080}
 
 echo "[dev] building"
@@ -45,6 +55,7 @@ cat <<MSG
   Readiness:  http://127.0.0.1:$PORT/readyz
   Metrics:    http://127.0.0.1:$PORT/metrics
   Demo admin: $ADMIN_EMAIL / $ADMIN_PASSWORD   (development only)
+  Keycloak:   http://127.0.0.1:${STACK_KEYCLOAK_PORT:-8180}/admin/  (admin / password in .stack/keycloak/admin-password)
   Ctrl-C stops it; 'make stop' stops the local stack.
 
 MSG

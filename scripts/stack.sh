@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
-# The local stack: MariaDB, Redis and the Kafka-compatible broker tansu.
+# The local stack: MariaDB, Redis, Apache Kafka and Keycloak.
 #
 #   scripts/stack.sh up [--started-file F]   use what answers, install/start what does not;
 #                                            names of services started now go to F
 #   scripts/stack.sh stop-list F             stop the services named in F
 #   scripts/stack.sh down                    stop every service these scripts started
 #   scripts/stack.sh status                  what answers where
+#   scripts/stack.sh env                     shell exports of the secrets the stack made
 #
 # Idempotent and quick when everything is up. Services these scripts start live under
-# .stack/ (data, logs, pid files); a service that already answers at its address (the
-# machine's MariaDB or Redis, say) is used as it is and never stopped by us.
+# .stack/ (data, logs, pid files); a service that already answers at its address is used
+# as it is and never stopped by us. MariaDB and Redis come from Debian's packages;
+# Kafka and Keycloak from Maven Central (scripts/kafka-broker.sh, scripts/keycloak.sh,
+# cached per machine). Kafka and Keycloak keep their data on disk: a restart keeps the
+# events, users and realm.
 #
 # Addresses (override with the environment):
-#   STACK_MYSQL_PORT (3306), STACK_REDIS_PORT (6379), STACK_KAFKA_PORT (19092)
+#   STACK_MYSQL_PORT (3306), STACK_REDIS_PORT (6379), STACK_KAFKA_PORT (19092, its
+#   controller one above), STACK_KEYCLOAK_PORT (8180)
+# STACK_KAFKA=tansu runs the Kafka-compatible tansu instead of Apache Kafka (in-memory:
+# a restart loses the events; needs a 16-minute cargo install on first use).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,34 +28,25 @@ HOST=127.0.0.1
 MYSQL_PORT=${STACK_MYSQL_PORT:-3306}
 REDIS_PORT=${STACK_REDIS_PORT:-6379}
 KAFKA_PORT=${STACK_KAFKA_PORT:-19092}
+KEYCLOAK_PORT=${STACK_KEYCLOAK_PORT:-8180}
+KAFKA_KIND=${STACK_KAFKA:-apache}
 CARGO_BIN=${CARGO_HOME:-$HOME/.cargo}/bin
 export PATH="$PATH:$CARGO_BIN:/usr/sbin:/sbin"
 
-say() { printf '[stack] %s\n' "$*" >&2; }
-die() { say "error: $*"; exit 1; }
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 
 port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 
-wait_port() { # name port seconds logfile
+wait_port() { # name port seconds logfile [pid]
   local i
   for ((i = 0; i < $3 * 10; i++)); do
     port_open "$2" && return 0
+    if [ -n "${5:-}" ] && ! kill -0 "$5" 2>/dev/null; then break; fi
     sleep 0.1
   done
   [ -f "$4" ] && tail -n 20 "$4" >&2
   die "$1 did not start listening on $HOST:$2 within $3 s (log: $4)"
-}
-
-as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
-
-APT_UPDATED=""
-apt_install() {
-  say "installing $* (apt)"
-  if [ -z "$APT_UPDATED" ]; then
-    as_root apt-get update -qq >&2
-    APT_UPDATED=1
-  fi
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2
 }
 
 STARTED_FILE=""
@@ -116,11 +114,7 @@ tansu_install() {
     die "cargo install tansu failed"
 }
 
-kafka_up() {
-  if port_open "$KAFKA_PORT"; then
-    say "Kafka broker answers on $HOST:$KAFKA_PORT"
-    return
-  fi
+tansu_up() {
   tansu_install
   local dir="$STACK_DIR/tansu"
   mkdir -p "$dir"
@@ -137,6 +131,58 @@ kafka_up() {
   wait_port tansu "$KAFKA_PORT" 30 "$dir/tansu.log"
 }
 
+# --- Apache Kafka ------------------------------------------------------------------
+kafka_up() {
+  if port_open "$KAFKA_PORT"; then
+    say "Kafka broker answers on $HOST:$KAFKA_PORT"
+    return
+  fi
+  if [ "$KAFKA_KIND" = tansu ]; then tansu_up; return; fi
+  scripts_kafka install >/dev/null
+  local dir="$STACK_DIR/kafka"
+  mkdir -p "$dir"
+  say "starting Apache Kafka on $HOST:$KAFKA_PORT (data in $dir/data)"
+  nohup "$ROOT/scripts/kafka-broker.sh" run "$dir" "$KAFKA_PORT" >"$dir/kafka.log" 2>&1 &
+  local pid=$!
+  mark_started kafka "$pid"
+  wait_port Kafka "$KAFKA_PORT" 60 "$dir/kafka.log" "$pid"
+}
+scripts_kafka() { "$ROOT/scripts/kafka-broker.sh" "$@"; }
+
+# --- Keycloak ------------------------------------------------------------------------
+keycloak_ready() {
+  curl -fs -o /dev/null --max-time 2 "http://$HOST:$KEYCLOAK_PORT/realms/flash-sale/.well-known/openid-configuration"
+}
+
+keycloak_up() {
+  if port_open "$KEYCLOAK_PORT"; then
+    say "Keycloak answers on $HOST:$KEYCLOAK_PORT"
+  else
+    "$ROOT/scripts/keycloak.sh" install >/dev/null
+    local dir="$STACK_DIR/keycloak"
+    mkdir -p "$dir"
+    say "starting Keycloak on $HOST:$KEYCLOAK_PORT (realm from deploy/keycloak/realm.json; about a minute)"
+    nohup "$ROOT/scripts/keycloak.sh" run "$dir" "$KEYCLOAK_PORT" >"$dir/keycloak.log" 2>&1 &
+    local pid=$!
+    mark_started keycloak "$pid"
+    wait_port Keycloak "$KEYCLOAK_PORT" 240 "$dir/keycloak.log" "$pid"
+  fi
+  local i
+  for ((i = 0; i < 600; i++)); do
+    keycloak_ready && return 0
+    sleep 0.2
+  done
+  die "Keycloak answers on $HOST:$KEYCLOAK_PORT but has no realm flash-sale (log: $STACK_DIR/keycloak/keycloak.log)"
+}
+
+# The secrets Keycloak was started with, for the app and the tests.
+print_env() {
+  local dir="$STACK_DIR/keycloak"
+  [ -s "$dir/client-secret" ] && echo "export FLASH__IDENTITY__KEYCLOAK__CLIENT_SECRET=$(cat "$dir/client-secret")"
+  [ -s "$dir/admin-password" ] && echo "export FLASH_KEYCLOAK_ADMIN_PASSWORD=$(cat "$dir/admin-password")"
+  return 0
+}
+
 # --- stop ----------------------------------------------------------------------------
 stop_one() { # name
   local pidfile="$STACK_DIR/started/$1.pid" pid
@@ -149,7 +195,8 @@ stop_one() { # name
     else
       kill -TERM "$pid" 2>/dev/null || true
     fi
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    # Kafka and Keycloak shut down in order (flush, leave the quorum): give them time.
+    for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
   fi
   rm -f "$pidfile"
@@ -157,7 +204,7 @@ stop_one() { # name
 
 status() {
   local name port
-  for name in mysql:$MYSQL_PORT redis:$REDIS_PORT kafka:$KAFKA_PORT; do
+  for name in mysql:$MYSQL_PORT redis:$REDIS_PORT kafka:$KAFKA_PORT keycloak:$KEYCLOAK_PORT; do
     port=${name#*:}
     if port_open "$port"; then echo "${name%%:*}: up ($HOST:$port)"; else echo "${name%%:*}: down ($HOST:$port)"; fi
   done
@@ -170,14 +217,16 @@ case "${1:-}" in
     mysql_up
     redis_up
     kafka_up
+    keycloak_up
     ;;
   stop-list)
     [ -f "${2:-}" ] || exit 0
     while read -r name; do [ -n "$name" ] && stop_one "$name"; done < "$2"
     ;;
   down)
-    for name in tansu redis mariadb; do stop_one "$name"; done
+    for name in keycloak kafka tansu redis mariadb; do stop_one "$name"; done
     ;;
   status) status ;;
-  *) echo "usage: $0 up [--started-file F] | stop-list F | down | status" >&2; exit 2 ;;
+  env) print_env ;;
+  *) echo "usage: $0 up [--started-file F] | stop-list F | down | status | env" >&2; exit 2 ;;
 esac

@@ -13,6 +13,10 @@ cleanup() { scripts/stack.sh stop-list "$started"; rm -f "$started"; }
 trap cleanup EXIT
 
 scripts/stack.sh up --started-file "$started"
+eval "$(scripts/stack.sh env)"
+# Each test makes its own database; the harness connects to this one to do so.
+mariadb --protocol=TCP -h 127.0.0.1 -P "${STACK_MYSQL_PORT:-3306}" -uroot \
+  -e "CREATE DATABASE IF NOT EXISTS test CHARACTER SET utf8mb4"
 
 # The cross-provider identity test runs a third-party OIDC issuer from npm.
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
@@ -28,6 +32,7 @@ export PATH="$PATH:${CARGO_HOME:-$HOME/.cargo}/bin"
 export FLASH__MYSQL__URL="mysql://root@127.0.0.1:${STACK_MYSQL_PORT:-3306}/test"
 export FLASH__REDIS__URL="redis://127.0.0.1:${STACK_REDIS_PORT:-6379}"
 export FLASH__KAFKA__BROKERS="127.0.0.1:${STACK_KAFKA_PORT:-19092}"
+export FLASH_TEST_KEYCLOAK_URL="http://127.0.0.1:${STACK_KEYCLOAK_PORT:-8180}"
 
 # An S3-compatible server (moto, from PyPI) for the object store test, in a venv cached
 # per user so that later runs skip the install.

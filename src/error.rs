@@ -113,6 +113,9 @@ impl AppError {
                 IdentityError::InvalidCredentials => {
                     Described::new(S::UNAUTHORIZED, "INVALID_CREDENTIALS")
                 }
+                IdentityError::InvalidRefreshToken => {
+                    Described::new(S::UNAUTHORIZED, "INVALID_REFRESH_TOKEN")
+                }
                 IdentityError::TooManyAttempts { retry_after_secs } => Described {
                     retry_after: Some(*retry_after_secs),
                     ..Described::new(S::TOO_MANY_REQUESTS, "TOO_MANY_ATTEMPTS")

@@ -92,17 +92,31 @@ async fn seed_demo(settings: &Settings) -> Result<(), StartupError> {
 }
 
 async fn user(settings: &Settings, command: UserCommand) -> Result<(), StartupError> {
-    use flash_sale::app::identity;
-    let pool = adapters::mysql::MysqlPool::new(&settings.mysql).map_err(StartupError::runtime)?;
+    use flash_sale::app::identity::UserAdmin;
+    use flash_sale::config::IdentityProviderKind;
+    let accounts = match settings.identity.provider {
+        IdentityProviderKind::Embedded => UserAdmin::Embedded(
+            adapters::mysql::MysqlPool::new(&settings.mysql).map_err(StartupError::runtime)?,
+        ),
+        IdentityProviderKind::Keycloak => UserAdmin::Keycloak(
+            adapters::oidc::KeycloakProvider::new(
+                &settings.identity.keycloak,
+                std::time::Duration::from_millis(settings.identity.http_timeout_ms),
+            )
+            .map_err(StartupError::runtime)?,
+        ),
+    };
     match command {
         UserCommand::Promote { email } => {
-            identity::set_admin(&pool, &email, true)
+            accounts
+                .set_admin(&email, true)
                 .await
                 .map_err(StartupError::runtime)?;
             println!("{email} is now an admin (from their next login)");
         }
         UserCommand::Demote { email } => {
-            identity::set_admin(&pool, &email, false)
+            accounts
+                .set_admin(&email, false)
                 .await
                 .map_err(StartupError::runtime)?;
             println!("{email} is no longer an admin (from their next login)");
@@ -113,11 +127,13 @@ async fn user(settings: &Settings, command: UserCommand) -> Result<(), StartupEr
                     "set FLASH_USER_PASSWORD to the new user's password".into(),
                 )
             })?;
-            let created = identity::create_user(&pool, &email, &password)
+            let created = accounts
+                .create_user(&email, &password)
                 .await
                 .map_err(StartupError::runtime)?;
             if admin {
-                identity::set_admin(&pool, &email, true)
+                accounts
+                    .set_admin(&email, true)
                     .await
                     .map_err(StartupError::runtime)?;
             }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::adapters::mysql::{MysqlPool, users};
+use crate::adapters::oidc::KeycloakProvider;
 use crate::adapters::oidc::password::hash_password;
 use crate::adapters::redis::rate_limit::LoginLimiter;
 use crate::domain::identity::{Email, IdentityError, Password, UserId};
@@ -44,17 +45,59 @@ impl Identity {
         self.limiter.forget_email(&normalised).await;
         Ok(token)
     }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Result<IssuedToken, IdentityError> {
+        if refresh_token.is_empty() {
+            return Err(IdentityError::InvalidRefreshToken);
+        }
+        self.provider.refresh(refresh_token).await
+    }
+
+    pub async fn logout(&self, refresh_token: &str) -> Result<(), IdentityError> {
+        if refresh_token.is_empty() {
+            return Err(IdentityError::InvalidRefreshToken);
+        }
+        self.provider.logout(refresh_token).await
+    }
 }
 
-/// Creates a built-in-issuer user unless the e-mail is taken; true when created.
-/// (Operators' path: `flash-sale user create`; shoppers register over HTTP.)
-pub async fn create_user(
+/// The operators' account commands (`flash-sale user ...`), against whichever provider
+/// is configured: the built-in issuer's users table, or Keycloak's admin API.
+pub enum UserAdmin {
+    Embedded(MysqlPool),
+    Keycloak(KeycloakProvider),
+}
+
+impl UserAdmin {
+    /// Creates the user unless the e-mail is taken; true when created.
+    pub async fn create_user(&self, email: &str, password: &str) -> Result<bool, IdentityError> {
+        let email = Email::parse(email)?;
+        let password = Password::parse(password)?;
+        match self {
+            Self::Embedded(mysql) => create_embedded_user(mysql, &email, &password).await,
+            Self::Keycloak(keycloak) => match keycloak.register(&email, &password).await {
+                Ok(_) => Ok(true),
+                Err(IdentityError::EmailTaken) => Ok(false),
+                Err(e) => Err(e),
+            },
+        }
+    }
+
+    /// Grants (or takes away) the admin role; effective from the user's next login.
+    pub async fn set_admin(&self, email: &str, is_admin: bool) -> Result<(), IdentityError> {
+        let email = Email::parse(email)?;
+        match self {
+            Self::Embedded(mysql) => set_embedded_admin(mysql, &email, is_admin).await,
+            Self::Keycloak(keycloak) => keycloak.set_admin(&email, is_admin).await,
+        }
+    }
+}
+
+async fn create_embedded_user(
     mysql: &MysqlPool,
-    email: &str,
-    password: &str,
+    email: &Email,
+    password: &Password,
 ) -> Result<bool, IdentityError> {
-    let email = Email::parse(email)?;
-    let password = Password::parse(password)?;
     let hash = hash_password(password.expose().to_owned())
         .await
         .map_err(|e| IdentityError::Unavailable(e.to_string()))?;
@@ -68,14 +111,20 @@ pub async fn create_user(
     Ok(id.is_some())
 }
 
-/// Grants (or revokes) the admin role of a built-in-issuer user; effective from the
-/// user's next login.
+/// Grants (or revokes) the admin role of a built-in-issuer user (also used by tests).
 pub async fn set_admin(
     mysql: &MysqlPool,
     email: &str,
     is_admin: bool,
 ) -> Result<(), IdentityError> {
-    let email = Email::parse(email)?;
+    set_embedded_admin(mysql, &Email::parse(email)?, is_admin).await
+}
+
+async fn set_embedded_admin(
+    mysql: &MysqlPool,
+    email: &Email,
+    is_admin: bool,
+) -> Result<(), IdentityError> {
     let mut conn = mysql
         .get()
         .await

@@ -172,6 +172,9 @@ pub enum IdentityError {
     /// Same message for an unknown e-mail and a wrong password: no account probing.
     #[error("e-mail or password is wrong")]
     InvalidCredentials,
+    /// Expired, revoked (logged out) or never issued: log in again.
+    #[error("the refresh token is not valid; log in again")]
+    InvalidRefreshToken,
     #[error("too many login attempts; try again in {retry_after_secs} s")]
     TooManyAttempts { retry_after_secs: u64 },
     /// The bearer token is missing or not acceptable; the reason is for logs and the

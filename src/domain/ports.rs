@@ -4,13 +4,20 @@
 
 use crate::domain::identity::{Email, IdentityError, Password, UserId};
 
-/// A token the identity provider issued at login.
+/// A token the identity provider issued at login or refresh.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct IssuedToken {
     pub access_token: String,
     pub token_type: &'static str,
     /// Seconds until the token expires.
     pub expires_in: u64,
+    /// Exchanged for a new access token before this one expires (providers with
+    /// sessions, such as Keycloak; the built-in issuer has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// Seconds until the refresh token expires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_expires_in: Option<u64>,
 }
 
 /// Registers users and logs them in. Verification of the tokens it issues does not go
@@ -20,6 +27,10 @@ pub trait IdentityProvider: Send + Sync {
     async fn register(&self, email: &Email, password: &Password) -> Result<UserId, IdentityError>;
     async fn login(&self, email: &Email, password: &Password)
     -> Result<IssuedToken, IdentityError>;
+    /// A new access token for a refresh token from an earlier login or refresh.
+    async fn refresh(&self, refresh_token: &str) -> Result<IssuedToken, IdentityError>;
+    /// Ends the session behind a refresh token: it can no longer be refreshed.
+    async fn logout(&self, refresh_token: &str) -> Result<(), IdentityError>;
 }
 
 /// Charges an order. Implementations must be idempotent on the order id (a retried

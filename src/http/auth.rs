@@ -14,7 +14,11 @@ use crate::http::extract::AuthUser;
 pub struct TrustProxyHeaders(pub bool);
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(register).service(login).service(me);
+    cfg.service(register)
+        .service(login)
+        .service(refresh)
+        .service(logout)
+        .service(me);
 }
 
 /// Discovery and JWKS of the built-in issuer (mounted only when it is the provider).
@@ -63,6 +67,35 @@ async fn login(
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(token))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshToken {
+    refresh_token: String,
+}
+
+/// A new access token (and refresh token) for a refresh token: a shopper waiting for a
+/// sale stays logged in.
+#[post("/api/auth/refresh")]
+async fn refresh(
+    identity: web::Data<Identity>,
+    body: web::Json<RefreshToken>,
+) -> Result<HttpResponse, AppError> {
+    let token = identity.refresh(&body.refresh_token).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(token))
+}
+
+/// Ends the session: the refresh token is revoked at the provider.
+#[post("/api/auth/logout")]
+async fn logout(
+    identity: web::Data<Identity>,
+    body: web::Json<RefreshToken>,
+) -> Result<HttpResponse, AppError> {
+    identity.logout(&body.refresh_token).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// The caller as the token describes them.

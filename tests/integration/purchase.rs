@@ -2,7 +2,6 @@
 //! racing, the Kafka hand-off and its compensation, windows, idempotency, reconciling.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use deadpool_redis::redis::AsyncCommands;
@@ -16,8 +15,9 @@ use futures_util::StreamExt;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::broker::PrivateBroker;
 use crate::catalog::{coupon_body, create_coupon};
-use crate::helpers::{TestApp, TestContext, delete_namespace, free_port};
+use crate::helpers::{TestApp, TestContext, delete_namespace};
 
 async fn buy(
     app: &TestApp,
@@ -285,62 +285,12 @@ async fn idempotency_key_returns_the_first_answer_and_orders_are_readable() {
     app.stop().await;
 }
 
-/// A private tansu (SQLite storage, so topics survive a restart), killed on drop.
-struct PrivateBroker {
-    child: Option<Child>,
-}
-
-impl PrivateBroker {
-    async fn start(port: u16, dir: std::path::PathBuf) -> Self {
-        std::fs::create_dir_all(&dir).unwrap();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new("tansu")
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "sqlite://tansu.db"])
-            .current_dir(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("tansu must be on PATH (make test installs it)");
-        let broker = Self { child: Some(child) };
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return broker;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("tansu did not listen on {port}");
-    }
-
-    /// SIGKILL: tansu ignores SIGTERM.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for PrivateBroker {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn broker_down_means_503_and_nothing_sold_then_purchases_resume() {
     let ctx = TestContext::new().await;
-    let port = free_port();
-    let dir = std::env::temp_dir().join(format!("fst-tansu-{}", uuid::Uuid::new_v4()));
-    let mut broker = PrivateBroker::start(port, dir.clone()).await;
+    let mut broker = PrivateBroker::start_fresh().await;
     let mut settings = ctx.settings.clone();
-    settings.kafka.brokers = vec![format!("127.0.0.1:{port}")];
+    settings.kafka.brokers = vec![broker.address()];
     settings.kafka.timeout_ms = 1500;
     let app = ctx.spawn_with(Role::Api, settings.clone()).await;
     let admin = app.admin_token(&ctx).await;
@@ -379,7 +329,7 @@ async fn broker_down_means_503_and_nothing_sold_then_purchases_resume() {
         .unwrap();
     assert_eq!(buyers, ["alice"], "bob's buyer record was removed");
 
-    let broker = PrivateBroker::start(port, dir.clone()).await;
+    broker.restart().await;
     assert_eq!(
         events(&settings.kafka, coupon).await.len(),
         1,
@@ -398,8 +348,6 @@ async fn broker_down_means_503_and_nothing_sold_then_purchases_resume() {
     assert_eq!(redis_stock(&ctx, coupon).await, Some(8));
     assert_eq!(events(&settings.kafka, coupon).await.len(), 2);
     app.stop().await;
-    drop(broker);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test(flavor = "multi_thread")]

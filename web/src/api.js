@@ -145,7 +145,60 @@ export async function login(email, password) {
     auth: false,
   });
   startSession(token);
+  scheduleRefresh();
   await loadMe();
+}
+
+// A shopper waiting for a sale stays logged in: the token is exchanged shortly before
+// it expires, for as long as the provider's session lasts.
+let refreshTimer = null;
+const REFRESH_MARGIN_MS = 30_000;
+
+export function scheduleRefresh() {
+  clearTimeout(refreshTimer);
+  if (!session.refreshToken) return;
+  const left = session.expiresAt - Date.now();
+  const delay = Math.max(1_000, Math.min(left - REFRESH_MARGIN_MS, left * 0.8));
+  refreshTimer = setTimeout(refreshSession, delay);
+}
+
+export async function refreshSession() {
+  const refreshToken = session.refreshToken;
+  if (!refreshToken) return;
+  try {
+    const token = await send('POST', '/api/auth/refresh', {
+      body: { refresh_token: refreshToken },
+      auth: false,
+    });
+    startSession(token, { keepUser: true });
+    scheduleRefresh();
+  } catch (e) {
+    if (e.code === 'INVALID_REFRESH_TOKEN') {
+      endSession({ expired: true });
+    } else if (session.refreshToken === refreshToken) {
+      // The shop or the provider is busy: try again soon, the token may still be valid.
+      refreshTimer = setTimeout(refreshSession, 5_000);
+    }
+  }
+}
+
+/** Ends the session here and at the provider (the refresh token is revoked). */
+export async function logout() {
+  const refreshToken = session.refreshToken;
+  clearTimeout(refreshTimer);
+  endSession();
+  if (refreshToken) {
+    await send('POST', '/api/auth/logout', {
+      body: { refresh_token: refreshToken },
+      auth: false,
+    }).catch(() => {});
+  }
+}
+
+// A tab reopened with a stored session picks the schedule up again.
+if (session.refreshToken) {
+  if (session.expiresAt - Date.now() < REFRESH_MARGIN_MS) refreshSession();
+  else scheduleRefresh();
 }
 
 export async function loadMe() {

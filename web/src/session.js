@@ -1,5 +1,5 @@
-// The signed-in shopper: the bearer token lives in sessionStorage (one tab, gone when the
-// tab closes); `user` is what GET /api/me said about it.
+// The signed-in shopper: the bearer token (and, with Keycloak, the refresh token) lives in
+// sessionStorage (one tab, gone when the tab closes); `user` is what GET /api/me said.
 import { reactive } from 'vue';
 
 const KEY = 'flash-sale.session';
@@ -7,6 +7,9 @@ const KEY = 'flash-sale.session';
 export const session = reactive({
   token: null,
   expiresAt: 0,
+  /** Exchanged for a new token before `expiresAt` (null with the built-in issuer). */
+  refreshToken: null,
+  refreshExpiresAt: 0,
   /** {user_id, email, roles} once /api/me answered */
   user: null,
   /** Set when the server rejected the token: pages ask to log in again. */
@@ -16,11 +19,9 @@ export const session = reactive({
 function restore() {
   try {
     const saved = JSON.parse(sessionStorage.getItem(KEY) || 'null');
-    if (saved && saved.token && saved.expiresAt > Date.now()) {
-      session.token = saved.token;
-      session.expiresAt = saved.expiresAt;
-      session.user = saved.user || null;
-    }
+    const usable = saved && saved.token &&
+      (saved.expiresAt > Date.now() || (saved.refreshToken && saved.refreshExpiresAt > Date.now()));
+    if (usable) Object.assign(session, saved);
   } catch {
     sessionStorage.removeItem(KEY);
   }
@@ -29,19 +30,26 @@ restore();
 
 function persist() {
   if (session.token) {
+    const { token, expiresAt, refreshToken, refreshExpiresAt, user } = session;
     sessionStorage.setItem(
       KEY,
-      JSON.stringify({ token: session.token, expiresAt: session.expiresAt, user: session.user }),
+      JSON.stringify({ token, expiresAt, refreshToken, refreshExpiresAt, user }),
     );
   } else {
     sessionStorage.removeItem(KEY);
   }
 }
 
-export function startSession(tokenResponse) {
+/** A token from login (`keepUser` false) or from a refresh of the same session. */
+export function startSession(tokenResponse, { keepUser = false } = {}) {
+  const now = Date.now();
   session.token = tokenResponse.access_token;
-  session.expiresAt = Date.now() + (tokenResponse.expires_in || 0) * 1000;
-  session.user = null;
+  session.expiresAt = now + (tokenResponse.expires_in || 0) * 1000;
+  session.refreshToken = tokenResponse.refresh_token || null;
+  session.refreshExpiresAt = session.refreshToken
+    ? now + (tokenResponse.refresh_expires_in || tokenResponse.expires_in || 0) * 1000
+    : 0;
+  if (!keepUser) session.user = null;
   session.expired = false;
   persist();
 }
@@ -55,6 +63,8 @@ export function setUser(user) {
 export function endSession({ expired = false } = {}) {
   session.token = null;
   session.expiresAt = 0;
+  session.refreshToken = null;
+  session.refreshExpiresAt = 0;
   session.user = null;
   session.expired = expired;
   persist();

@@ -93,6 +93,8 @@ impl EmbeddedIssuer {
             access_token,
             token_type: "Bearer",
             expires_in: self.token_ttl_secs,
+            refresh_token: None,
+            refresh_expires_in: None,
         })
     }
 }
@@ -139,5 +141,15 @@ impl IdentityProvider for EmbeddedIssuer {
             Some(user) if matches => self.issue(&user.id.to_string(), &user.email, user.is_admin),
             _ => Err(IdentityError::InvalidCredentials),
         }
+    }
+
+    /// The built-in issuer keeps no sessions and issues no refresh tokens: a shopper
+    /// logs in again when the access token expires.
+    async fn refresh(&self, _refresh_token: &str) -> Result<IssuedToken, IdentityError> {
+        Err(IdentityError::InvalidRefreshToken)
+    }
+
+    async fn logout(&self, _refresh_token: &str) -> Result<(), IdentityError> {
+        Ok(())
     }
 }

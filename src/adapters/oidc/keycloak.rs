@@ -28,11 +28,31 @@ pub struct KeycloakProvider {
 struct TokenResponse {
     access_token: String,
     expires_in: u64,
+    refresh_token: Option<String>,
+    refresh_expires_in: Option<u64>,
+}
+
+impl From<TokenResponse> for IssuedToken {
+    fn from(token: TokenResponse) -> Self {
+        Self {
+            access_token: token.access_token,
+            token_type: "Bearer",
+            expires_in: token.expires_in,
+            // Keycloak answers 0 for "no refresh token" (offline or service accounts).
+            refresh_expires_in: token.refresh_expires_in.filter(|secs| *secs > 0),
+            refresh_token: token.refresh_token,
+        }
+    }
 }
 
 #[derive(serde::Deserialize)]
 struct OAuthError {
     error: String,
+}
+
+#[derive(serde::Deserialize)]
+struct UserRepresentation {
+    id: String,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> IdentityError {
@@ -56,11 +76,136 @@ impl KeycloakProvider {
         })
     }
 
-    fn token_url(&self) -> String {
+    /// An endpoint of the realm's OpenID Connect protocol: `token`, `revoke`, ...
+    fn oidc_url(&self, endpoint: &str) -> String {
         format!(
-            "{}/realms/{}/protocol/openid-connect/token",
+            "{}/realms/{}/protocol/openid-connect/{endpoint}",
             self.base_url, self.realm
         )
+    }
+
+    fn admin_url(&self, path: &str) -> String {
+        format!("{}/admin/realms/{}/{path}", self.base_url, self.realm)
+    }
+
+    /// A grant at the token endpoint, authenticated as the client. `Ok(Err(error))` is
+    /// the OAuth error Keycloak named (e.g. `invalid_grant`) for the caller to map.
+    async fn grant(
+        &self,
+        form: &[(&str, &str)],
+    ) -> Result<Result<IssuedToken, String>, IdentityError> {
+        let response = self
+            .http
+            .post(self.oidc_url("token"))
+            .form(&self.client_form(form))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let status = response.status().as_u16();
+        if status == 200 {
+            let token: TokenResponse = response.json().await.map_err(unavailable)?;
+            return Ok(Ok(token.into()));
+        }
+        match (status, response.json::<OAuthError>().await) {
+            (400 | 401, Ok(error)) => Ok(Err(error.error)),
+            (_, error) => Err(unavailable(format!(
+                "token endpoint answered {status} ({:?})",
+                error.map(|e| e.error).ok()
+            ))),
+        }
+    }
+
+    /// `form` plus the client's own credentials.
+    fn client_form<'a>(&'a self, form: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        let mut full = vec![
+            ("client_id", self.client_id.as_str()),
+            ("client_secret", self.client_secret.expose_secret()),
+        ];
+        full.extend_from_slice(form);
+        full
+    }
+
+    /// A GET of the admin API as the service account.
+    async fn admin_get<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        url: impl reqwest::IntoUrl,
+    ) -> Result<T, IdentityError> {
+        self.http
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(unavailable)?
+            .json()
+            .await
+            .map_err(unavailable)
+    }
+
+    /// The Keycloak id of the user with this e-mail.
+    async fn user_id(&self, token: &str, email: &Email) -> Result<String, IdentityError> {
+        let url = url::Url::parse_with_params(
+            &self.admin_url("users"),
+            [("email", email.as_str()), ("exact", "true")],
+        )
+        .map_err(unavailable)?;
+        let users: Vec<UserRepresentation> = self.admin_get(token, url).await?;
+        users
+            .into_iter()
+            .next()
+            .map(|u| u.id)
+            .ok_or_else(|| IdentityError::UnknownUser(email.as_str().to_owned()))
+    }
+
+    /// Ok when the user's realm roles (at `mappings`) include `admin`.
+    async fn ensure_has_admin(&self, token: &str, mappings: &str) -> Result<(), IdentityError> {
+        let roles: Vec<serde_json::Value> = self.admin_get(token, mappings).await?;
+        if roles.iter().any(|role| role["name"] == "admin") {
+            Ok(())
+        } else {
+            Err(unavailable(format!(
+                "realm {} has no role named admin (see deploy/keycloak/realm.json)",
+                self.realm
+            )))
+        }
+    }
+
+    /// Grants (or takes away) the realm role `admin`; effective from the user's next
+    /// login or refresh. The operators' path (`flash-sale user promote`).
+    pub async fn set_admin(&self, email: &Email, is_admin: bool) -> Result<(), IdentityError> {
+        let token = self.service_token().await?;
+        let user = self.user_id(&token, email).await?;
+        // The user's current realm roles, or those it could be given: both need only the
+        // service account's user permissions (reading the realm's roles would need more).
+        let mappings = self.admin_url(&format!("users/{user}/role-mappings/realm"));
+        let listing = if is_admin {
+            format!("{mappings}/available")
+        } else {
+            mappings.clone()
+        };
+        let roles: Vec<serde_json::Value> = self.admin_get(&token, listing).await?;
+        let Some(role) = roles.into_iter().find(|role| role["name"] == "admin") else {
+            // Already as asked (or the realm has no admin role to give: said below).
+            return if is_admin {
+                self.ensure_has_admin(&token, &mappings).await
+            } else {
+                Ok(())
+            };
+        };
+        let request = if is_admin {
+            self.http.post(mappings)
+        } else {
+            self.http.delete(mappings)
+        };
+        request
+            .bearer_auth(&token)
+            .json(&[role])
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(unavailable)?;
+        Ok(())
     }
 
     /// The service account's access token, renewed 30 s before it expires.
@@ -71,24 +216,10 @@ impl KeycloakProvider {
         {
             return Ok(token.clone());
         }
-        let response = self
-            .http
-            .post(self.token_url())
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", self.client_id.as_str()),
-                ("client_secret", self.client_secret.expose_secret()),
-            ])
-            .send()
-            .await
-            .map_err(unavailable)?;
-        if !response.status().is_success() {
-            return Err(unavailable(format!(
-                "service-account token request answered {}",
-                response.status()
-            )));
-        }
-        let token: TokenResponse = response.json().await.map_err(unavailable)?;
+        let token = self
+            .grant(&[("grant_type", "client_credentials")])
+            .await?
+            .map_err(|error| unavailable(format!("service-account token refused: {error}")))?;
         let valid_for = Duration::from_secs(token.expires_in.saturating_sub(30));
         *cached = Some((token.access_token.clone(), Instant::now() + valid_for));
         Ok(token.access_token)
@@ -141,36 +272,53 @@ impl IdentityProvider for KeycloakProvider {
         email: &Email,
         password: &Password,
     ) -> Result<IssuedToken, IdentityError> {
-        let response = self
-            .http
-            .post(self.token_url())
-            .form(&[
+        let answer = self
+            .grant(&[
                 ("grant_type", "password"),
-                ("client_id", self.client_id.as_str()),
-                ("client_secret", self.client_secret.expose_secret()),
                 ("username", email.as_str()),
                 ("password", password.expose()),
                 ("scope", "openid"),
             ])
+            .await?;
+        // invalid_grant: wrong password or unknown user (Keycloak does not say which).
+        answer.map_err(|error| match error.as_str() {
+            "invalid_grant" => IdentityError::InvalidCredentials,
+            _ => unavailable(format!("password grant refused: {error}")),
+        })
+    }
+
+    async fn refresh(&self, refresh_token: &str) -> Result<IssuedToken, IdentityError> {
+        let answer = self
+            .grant(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ])
+            .await?;
+        // invalid_grant: expired, revoked, from another client or realm, or garbage.
+        answer.map_err(|error| match error.as_str() {
+            "invalid_grant" | "invalid_request" => IdentityError::InvalidRefreshToken,
+            _ => unavailable(format!("refresh grant refused: {error}")),
+        })
+    }
+
+    /// Token revocation (RFC 7009): Keycloak ends the session's client session, so the
+    /// refresh token (and any later refresh) is refused.
+    async fn logout(&self, refresh_token: &str) -> Result<(), IdentityError> {
+        let response = self
+            .http
+            .post(self.oidc_url("revoke"))
+            .form(&self.client_form(&[
+                ("token", refresh_token),
+                ("token_type_hint", "refresh_token"),
+            ]))
             .send()
             .await
             .map_err(unavailable)?;
-        let status = response.status().as_u16();
-        if status == 200 {
-            let token: TokenResponse = response.json().await.map_err(unavailable)?;
-            return Ok(IssuedToken {
-                access_token: token.access_token,
-                token_type: "Bearer",
-                expires_in: token.expires_in,
-            });
-        }
-        // 401 invalid_grant: wrong password or unknown user (Keycloak does not say which).
-        let error = response.json::<OAuthError>().await.map(|e| e.error);
-        match (status, error.as_deref()) {
-            (400 | 401, Ok("invalid_grant")) => Err(IdentityError::InvalidCredentials),
-            (_, error) => Err(unavailable(format!(
-                "token endpoint answered {status} ({error:?})"
-            ))),
+        match response.status().as_u16() {
+            200 => Ok(()),
+            // A token that is not one of ours: nothing to end.
+            400 => Err(IdentityError::InvalidRefreshToken),
+            status => Err(unavailable(format!("revocation answered {status}"))),
         }
     }
 }

@@ -1,0 +1,29 @@
+# Helpers shared by the stack scripts (sourced, not run).
+
+# Downloads and unpacked distributions are kept per machine, outside the work tree, so a
+# fresh clone on the same machine starts quickly.
+CACHE_DIR=${FLASH_SALE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/flash-sale}
+
+say() { printf '[%s] %s\n' "${SAY_AS:-stack}" "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+APT_UPDATED=""
+apt_install() {
+  say "installing $* (apt)"
+  if [ -z "$APT_UPDATED" ]; then
+    as_root apt-get update -qq >&2
+    APT_UPDATED=1
+  fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2
+}
+
+# A JDK (17 or newer) and Maven, from Debian's packages when missing.
+need_java() {
+  command -v java >/dev/null 2>&1 || apt_install openjdk-17-jre-headless
+  command -v mvn >/dev/null 2>&1 || apt_install maven
+}
+
+# Short content hash of files: cache directories are keyed by what they were made from.
+content_key() { cat "$@" | sha256sum | cut -c1-12; }

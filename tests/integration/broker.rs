@@ -1,0 +1,102 @@
+//! A private Apache Kafka broker for tests that stop the broker: the same jars and
+//! configuration as the local stack (scripts/kafka-broker.sh), its own ports and data
+//! directory, so a kill here never disturbs the shared broker of other tests.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A broker process; SIGKILLed on drop (a crash, not a clean shutdown). Its data
+/// directory survives [`PrivateBroker::kill`], so a restart finds every event.
+pub struct PrivateBroker {
+    child: Option<Child>,
+    pub port: u16,
+    pub dir: PathBuf,
+}
+
+impl PrivateBroker {
+    /// A broker with a fresh data directory on a free port pair (client, controller).
+    pub async fn start_fresh() -> Self {
+        let dir = std::env::temp_dir().join(format!("fst-kafka-{}", uuid::Uuid::new_v4()));
+        Self::start(free_port_pair(), dir).await
+    }
+
+    /// Starts the broker on `port` with its data in `dir`.
+    pub async fn start(port: u16, dir: PathBuf) -> Self {
+        let mut broker = Self {
+            child: None,
+            port,
+            dir,
+        };
+        broker.launch().await;
+        broker
+    }
+
+    async fn launch(&mut self) {
+        std::fs::create_dir_all(&self.dir).unwrap();
+        let log = std::fs::File::create(self.dir.join("broker.log")).unwrap();
+        let child = Command::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/kafka-broker.sh"
+        ))
+        .arg("run")
+        .arg(&self.dir)
+        .arg(self.port.to_string())
+        .env("KAFKA_HEAP", "512m")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("scripts/kafka-broker.sh (make test installs the broker)");
+        let child = self.child.insert(child);
+        // A JVM start plus formatting on first use: allow a generous minute.
+        for _ in 0..600 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            if child.try_wait().ok().flatten().is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let log = std::fs::read_to_string(self.dir.join("broker.log")).unwrap_or_default();
+        panic!("Kafka did not listen on {}:\n{log}", self.port);
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL, as a crash or an OOM kill would end it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts again with the same port and data (after [`kill`](Self::kill), or as a
+    /// crash-restart when still running).
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.launch().await;
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A free port whose successor is free too (the controller listens there).
+fn free_port_pair() -> u16 {
+    for _ in 0..100 {
+        let port = crate::helpers::free_port();
+        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port pair");
+}
