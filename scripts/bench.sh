@@ -207,9 +207,13 @@ fact "kernel" "$(uname -r)"
 fact "rustc" "$(rustc --version)"
 fact "mariadb" "$(mariadb --version | head -1)"
 fact "redis" "$(redis-server --version | awk '{print $3}')"
-fact "tansu" "$(tansu --version 2>/dev/null | head -1 || echo unknown)"
+if [ "${STACK_KAFKA:-apache}" = tansu ]; then
+  fact "kafka broker" "tansu $(tansu --version 2>/dev/null | head -1 || echo unknown)"
+else
+  fact "kafka broker" "Apache Kafka $(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' deploy/kafka/pom.xml) (KRaft, one broker, JVM $(java -version 2>&1 | head -1 | cut -d'"' -f2))"
+fi
 fact "wrk" "$(wrk --version 2>&1 | head -1 | awk '{print $1, $2}')"
-fact "load" "wrk -t2, ${DURATION}s per run after ${WARMUP}s warm-up; load generator, server, MariaDB, Redis and tansu share the same cores"
+fact "load" "wrk -t2, ${DURATION}s per run after ${WARMUP}s warm-up; load generator, server, MariaDB, Redis and the Kafka broker share the same cores"
 
 mkdir -p bench/results
 STAMP="$(date -u +%Y-%m-%d)-$(hostname)$([ "$QUICK" = 1 ] && echo -quick)"

@@ -185,6 +185,8 @@ pub struct KafkaSettings {
     pub topic_prefix: String,
     pub orders_topic: String,
     pub orders_partitions: i32,
+    /// Copies of each partition when the application creates the topic.
+    pub orders_replication_factor: i16,
     pub timeout_ms: u64,
 }
 
@@ -382,6 +384,12 @@ impl Settings {
             return Err(ConfigError::invalid(
                 "kafka.orders_partitions",
                 "must be between 1 and 1024",
+            ));
+        }
+        if !(1..=16).contains(&self.kafka.orders_replication_factor) {
+            return Err(ConfigError::invalid(
+                "kafka.orders_replication_factor",
+                "must be between 1 and 16",
             ));
         }
         let topic = self.kafka.orders_topic_name();

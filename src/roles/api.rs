@@ -174,8 +174,7 @@ async fn build_purchases(
     let kafka = required(&adapters.kafka, "Kafka")?;
     let keys = adapters.keys.clone();
     let topic = settings.kafka.orders_topic_name();
-    let partitions = settings.kafka.orders_partitions;
-    ensure_orders_topic(settings, &kafka).await;
+    let partitions = ensure_orders_topic(settings, &kafka).await;
     let purchase = &settings.purchase;
     let publisher = OrderPublisher::start(
         kafka,

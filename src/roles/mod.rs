@@ -115,16 +115,34 @@ fn required<T: Clone>(adapter: &Option<T>, what: &str) -> Result<T, StartupError
         .ok_or_else(|| StartupError::Runtime(format!("this role needs the {what} adapter")))
 }
 
-/// Creates the orders topic if absent; a broker that is down now is retried by the
-/// producers and consumers themselves, so this only warns.
+/// Creates the orders topic if absent and answers the partitions to use: the topic's
+/// own count when it exists with another than configured (reported: producing to a
+/// partition that does not exist would fail every purchase of its coupons), else the
+/// configured one. A broker that is down now is retried by the producers and consumers
+/// themselves, so that only warns.
 #[cfg(any(feature = "api", feature = "payment"))]
-async fn ensure_orders_topic(settings: &Settings, kafka: &crate::adapters::kafka::Kafka) {
+async fn ensure_orders_topic(settings: &Settings, kafka: &crate::adapters::kafka::Kafka) -> i32 {
     let topic = settings.kafka.orders_topic_name();
-    if let Err(error) = kafka
-        .ensure_topic(&topic, settings.kafka.orders_partitions)
+    let configured = settings.kafka.orders_partitions;
+    match kafka
+        .ensure_topic(&topic, configured, settings.kafka.orders_replication_factor)
         .await
     {
-        tracing::warn!(%error, topic, "orders topic not reachable yet; retried on first use");
+        Ok(actual) if actual != configured => {
+            tracing::warn!(
+                topic,
+                partitions = actual,
+                configured,
+                "the orders topic has another partition count than kafka.orders_partitions; \
+                 using the topic's (add partitions with kafka-topics --alter, or change the setting)"
+            );
+            actual
+        }
+        Ok(actual) => actual,
+        Err(error) => {
+            tracing::warn!(%error, topic, "orders topic not reachable yet; retried on first use");
+            configured
+        }
     }
 }
 

@@ -24,8 +24,7 @@ pub(super) async fn start(
     let kafka = required(&adapters.kafka, "Kafka")?;
     let keys = adapters.keys.clone();
     let topic = settings.kafka.orders_topic_name();
-    let partitions = settings.kafka.orders_partitions;
-    ensure_orders_topic(settings, &kafka).await;
+    let partitions = ensure_orders_topic(settings, &kafka).await;
     let config = &settings.payment;
     let payment_metrics = PaymentMetrics::new(config.pool_size).map_err(StartupError::runtime)?;
     for collector in payment_metrics.collectors() {

@@ -309,6 +309,28 @@ impl TestApp {
         )
     }
 
+    /// POST /api/coupons/{coupon}/purchase; returns status and JSON body.
+    pub async fn purchase(
+        &self,
+        token: &str,
+        coupon: i64,
+        idempotency_key: Option<&str>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = self
+            .client
+            .post(self.url(&format!("/api/coupons/{coupon}/purchase")))
+            .bearer_auth(token);
+        if let Some(key) = idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let response = request.send().await.expect("purchase request");
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
+
     /// Registers `email` and logs in; returns the access token.
     pub async fn register_and_login(&self, email: &str, password: &str) -> String {
         let credentials = serde_json::json!({"email": email, "password": password});

@@ -1,4 +1,4 @@
-//! The Kafka adapter against the real broker (tansu).
+//! The Kafka adapter against the real broker (Apache Kafka 4 of the local stack).
 
 use std::collections::BTreeMap;
 
@@ -6,6 +6,12 @@ use flash_sale::adapters::kafka::{Kafka, KafkaError};
 use rskafka::client::partition::{Compression, UnknownTopicHandling};
 use rskafka::record::Record;
 
+use flash_sale::adapters::kafka::codec::partition_for;
+use flash_sale::domain::coupon::CouponId;
+use flash_sale::roles::Role;
+use reqwest::Method;
+
+use crate::catalog::{coupon_body, create_coupon};
 use crate::helpers::{TestContext, free_port};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -15,8 +21,8 @@ async fn ensure_topic_is_idempotent_and_records_round_trip() {
     let topic = ctx.settings.kafka.orders_topic_name();
     assert!(topic.starts_with(&ctx.settings.kafka.topic_prefix));
 
-    kafka.ensure_topic(&topic, 2).await.unwrap();
-    kafka.ensure_topic(&topic, 2).await.unwrap();
+    assert_eq!(kafka.ensure_topic(&topic, 2, 1).await.unwrap(), 2);
+    assert_eq!(kafka.ensure_topic(&topic, 2, 1).await.unwrap(), 2);
 
     let client = kafka.client().await.unwrap();
     let partition = client
@@ -31,9 +37,17 @@ async fn ensure_topic_is_idempotent_and_records_round_trip() {
             timestamp: chrono::Utc::now(),
         })
         .collect();
-    // lz4: uncompressed produce stalls ~46 ms per call against tansu (see DESIGN.md).
-    let offsets = partition.produce(records, Compression::Lz4).await.unwrap();
-    assert_eq!(offsets.len(), 10);
+    // Both codecs the producer may use, each a batch of its own.
+    let offsets = partition
+        .produce(records[..5].to_vec(), Compression::Lz4)
+        .await
+        .unwrap();
+    assert_eq!(offsets, (0..5).collect::<Vec<i64>>());
+    let offsets = partition
+        .produce(records[5..].to_vec(), Compression::Zstd)
+        .await
+        .unwrap();
+    assert_eq!(offsets, (5..10).collect::<Vec<i64>>());
 
     let (fetched, high_watermark) = partition
         .fetch_records(0, 1..1_000_000, 1_000)
@@ -72,4 +86,47 @@ async fn unreachable_broker_fails_within_the_timeout() {
         "{:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_topic_with_fewer_partitions_than_configured_is_used_as_it_is() {
+    let ctx = TestContext::new().await;
+    let kafka = Kafka::new(&ctx.settings.kafka);
+    let topic = ctx.settings.kafka.orders_topic_name();
+    // An operator made the topic by hand with one partition; the setting says 4.
+    assert_eq!(kafka.ensure_topic(&topic, 1, 1).await.unwrap(), 1);
+    assert_eq!(kafka.ensure_topic(&topic, 4, 1).await.unwrap(), 1);
+    assert_eq!(ctx.settings.kafka.orders_partitions, 4);
+
+    // The api role reports it at start (a warning) and publishes to the partition that
+    // exists: coupons that would map to partitions 1-3 still sell.
+    let app = ctx.spawn(Role::Api).await;
+    let admin = app.admin_token(&ctx).await;
+    let shopper = app.mint_token(&ctx, "shopper").await;
+    let mut partitions_seen = std::collections::BTreeSet::new();
+    for n in 0..8 {
+        let coupon = create_coupon(&app, &admin, &coupon_body(&format!("P{n}"), 5, -5, 3600)).await
+            ["id"]
+            .as_i64()
+            .unwrap();
+        partitions_seen.insert(partition_for(CouponId::new(coupon).unwrap(), 4));
+        let (status, body) = app
+            .send(
+                Method::POST,
+                &format!("/api/coupons/{coupon}/purchase"),
+                Some(&shopper),
+                None,
+            )
+            .await;
+        assert_eq!(status, 202, "coupon {coupon}: {body}");
+    }
+    assert!(partitions_seen.len() > 1, "{partitions_seen:?}");
+    let client = kafka.client().await.unwrap();
+    let partition = client
+        .partition_client(topic, 0, UnknownTopicHandling::Error)
+        .await
+        .unwrap();
+    let (_, high_watermark) = partition.fetch_records(0, 1..1_000_000, 100).await.unwrap();
+    assert_eq!(high_watermark, 8, "every event on the one partition");
+    app.stop().await;
 }

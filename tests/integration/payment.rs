@@ -1,4 +1,4 @@
-//! The payment role against real Kafka (tansu), MariaDB and Redis: orders exactly once
+//! The payment role against real Kafka (Apache Kafka 4), MariaDB and Redis: orders exactly once
 //! through crashes, replays and takeovers; failed payments give units back once.
 
 use std::collections::BTreeSet;
@@ -17,6 +17,7 @@ use flash_sale::roles::Role;
 use flash_sale::shutdown::Shutdown;
 use futures_util::StreamExt;
 
+use crate::broker::PrivateBroker;
 use crate::catalog::{coupon_body, create_coupon};
 use crate::helpers::{ChildApp, TestApp, TestContext, eventually};
 
@@ -155,7 +156,7 @@ async fn publish_to(
     let kafka = Kafka::new(&ctx.settings.kafka);
     let topic = ctx.settings.kafka.orders_topic_name();
     kafka
-        .ensure_topic(&topic, ctx.settings.kafka.orders_partitions)
+        .ensure_topic(&topic, ctx.settings.kafka.orders_partitions, 1)
         .await
         .unwrap();
     let shutdown = Shutdown::new();
@@ -409,4 +410,126 @@ async fn a_backlog_bigger_than_one_statement_is_consumed() {
     );
     assert_eq!(committed_offsets(&ctx).await, 12_000);
     app.stop().await;
+}
+
+/// The broker is SIGKILLed in the middle of a sale and restarted on the same data:
+/// every purchase answered 202 is on the log afterwards and becomes exactly one order;
+/// purchases during the outage get 503 with their unit given back, so the stock still
+/// sells out exactly.
+#[tokio::test(flavor = "multi_thread")]
+async fn broker_killed_mid_sale_loses_no_accepted_purchase() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const STOCK: i64 = 150;
+    const SHOPPERS: usize = 200;
+    let ctx = TestContext::new().await;
+    let mut broker = PrivateBroker::start_fresh().await;
+    let mut settings = ctx.settings.clone();
+    settings.kafka.brokers = vec![broker.address()];
+    settings.kafka.timeout_ms = 1500;
+    let api = Arc::new(ctx.spawn_with(Role::Api, settings.clone()).await);
+    let payment = ctx.spawn_with(Role::Payment, settings.clone()).await;
+    let admin = api.admin_token(&ctx).await;
+    let coupon =
+        create_coupon(&api, &admin, &coupon_body("Outage sale", STOCK, -5, 3600)).await["id"]
+            .as_i64()
+            .unwrap();
+
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let busy = Arc::new(AtomicUsize::new(0));
+    let mut shoppers = Vec::new();
+    for n in 0..SHOPPERS {
+        let token = api.mint_token(&ctx, &format!("shopper-{n}")).await;
+        let (api, accepted, busy) = (api.clone(), accepted.clone(), busy.clone());
+        shoppers.push(tokio::spawn(async move {
+            // Arrivals spread over about 4 s, so the kill lands mid-sale.
+            tokio::time::sleep(Duration::from_millis(20 * n as u64)).await;
+            let deadline = std::time::Instant::now() + Duration::from_secs(90);
+            while std::time::Instant::now() < deadline {
+                let (status, body) = api.purchase(&token, coupon, None).await;
+                match status {
+                    202 => {
+                        accepted.fetch_add(1, Ordering::SeqCst);
+                        return Some(body["order_id"].as_str().unwrap().to_owned());
+                    }
+                    409 => return None,
+                    503 => {
+                        busy.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                    other => panic!("unexpected {other}: {body}"),
+                }
+            }
+            panic!("shopper {n} never got an answer but 503");
+        }));
+    }
+    eventually(
+        Duration::from_secs(30),
+        "a third of the stock sold",
+        || async { AtomicUsize::load(&accepted, Ordering::SeqCst) >= 50 },
+    )
+    .await;
+    broker.kill();
+    let sold_at_kill = AtomicUsize::load(&accepted, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    broker.restart().await;
+
+    let mut order_ids = BTreeSet::new();
+    for shopper in shoppers {
+        if let Some(id) = shopper.await.unwrap() {
+            order_ids.insert(id);
+        }
+    }
+    assert!(
+        sold_at_kill < STOCK as usize,
+        "killed mid-sale ({sold_at_kill} sold)"
+    );
+    assert!(
+        AtomicUsize::load(&busy, Ordering::SeqCst) > 0,
+        "the outage was felt"
+    );
+    assert_eq!(
+        order_ids.len(),
+        STOCK as usize,
+        "the stock sold out exactly"
+    );
+
+    let logged: BTreeSet<String> = {
+        let kafka = Kafka::new(&settings.kafka);
+        let topic = settings.kafka.orders_topic_name();
+        let mut ids = BTreeSet::new();
+        for partition in 0..settings.kafka.orders_partitions {
+            let reader = flash_sale::adapters::kafka::consumer::PartitionReader::new(
+                &kafka, &topic, partition,
+            )
+            .await
+            .unwrap();
+            for record in reader.read_to_end(0).await.unwrap() {
+                let event = flash_sale::adapters::kafka::codec::decode_order_placed(&record.record)
+                    .unwrap();
+                ids.insert(event.order_id.to_string());
+            }
+        }
+        ids
+    };
+    let missing: Vec<_> = order_ids.difference(&logged).collect();
+    assert!(
+        missing.is_empty(),
+        "accepted but not on the log: {missing:?}"
+    );
+
+    eventually(
+        Duration::from_secs(90),
+        "every accepted order PAID",
+        || async { count_orders(&ctx, Some("PAID")).await == STOCK },
+    )
+    .await;
+    let stored = stored_ids(&ctx).await;
+    assert_eq!(stored.len(), STOCK as usize, "no duplicate, no extra order");
+    assert_eq!(stored.into_iter().collect::<BTreeSet<_>>(), order_ids);
+    payment.stop().await;
+    if let Ok(api) = Arc::try_unwrap(api) {
+        api.stop().await;
+    }
 }

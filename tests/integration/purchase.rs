@@ -25,16 +25,7 @@ async fn buy(
     coupon: i64,
     idempotency_key: Option<&str>,
 ) -> (u16, Value) {
-    let mut request = app
-        .client
-        .post(app.url(&format!("/api/coupons/{coupon}/purchase")))
-        .bearer_auth(token);
-    if let Some(key) = idempotency_key {
-        request = request.header("Idempotency-Key", key);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    app.purchase(token, coupon, idempotency_key).await
 }
 
 async fn redis_stock(ctx: &TestContext, coupon: i64) -> Option<i64> {

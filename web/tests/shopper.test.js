@@ -192,3 +192,53 @@ test('without a socket the orders page polls; an expired session asks to log in 
   await page.waitForURL(new RegExp(`/coupons/${coupon.id}$`));
   assertNoPageErrors(page);
 });
+
+test('a shopper waiting for a sale stays logged in; logging out revokes the session', async (t) => {
+  const browser = await openBrowser();
+  t.after(browser.close);
+  const page = await newPage(browser.context);
+  const shopper = await apiRegister('waiting');
+  await uiLogin(page, shopper);
+  const stored = () => page.evaluate(() => JSON.parse(sessionStorage.getItem('flash-sale.session')));
+  const first = await stored();
+  assert.ok(first.refreshToken, 'Keycloak issues a refresh token');
+
+  // The access token is about to expire: the page exchanges it before it does.
+  await page.evaluate(() => {
+    const saved = JSON.parse(sessionStorage.getItem('flash-sale.session'));
+    saved.expiresAt = Date.now() + 10_000;
+    sessionStorage.setItem('flash-sale.session', JSON.stringify(saved));
+  });
+  await page.reload();
+  await page.waitForFunction(
+    (old) => JSON.parse(sessionStorage.getItem('flash-sale.session') || '{}').token !== old,
+    first.token,
+  );
+  const renewed = await stored();
+  assert.ok(renewed.expiresAt > Date.now() + 60_000, 'a full lifetime again');
+  const me = await page.evaluate(async (token) => {
+    const response = await fetch('/api/me', { headers: { Authorization: `Bearer ${token}` } });
+    return { status: response.status, body: await response.json() };
+  }, renewed.token);
+  assert.equal(me.status, 200);
+  assert.equal(me.body.email, shopper.email);
+  await page.getByRole('button', { name: 'Log out' }).waitFor();
+
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await page.getByRole('link', { name: 'Log in' }).waitFor();
+  const refused = await page.evaluate(async (refreshToken) => {
+    // The logout request is on its way when the button has done its part.
+    for (let i = 0; i < 20; i++) {
+      const response = await fetch('/api/auth/refresh', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ refresh_token: refreshToken }),
+      });
+      if (response.status === 401) return (await response.json()).error.code;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return 'still refreshable';
+  }, renewed.refreshToken);
+  assert.equal(refused, 'INVALID_REFRESH_TOKEN');
+  assertNoPageErrors(page);
+});

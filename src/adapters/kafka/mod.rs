@@ -88,27 +88,42 @@ impl Kafka {
             .map_err(KafkaError::from)
     }
 
-    /// Creates `topic` with `partitions` partitions unless it exists already.
-    pub async fn ensure_topic(&self, topic: &str, partitions: i32) -> Result<(), KafkaError> {
-        let client = self.client().await?;
-        let existing = self.bounded(client.list_topics()).await?;
-        if existing.iter().any(|t| t.name == topic) {
-            return Ok(());
+    /// Creates `topic` with `partitions` partitions and `replication_factor` copies of
+    /// each unless it exists already; answers how many partitions the topic has.
+    pub async fn ensure_topic(
+        &self,
+        topic: &str,
+        partitions: i32,
+        replication_factor: i16,
+    ) -> Result<i32, KafkaError> {
+        if let Some(existing) = self.partition_count(topic).await? {
+            return Ok(existing);
         }
+        let client = self.client().await?;
         let controller = client.controller_client()?;
         let timeout_ms = i32::try_from(self.timeout.as_millis()).unwrap_or(i32::MAX);
         match self
-            .bounded(controller.create_topic(topic, partitions, 1, timeout_ms))
+            .bounded(controller.create_topic(topic, partitions, replication_factor, timeout_ms))
             .await
         {
-            Ok(()) => Ok(()),
+            Ok(()) => Ok(partitions),
             // Another process created it between our list and create.
             Err(KafkaError::Client(ClientError::ServerError {
                 protocol_error: ProtocolError::TopicAlreadyExists,
                 ..
-            })) => Ok(()),
+            })) => Ok(self.partition_count(topic).await?.unwrap_or(partitions)),
             Err(e) => Err(e),
         }
+    }
+
+    /// The number of partitions of `topic`, or None when it does not exist.
+    pub async fn partition_count(&self, topic: &str) -> Result<Option<i32>, KafkaError> {
+        let client = self.client().await?;
+        let topics = self.bounded(client.list_topics()).await?;
+        Ok(topics
+            .iter()
+            .find(|t| t.name == topic)
+            .map(|t| i32::try_from(t.partitions.len()).unwrap_or(i32::MAX)))
     }
 
     /// Readiness probe: connect if needed and list topics.

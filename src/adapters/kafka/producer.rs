@@ -55,7 +55,6 @@ impl OrderPublisher {
                 let task = PartitionTask {
                     kafka: kafka.clone(),
                     topic: topic.clone(),
-                    partitions: partitions.max(1),
                     partition,
                     max_batch: limits.max_batch.max(1),
                     client: None,
@@ -97,8 +96,6 @@ impl OrderPublisher {
 struct PartitionTask {
     kafka: Kafka,
     topic: String,
-    /// Partitions of the topic, to recreate it if the broker lost it.
-    partitions: i32,
     partition: i32,
     max_batch: usize,
     client: Option<PartitionClient>,
@@ -159,23 +156,11 @@ impl PartitionTask {
                 self.partition,
                 UnknownTopicHandling::Error,
             );
-            let partition_client = match tokio::time::timeout(timeout, connect).await {
-                Ok(Ok(c)) => c,
-                // A broker that lost its topics (a restarted in-memory tansu) gets them back.
-                Ok(Err(_)) | Err(_) => {
-                    self.kafka
-                        .ensure_topic(&self.topic, self.partitions)
-                        .await?;
-                    let connect = client.partition_client(
-                        self.topic.clone(),
-                        self.partition,
-                        UnknownTopicHandling::Error,
-                    );
-                    tokio::time::timeout(timeout, connect)
-                        .await
-                        .map_err(|_| KafkaError::Timeout(timeout))??
-                }
-            };
+            // A missing topic is an error, never re-created here: the role creates it at
+            // start with the configured layout, and a deleted topic needs an operator.
+            let partition_client = tokio::time::timeout(timeout, connect)
+                .await
+                .map_err(|_| KafkaError::Timeout(timeout))??;
             self.client = Some(partition_client);
         }
         self.client
