@@ -51,8 +51,8 @@ trap cleanup EXIT
 scripts/stack.sh up --started-file "$started"
 say "building release binaries (the first time takes several minutes)"
 cargo build --release --quiet --features bench --bins
-BIN=target/release/flash-sale
-TOOL=target/release/flash-sale-bench
+BIN=${CARGO_TARGET_DIR:-target}/release/flash-sale
+TOOL=${CARGO_TARGET_DIR:-target}/release/flash-sale-bench
 
 mariadb --protocol=TCP -h 127.0.0.1 -P "${STACK_MYSQL_PORT:-3306}" -uroot -e "CREATE DATABASE \`$DB\` CHARACTER SET utf8mb4"
 "$BIN" migrate >/dev/null

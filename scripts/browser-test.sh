@@ -66,7 +66,7 @@ command -v redis-cli >/dev/null 2>&1 || {
 scripts/web.sh build
 say "cargo build"
 cargo build --quiet
-BIN=$ROOT/target/debug/flash-sale
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/debug/flash-sale
 
 PORT=$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
 export FLASH_ENV=test

@@ -27,7 +27,7 @@ PORT=${FLASH__SERVER__PORT:-8080}
 
 echo "[dev] building"
 cargo build --quiet
-BIN=target/debug/flash-sale
+BIN=${CARGO_TARGET_DIR:-target}/debug/flash-sale
 
 # The database itself is ours to create; migrations make the tables.
 db=$(basename "${FLASH__MYSQL__URL%%\?*}")
