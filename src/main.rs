@@ -98,13 +98,14 @@ async fn user(settings: &Settings, command: UserCommand) -> Result<(), StartupEr
         IdentityProviderKind::Embedded => UserAdmin::Embedded(
             adapters::mysql::MysqlPool::new(&settings.mysql).map_err(StartupError::runtime)?,
         ),
-        IdentityProviderKind::Keycloak => UserAdmin::Keycloak(
+        IdentityProviderKind::Keycloak => UserAdmin::Keycloak(Box::new(
             adapters::oidc::KeycloakProvider::new(
                 &settings.identity.keycloak,
+                &settings.identity.issuer,
                 std::time::Duration::from_millis(settings.identity.http_timeout_ms),
             )
             .map_err(StartupError::runtime)?,
-        ),
+        )),
     };
     match command {
         UserCommand::Promote { email } => {

@@ -65,7 +65,7 @@ impl Identity {
 /// is configured: the built-in issuer's users table, or Keycloak's admin API.
 pub enum UserAdmin {
     Embedded(MysqlPool),
-    Keycloak(KeycloakProvider),
+    Keycloak(Box<KeycloakProvider>),
 }
 
 impl UserAdmin {

@@ -81,6 +81,7 @@ impl ApiModules {
             IdentityProviderKind::Keycloak => {
                 let keycloak = KeycloakProvider::new(
                     &identity_settings.keycloak,
+                    &identity_settings.issuer,
                     Duration::from_millis(identity_settings.http_timeout_ms),
                 )
                 .map_err(StartupError::runtime)?;

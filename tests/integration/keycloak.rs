@@ -99,7 +99,7 @@ impl TestRealm {
     }
 
     fn provider(&self) -> KeycloakProvider {
-        KeycloakProvider::new(&self.settings(), Duration::from_secs(10)).unwrap()
+        KeycloakProvider::new(&self.settings(), &self.issuer(), Duration::from_secs(10)).unwrap()
     }
 
     /// Api settings of `ctx` with this realm as the identity provider.
@@ -411,7 +411,9 @@ async fn keycloak_down_is_a_clear_503() {
     let ctx = TestContext::new().await;
     let realm = TestRealm::import().await;
     let mut settings = realm.api_settings(&ctx);
-    settings.identity.keycloak.base_url = format!("http://127.0.0.1:{}", free_port());
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    settings.identity.issuer = format!("{nowhere}/realms/{}", realm.name);
+    settings.identity.keycloak.base_url = nowhere;
     settings.identity.http_timeout_ms = 500;
     let app = ctx.spawn_with(Role::Api, settings).await;
     let (status, body) = app
