@@ -146,6 +146,7 @@ impl Drop for TestContext {
         let server = self.server_url.clone();
         let redis_url = self.redis_url.clone();
         let namespace = self.settings.redis.namespace.clone();
+        let kafka = self.settings.kafka.clone();
         let _ = std::fs::remove_file(&self.settings.identity.embedded.signing_key);
         let cleanup = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -161,10 +162,32 @@ impl Drop for TestContext {
                         .await;
                 }
                 let _ = delete_namespace(&redis_url, &namespace).await;
+                delete_topics(&kafka).await;
             });
         });
         let _ = cleanup.join();
     }
+}
+
+/// Deletes the topics of this context's prefix: the broker keeps them on disk otherwise.
+/// Best effort and bounded: a test that stopped the broker leaves nothing to delete here.
+async fn delete_topics(settings: &flash_sale::config::KafkaSettings) {
+    if settings.topic_prefix.is_empty() {
+        return;
+    }
+    let kafka = flash_sale::adapters::kafka::Kafka::new(settings);
+    let cleanup = async {
+        let client = kafka.client().await.ok()?;
+        let topics = client.list_topics().await.ok()?;
+        let controller = client.controller_client().ok()?;
+        for topic in topics {
+            if topic.name.starts_with(&settings.topic_prefix) {
+                let _ = controller.delete_topic(topic.name, 2_000).await;
+            }
+        }
+        Some(())
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), cleanup).await;
 }
 
 /// Deletes every key of `namespace` (SCAN + DEL).
