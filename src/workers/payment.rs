@@ -371,7 +371,7 @@ async fn consume_from_offset(
         // One transaction per chunk: a fetch can hold tens of thousands of records, more
         // than one statement may carry.
         for chunk in fresh_records.chunks(WRITE_BATCH) {
-            offset = write_chunk(deps, partition, epoch, chunk, jobs).await?;
+            offset = write_chunk(deps, partition, epoch, chunk, jobs, stop).await?;
             deps.metrics
                 .consumed
                 .with_label_values(&[&label])
@@ -395,6 +395,7 @@ async fn write_chunk(
     epoch: i64,
     chunk: &[&RecordAndOffset],
     jobs: &mpsc::Sender<PaymentJob>,
+    stop: &CancellationToken,
 ) -> Result<i64, ConsumeError> {
     let next = chunk.last().map_or(0, |r| r.offset + 1);
     let events: Vec<OrderPlaced> = chunk
@@ -432,9 +433,11 @@ async fn write_chunk(
         .into_iter()
         .filter(|e| fresh.contains(&e.order_id.to_string()))
     {
-        jobs.send(job(&event))
-            .await
-            .map_err(|_| ConsumeError::PoolClosed)?;
+        // Stopped while the pool is full: the rest are PENDING rows that the partition's
+        // next owner resumes.
+        if !send_job(jobs, job(&event), stop).await? {
+            break;
+        }
     }
     Ok(next)
 }
@@ -484,41 +487,62 @@ async fn resume_pending(
     jobs: &mpsc::Sender<PaymentJob>,
     stop: &CancellationToken,
 ) -> Result<(), ConsumeError> {
-    let pending = deps
-        .mysql
-        .with_conn(async |conn| {
-            orders::pending_in_partition(conn, deps.partitions, partition, RECOVERY_BATCH).await
-        })
-        .await?;
-    if !pending.is_empty() {
-        tracing::info!(
-            partition,
-            orders = pending.len(),
-            "resuming interrupted payments"
-        );
-    }
-    for row in pending {
-        if stop.is_cancelled() {
-            return Ok(());
+    let mut cursor: Option<orders::PendingCursor> = None;
+    let mut resumed = 0usize;
+    loop {
+        let page = deps
+            .mysql
+            .with_conn(async |conn| {
+                orders::pending_in_partition(
+                    conn,
+                    deps.partitions,
+                    partition,
+                    cursor.as_ref(),
+                    RECOVERY_BATCH,
+                )
+                .await
+            })
+            .await?;
+        let Some(last) = page.last() else { break };
+        cursor = Some((last.created_at, last.id.clone()));
+        resumed += page.len();
+        for row in page {
+            let (Some(order_id), Some(coupon_id), Ok(user_id)) = (
+                OrderId::parse(&row.id),
+                CouponId::new(row.coupon_id),
+                UserId::parse(&row.user_id),
+            ) else {
+                tracing::error!(order.id = %row.id, "skipping an unreadable PENDING order");
+                continue;
+            };
+            let job = PaymentJob {
+                order_id,
+                user_id,
+                coupon_id,
+                price_cents: row.price_cents,
+            };
+            if !send_job(jobs, job, stop).await? {
+                return Ok(());
+            }
         }
-        let (Some(order_id), Some(coupon_id), Ok(user_id)) = (
-            OrderId::parse(&row.id),
-            CouponId::new(row.coupon_id),
-            UserId::parse(&row.user_id),
-        ) else {
-            tracing::error!(order.id = %row.id, "skipping an unreadable PENDING order");
-            continue;
-        };
-        jobs.send(PaymentJob {
-            order_id,
-            user_id,
-            coupon_id,
-            price_cents: row.price_cents,
-        })
-        .await
-        .map_err(|_| ConsumeError::PoolClosed)?;
+    }
+    if resumed > 0 {
+        tracing::info!(partition, orders = resumed, "resumed interrupted payments");
     }
     Ok(())
+}
+
+/// Hands a job to the pool, waiting while the queue is full, but never past `stop`:
+/// false when stopped first (the job stays PENDING for the partition's next owner).
+async fn send_job(
+    jobs: &mpsc::Sender<PaymentJob>,
+    job: PaymentJob,
+    stop: &CancellationToken,
+) -> Result<bool, ConsumeError> {
+    tokio::select! {
+        () = stop.cancelled() => Ok(false),
+        sent = jobs.send(job) => sent.map(|()| true).map_err(|_| ConsumeError::PoolClosed),
+    }
 }
 
 fn order_row(event: &OrderPlaced) -> OrderRow {

@@ -533,3 +533,45 @@ async fn broker_killed_mid_sale_loses_no_accepted_purchase() {
         api.stop().await;
     }
 }
+
+/// A payment process killed with thousands of payments still running: its successor
+/// resumes every interrupted one (in pages, not just the first page), so no order stays
+/// PENDING.
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_with_thousands_of_payments_in_flight_every_order_is_settled() {
+    const ORDERS: usize = 4_000;
+    let ctx = TestContext::new().await;
+    // Slow payments: the orders are written long before they are charged.
+    let slow = [
+        ("FLASH__PAYMENT__GATEWAY_LATENCY_MS", "400"),
+        ("FLASH__PAYMENT__POOL_SIZE", "64"),
+        // Room for every job, so the consumer writes them all before it is killed.
+        ("FLASH__PAYMENT__QUEUE", "8192"),
+    ];
+    let mut first = ChildApp::start(&ctx, "payment", &slow).await;
+    // One coupon, so one partition holds every interrupted payment.
+    let ids = publish_to(&ctx, ORDERS, 1, ORDERS, Duration::ZERO).await;
+    eventually(Duration::from_secs(60), "every order written", || async {
+        count_orders(&ctx, None).await == ORDERS as i64
+    })
+    .await;
+    first.kill();
+    let pending = count_orders(&ctx, Some("PENDING")).await;
+    assert!(
+        pending > 2_500,
+        "killed with several pages of payments in flight ({pending} PENDING)"
+    );
+
+    let _second = ChildApp::start(&ctx, "payment", &slow).await;
+    eventually(
+        Duration::from_secs(120),
+        "no order left PENDING",
+        || async { count_orders(&ctx, Some("PENDING")).await == 0 },
+    )
+    .await;
+    assert_eq!(count_orders(&ctx, Some("PAID")).await, ORDERS as i64);
+    assert_eq!(
+        stored_ids(&ctx).await.into_iter().collect::<BTreeSet<_>>(),
+        ids
+    );
+}

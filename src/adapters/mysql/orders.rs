@@ -144,24 +144,38 @@ pub async fn settle(
     Ok(changed == 1)
 }
 
-/// PENDING orders of the coupons that map to `partition` (payments interrupted by a
-/// crash, resumed by the partition's next owner).
+/// Where a page of [`pending_in_partition`] ended: the next page starts after it.
+pub type PendingCursor = (NaiveDateTime, String);
+
+/// A page of the PENDING orders of the coupons that map to `partition` (payments
+/// interrupted by a crash, resumed by the partition's next owner), oldest first, after
+/// `after`. Walks `idx_orders_status_created`; the partition is a filter on top.
 pub async fn pending_in_partition(
     conn: &mut AsyncMysqlConnection,
     partitions: i32,
     partition: i32,
+    after: Option<&PendingCursor>,
     limit: i64,
 ) -> Result<Vec<OrderRow>, MysqlError> {
     use diesel::dsl::sql;
     use diesel::sql_types::Bool;
-    Ok(orders::table
+    let mut query = orders::table
         .filter(orders::status.eq(OrderStatus::Pending.as_str()))
         .filter(sql::<Bool>(&format!(
             "MOD(coupon_id, {}) = {}",
             partitions.max(1),
             partition
         )))
-        .order(orders::created_at.asc())
+        .into_boxed();
+    if let Some((created_at, id)) = after {
+        query = query.filter(
+            orders::created_at.gt(*created_at).or(orders::created_at
+                .eq(*created_at)
+                .and(orders::id.gt(id.clone()))),
+        );
+    }
+    Ok(query
+        .order((orders::created_at.asc(), orders::id.asc()))
         .limit(limit)
         .select(OrderRow::as_select())
         .load(conn)
