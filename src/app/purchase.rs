@@ -16,7 +16,7 @@ use prometheus::IntCounterVec;
 use crate::adapters::kafka::producer::OrderPublisher;
 use crate::adapters::mysql::{MysqlPool, sale_stock};
 use crate::adapters::redis::pending_orders::PendingOrders;
-use crate::adapters::redis::stock_gate::{Reservation, StockGate};
+use crate::adapters::redis::stock_gate::{Reservation, StockGate, idempotency_digest};
 use crate::app::catalog::Catalog;
 use crate::domain::coupon::{CatalogError, CouponId};
 use crate::domain::identity::UserId;
@@ -140,12 +140,13 @@ impl Purchases {
             coupon_id: coupon,
             price_cents,
             placed_at,
+            idempotency_digest: idempotency_key.map(idempotency_digest),
         };
         if let Err(error) = self.publisher.publish(&event).await {
             tracing::warn!(order.id = %order_id, coupon.id = %coupon, %error, "order event not published; giving the unit back");
             if let Err(release_error) = self
                 .gate
-                .release(coupon, user, order_id, idempotency_key)
+                .release(coupon, user, order_id, event.idempotency_digest.as_deref())
                 .await
             {
                 // The unit stays reserved with no order: `flash-sale reconcile` repairs it.

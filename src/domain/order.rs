@@ -73,6 +73,10 @@ pub struct OrderPlaced {
     pub coupon_id: CouponId,
     pub price_cents: i64,
     pub placed_at: DateTime<Utc>,
+    /// Digest of the purchase's Idempotency-Key, if it had one: a FAILED payment drops
+    /// the idempotency record, so a replay of the key is a new attempt, not this order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_digest: Option<String>,
 }
 
 /// An order as its owner sees it.
@@ -156,6 +160,7 @@ mod tests {
             coupon_id: CouponId::new(7).unwrap(),
             price_cents: 250,
             placed_at: Utc::now(),
+            idempotency_digest: Some("0123abcd".into()),
         };
         let json = serde_json::to_string(&event).unwrap();
         assert_eq!(serde_json::from_str::<OrderPlaced>(&json).unwrap(), event);

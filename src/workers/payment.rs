@@ -54,6 +54,10 @@ pub struct PaymentJob {
     pub user_id: UserId,
     pub coupon_id: CouponId,
     pub price_cents: i64,
+    /// The purchase's idempotency record, dropped if the payment fails. Unknown for a
+    /// payment resumed after a crash (orders rows do not keep it): that record then
+    /// simply expires.
+    pub idempotency_digest: Option<String>,
 }
 
 /// Metrics of the payment role.
@@ -520,6 +524,7 @@ async fn resume_pending(
                 user_id,
                 coupon_id,
                 price_cents: row.price_cents,
+                idempotency_digest: None,
             };
             if !send_job(jobs, job, stop).await? {
                 return Ok(());
@@ -563,6 +568,7 @@ fn job(event: &OrderPlaced) -> PaymentJob {
         user_id: event.user_id.clone(),
         coupon_id: event.coupon_id,
         price_cents: event.price_cents,
+        idempotency_digest: event.idempotency_digest.clone(),
     }
 }
 
@@ -683,8 +689,12 @@ async fn settle_batch(
         .iter()
         .filter(|(_, outcome)| *outcome == PaymentOutcome::Declined)
         .map(|(job, _)| {
-            deps.gate
-                .release(job.coupon_id, &job.user_id, job.order_id, None)
+            deps.gate.release(
+                job.coupon_id,
+                &job.user_id,
+                job.order_id,
+                job.idempotency_digest.as_deref(),
+            )
         });
     for released in futures_util::future::join_all(releases).await {
         released.map_err(|e| e.to_string())?;

@@ -177,6 +177,7 @@ async fn publish_to(
             coupon_id: CouponId::new(i64::try_from(n % coupons + 1).unwrap()).unwrap(),
             price_cents: 100,
             placed_at: chrono::Utc::now(),
+            idempotency_digest: None,
         })
         .collect();
     let ids = events.iter().map(|e| e.order_id.to_string()).collect();
@@ -574,4 +575,46 @@ async fn killed_with_thousands_of_payments_in_flight_every_order_is_settled() {
         stored_ids(&ctx).await.into_iter().collect::<BTreeSet<_>>(),
         ids
     );
+}
+
+/// A payment that fails gives the unit back and drops the purchase's idempotency
+/// record: replaying the same Idempotency-Key is a new attempt, never an answer naming
+/// the failed order as PENDING.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_payment_frees_its_idempotency_key() {
+    let ctx = TestContext::new().await;
+    let mut settings = ctx.settings.clone();
+    settings.payment.gateway_failure_rate = 1.0;
+    let api = ctx.spawn_with(Role::Api, settings.clone()).await;
+    let payment = ctx.spawn_with(Role::Payment, settings).await;
+    let admin = api.admin_token(&ctx).await;
+    let coupon = create_coupon(&api, &admin, &coupon_body("Declined", 5, -5, 3600)).await["id"]
+        .as_i64()
+        .unwrap();
+    let token = api.mint_token(&ctx, "declined-shopper").await;
+
+    let (status, first) = api.purchase(&token, coupon, Some("intent-1")).await;
+    assert_eq!(status, 202, "{first}");
+    let first_id = first["order_id"].as_str().unwrap().to_owned();
+    let path = format!("/api/orders/{first_id}");
+    eventually(Duration::from_secs(30), "the payment FAILED", || async {
+        api.get_authed(&path, &token).await.1["status"] == "FAILED"
+    })
+    .await;
+
+    let (status, replay) = api.purchase(&token, coupon, Some("intent-1")).await;
+    assert_eq!(status, 202, "{replay}");
+    assert_ne!(
+        replay["order_id"].as_str(),
+        Some(first_id.as_str()),
+        "a new attempt, not the failed order"
+    );
+    let (status, again) = api.purchase(&token, coupon, Some("intent-1")).await;
+    assert_eq!(
+        (status, again["order_id"].as_str()),
+        (202, replay["order_id"].as_str()),
+        "the new attempt is idempotent in turn"
+    );
+    payment.stop().await;
+    api.stop().await;
 }

@@ -58,6 +58,23 @@ mod tests {
     use crate::domain::order::OrderId;
 
     #[test]
+    fn events_without_an_idempotency_digest_still_decode() {
+        let record = Record {
+            key: Some(b"7".to_vec()),
+            value: Some(
+                br#"{"order_id":"0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b","user_id":"u","coupon_id":7,"price_cents":1,"placed_at":"2026-11-28T00:00:00Z"}"#
+                    .to_vec(),
+            ),
+            headers: BTreeMap::new(),
+            timestamp: chrono::Utc::now(),
+        };
+        assert_eq!(
+            decode_order_placed(&record).unwrap().idempotency_digest,
+            None
+        );
+    }
+
+    #[test]
     fn round_trip_and_key() {
         let event = OrderPlaced {
             order_id: OrderId::generate(),
@@ -65,6 +82,7 @@ mod tests {
             coupon_id: CouponId::new(42).unwrap(),
             price_cents: 100,
             placed_at: chrono::Utc::now(),
+            idempotency_digest: None,
         };
         let record = encode_order_placed(&event).unwrap();
         assert_eq!(record.key.as_deref(), Some(b"42".as_slice()));

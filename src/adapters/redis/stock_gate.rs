@@ -35,7 +35,8 @@ pub struct StockGate {
     idempotency_ttl: Duration,
 }
 
-fn digest(value: &str) -> String {
+/// The digest of an Idempotency-Key that names its record in Redis.
+pub fn idempotency_digest(value: &str) -> String {
     Sha256::digest(value.as_bytes())
         .iter()
         .take(16)
@@ -60,7 +61,7 @@ impl StockGate {
     ) -> Option<String> {
         key.map(|k| {
             self.keys
-                .coupon_idempotency(coupon.get(), user.as_str(), &digest(k))
+                .coupon_idempotency(coupon.get(), user.as_str(), &idempotency_digest(k))
         })
     }
 
@@ -112,17 +113,18 @@ impl StockGate {
         })
     }
 
-    /// Gives an order's unit back (stock + 1, buyer record - 1), at most once per order.
-    /// Returns false when it had been released before.
+    /// Gives an order's unit back (stock + 1, buyer record - 1) and drops the purchase's
+    /// idempotency record (named by its digest), at most once per order. Returns false
+    /// when it had been released before.
     pub async fn release(
         &self,
         coupon: CouponId,
         user: &UserId,
         order_id: OrderId,
-        idempotency_key: Option<&str>,
+        idempotency_digest: Option<&str>,
     ) -> Result<bool, RedisError> {
         let id = coupon.get();
-        let idem = self.idempotency_key(coupon, user, idempotency_key);
+        let idem = idempotency_digest.map(|d| self.keys.coupon_idempotency(id, user.as_str(), d));
         let mut invocation = RELEASE.prepare_invoke();
         invocation
             .key(self.keys.coupon_stock(id))
