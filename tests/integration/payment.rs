@@ -618,3 +618,56 @@ async fn a_failed_payment_frees_its_idempotency_key() {
     payment.stop().await;
     api.stop().await;
 }
+
+/// A row another consumer commits after this transaction's snapshot is not reported as
+/// this one's: the write fails as a conflict (and is retried), so its payment never runs
+/// twice from two consumers.
+#[tokio::test(flavor = "multi_thread")]
+async fn orders_written_meanwhile_by_another_consumer_are_a_conflict() {
+    use diesel_async::AsyncConnection;
+    use flash_sale::adapters::mysql::MysqlError;
+    use flash_sale::adapters::mysql::orders::{OrderRow, insert_new};
+
+    let ctx = TestContext::new().await;
+    let row = |n: u32| OrderRow {
+        id: OrderId::generate().to_string(),
+        user_id: format!("user-{n}"),
+        coupon_id: 1,
+        price_cents: 100,
+        status: "PENDING".into(),
+        created_at: chrono::Utc::now().naive_utc(),
+        updated_at: chrono::Utc::now().naive_utc(),
+    };
+    let (theirs, ours) = (row(1), row(2));
+    let mut conn = ctx.mysql().await;
+    let mut other = ctx.mysql().await;
+    let outcome = conn
+        .transaction::<_, MysqlError, _>(async |conn| {
+            // The snapshot starts here; the other consumer commits after it.
+            let _ = orders::table.count().get_result::<i64>(conn).await?;
+            diesel::insert_into(orders::table)
+                .values(&theirs)
+                .execute(&mut other)
+                .await?;
+            insert_new(conn, &[theirs.clone(), ours.clone()]).await
+        })
+        .await;
+    assert!(
+        matches!(outcome, Err(MysqlError::Conflict(_))),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        stored_ids(&ctx).await,
+        vec![theirs.id.clone()],
+        "rolled back"
+    );
+
+    // The retry sees their row and writes only ours.
+    let fresh = conn
+        .transaction::<_, MysqlError, _>(async |conn| {
+            insert_new(conn, &[theirs.clone(), ours.clone()]).await
+        })
+        .await
+        .unwrap();
+    assert_eq!(fresh, vec![ours.id.clone()]);
+}

@@ -116,11 +116,20 @@ pub async fn insert_new(
         return Ok(Vec::new());
     }
     let values: Vec<OrderRow> = fresh.iter().map(|r| (*r).clone()).collect();
-    // INSERT IGNORE: a row written meanwhile by a stale owner is not an error.
-    diesel::insert_or_ignore_into(orders::table)
+    // INSERT IGNORE so that a row another writer committed since the read above is no
+    // SQL error; but then this transaction cannot tell which rows are its own, so it
+    // fails as a conflict and the caller retries (the retry reads them as existing).
+    let inserted = diesel::insert_or_ignore_into(orders::table)
         .values(&values)
         .execute(conn)
         .await?;
+    if inserted != values.len() {
+        return Err(MysqlError::Conflict(format!(
+            "{} of {} orders were written by another consumer meanwhile",
+            values.len() - inserted,
+            values.len()
+        )));
+    }
     Ok(values.into_iter().map(|r| r.id).collect())
 }
 

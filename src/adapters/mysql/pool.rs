@@ -19,6 +19,9 @@ pub enum MysqlError {
     Timeout(Duration),
     #[error("stored data violates an invariant: {0}")]
     Corrupt(String),
+    /// Another writer changed the rows this transaction was about to write; retry it.
+    #[error("concurrent write: {0}")]
+    Conflict(String),
     #[error("migration failed: {0}")]
     Migration(String),
 }
