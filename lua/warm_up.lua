@@ -1,16 +1,35 @@
--- Puts a coupon's sale into Redis: stock, per-user limit, window, deleted flag, price.
--- Idempotent and never resets a sale in progress: the stock is only set when absent,
--- unless ARGV[6] = 1 (the caller has checked that nothing can have been sold yet).
+-- Puts a coupon's sale into Redis: stock, per-user limit, window, deleted flag, price and
+-- the total the stock was made from. It never resets a sale that has sold and never
+-- re-creates a lost one:
+--   * no stock key: the stock is created at the total only when ARGV[6] = 1 (MySQL says
+--     this sale's state was never created). Otherwise the state was lost (eviction,
+--     failover, flush) and only a reconcile may rebuild it: nothing is written.
+--   * a stock key and another total than it was made from: the stock follows the new
+--     total only while nothing is sold (stock = that total); otherwise nothing is written.
 --
 -- KEYS[1] stock (string)   KEYS[2] meta (hash)
 -- ARGV[1] total quantity   ARGV[2] per-user limit
 -- ARGV[3] sale start (ms since epoch)   ARGV[4] sale end (ms)
--- ARGV[5] deleted (0/1)    ARGV[6] reset stock (0/1)   ARGV[7] price (cents)
--- Returns the stock now in Redis.
-if ARGV[6] == '1' then
+-- ARGV[5] deleted (0/1)    ARGV[6] may create the stock (0/1)   ARGV[7] price (cents)
+-- Returns {1, stock} when written, {-1, 0} when the state is lost, {-2, stock} when the
+-- total cannot change because units are sold.
+local stock = redis.call('GET', KEYS[1])
+if not stock then
+  if ARGV[6] ~= '1' then
+    return {-1, 0}
+  end
   redis.call('SET', KEYS[1], ARGV[1])
+  stock = ARGV[1]
 else
-  redis.call('SET', KEYS[1], ARGV[1], 'NX')
+  local made_from = redis.call('HGET', KEYS[2], 'total')
+  if made_from and made_from ~= ARGV[1] then
+    if stock ~= made_from then
+      return {-2, tonumber(stock)}
+    end
+    redis.call('SET', KEYS[1], ARGV[1])
+    stock = ARGV[1]
+  end
 end
-redis.call('HSET', KEYS[2], 'limit', ARGV[2], 'starts_ms', ARGV[3], 'ends_ms', ARGV[4], 'deleted', ARGV[5], 'price', ARGV[7])
-return tonumber(redis.call('GET', KEYS[1]))
+redis.call('HSET', KEYS[2], 'limit', ARGV[2], 'starts_ms', ARGV[3], 'ends_ms', ARGV[4],
+  'deleted', ARGV[5], 'price', ARGV[7], 'total', ARGV[1])
+return {1, tonumber(stock)}

@@ -24,7 +24,7 @@ use crate::adapters::mysql::{MysqlError, MysqlPool, coupons};
 use crate::adapters::object_store::ObjectStore;
 use crate::adapters::redis::RedisError;
 use crate::adapters::redis::catalog_cache::{Cached, CatalogCache};
-use crate::adapters::redis::coupon_state::CouponState;
+use crate::adapters::redis::coupon_state::{CouponState, WarmUp};
 use crate::adapters::redis::rebuild_lock::RebuildLocks;
 use crate::config::CatalogSettings;
 use crate::domain::coupon::{
@@ -475,7 +475,7 @@ impl Catalog {
             .mysql
             .with_conn(async |conn| coupons::insert(conn, draft).await)
             .await?;
-        self.state.warm_up(&coupon, false).await?;
+        self.put_sale_state(&coupon).await?;
         self.invalidate(coupon.id).await?;
         tracing::info!(coupon.id = %coupon.id, "coupon created");
         self.fresh_view(coupon.id).await
@@ -512,10 +512,30 @@ impl Catalog {
             return Err(CatalogError::NotFound.into());
         }
         let coupon = self.load_fresh(id).await?;
-        self.state
-            .warm_up(&coupon, !started)
-            .await
-            .map_err(CatalogError::from)?;
+        if matches!(
+            self.put_sale_state(&coupon).await?,
+            WarmUp::TotalFixedBySales { .. }
+        ) {
+            // A sale that was started and postponed has sold units against the old
+            // total: put the row back as it was and refuse.
+            let previous = CouponDraft {
+                name: current.name.clone(),
+                description: current.description.clone(),
+                price_cents: current.price_cents,
+                total_quantity: current.total_quantity,
+                per_user_limit: current.per_user_limit,
+                sale: current.sale,
+            };
+            self.mysql
+                .with_conn(async |conn| coupons::update(conn, id, &previous).await)
+                .await
+                .map_err(CatalogError::from)?;
+            self.invalidate(id).await?;
+            return Err(AdminError::Conflict {
+                field: "total_quantity",
+                message: "cannot change once units of the sale are sold",
+            });
+        }
         self.invalidate(id).await?;
         tracing::info!(coupon.id = %id, "coupon updated");
         Ok(self.fresh_view(id).await?)
@@ -533,7 +553,7 @@ impl Catalog {
         }
         let mut gone = coupon;
         gone.is_deleted = true;
-        self.state.warm_up(&gone, false).await?;
+        self.put_sale_state(&gone).await?;
         self.invalidate(id).await?;
         tracing::info!(coupon.id = %id, "coupon deleted");
         Ok(())
@@ -588,9 +608,35 @@ impl Catalog {
             .with_conn(async |conn| coupons::live(conn).await)
             .await?;
         for coupon in &live {
-            self.state.warm_up(coupon, false).await?;
+            self.put_sale_state(coupon).await?;
         }
         Ok(live.len())
+    }
+
+    /// Puts a coupon's sale into Redis (`CouponState::warm_up`): the stock is created
+    /// only if this sale never had a state, which MySQL remembers. A lost state is left
+    /// alone (purchases answer 503 until a reconcile rebuilds it), never re-created at
+    /// the full quantity.
+    async fn put_sale_state(&self, coupon: &Coupon) -> Result<WarmUp, CatalogError> {
+        let id = coupon.id;
+        let created_before = !self
+            .mysql
+            .with_conn(async |conn| coupons::with_sale_state_created(conn, &[id.get()]).await)
+            .await?
+            .is_empty();
+        let outcome = self.state.warm_up(coupon, !created_before).await?;
+        match outcome {
+            WarmUp::Written { .. } if !created_before => {
+                self.mysql
+                    .with_conn(async |conn| coupons::mark_sale_state_created(conn, id).await)
+                    .await?;
+            }
+            WarmUp::StateLost => {
+                tracing::warn!(coupon.id = %id, "the sale's state is missing from Redis; purchases answer 503 until `flash-sale reconcile` rebuilds it");
+            }
+            _ => {}
+        }
+        Ok(outcome)
     }
 }
 

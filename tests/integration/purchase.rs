@@ -461,3 +461,129 @@ async fn mysql_strategies_also_sell_exactly_the_stock() {
         app.stop().await;
     }
 }
+
+/// Redis loses a live sale's keys, then the api restarts: its start-up warm-up must not
+/// re-create the stock at the full quantity (that sold 16 of 10 before). The sale answers
+/// 503 until a reconcile rebuilds it.
+#[tokio::test(flavor = "multi_thread")]
+async fn lost_sale_state_is_not_recreated_by_a_restart() {
+    let ctx = TestContext::new().await;
+    let app = ctx.spawn(Role::Api).await;
+    let admin = app.admin_token(&ctx).await;
+    let coupon = create_coupon(&app, &admin, &coupon_body("Lost keys", 10, -5, 3600)).await["id"]
+        .as_i64()
+        .unwrap();
+    for n in 0..6 {
+        let token = app.mint_token(&ctx, &format!("early-{n}")).await;
+        assert_eq!(buy(&app, &token, coupon, None).await.0, 202);
+    }
+    let redis_url = secrecy::ExposeSecret::expose_secret(&ctx.settings.redis.url).to_owned();
+    delete_namespace(&redis_url, &ctx.settings.redis.namespace)
+        .await
+        .unwrap();
+    app.stop().await;
+
+    let app = ctx.spawn(Role::Api).await;
+    let admin = app.admin_token(&ctx).await;
+    assert_eq!(redis_stock(&ctx, coupon).await, None, "not re-created");
+    for n in 0..10 {
+        let token = app.mint_token(&ctx, &format!("newcomer-{n}")).await;
+        let (status, body) = buy(&app, &token, coupon, None).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (503, Some("SERVER_BUSY")),
+            "newcomer {n}: {body}"
+        );
+    }
+    // An admin edit does not re-create it either.
+    let mut edit = coupon_body("Lost keys", 10, -5, 3600);
+    edit["description"] = json!("edited while the state is lost");
+    let (status, body) = app
+        .send(
+            Method::PUT,
+            &format!("/api/admin/coupons/{coupon}"),
+            Some(&admin),
+            Some(&edit),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(redis_stock(&ctx, coupon).await, None);
+    app.stop().await;
+}
+
+/// A sold-out sale is postponed, edited and moved back: the stock stays what is left
+/// (it was reset to the total while the buyers stayed, selling 4 of 2), and the total
+/// cannot change while units are sold.
+#[tokio::test(flavor = "multi_thread")]
+async fn postponing_and_editing_a_sold_sale_never_resets_its_stock() {
+    let ctx = TestContext::new().await;
+    let app = ctx.spawn(Role::Api).await;
+    let admin = app.admin_token(&ctx).await;
+    let coupon = create_coupon(&app, &admin, &coupon_body("Moved", 2, -5, 3600)).await["id"]
+        .as_i64()
+        .unwrap();
+    for n in 0..2 {
+        let token = app.mint_token(&ctx, &format!("first-{n}")).await;
+        assert_eq!(buy(&app, &token, coupon, None).await.0, 202);
+    }
+    assert_eq!(redis_stock(&ctx, coupon).await, Some(0));
+    let path = format!("/api/coupons/{coupon}");
+    let admin_path = format!("/api/admin/coupons/{coupon}");
+    let put = |body: Value| {
+        let (app, admin, admin_path) = (&app, &admin, &admin_path);
+        async move {
+            app.send(Method::PUT, admin_path, Some(admin), Some(&body))
+                .await
+        }
+    };
+
+    let postponed = coupon_body("Moved", 2, 3600, 3600);
+    assert_eq!(put(postponed.clone()).await.0, 200);
+    let mut described = postponed.clone();
+    described["description"] = json!("now with a better description");
+    assert_eq!(put(described).await.0, 200);
+    let mut bigger = postponed.clone();
+    bigger["total_quantity"] = json!(5);
+    let (status, body) = put(bigger).await;
+    assert_eq!(
+        (
+            status,
+            body["error"]["code"].as_str(),
+            body["error"]["field"].as_str()
+        ),
+        (409, Some("SALE_IN_PROGRESS"), Some("total_quantity")),
+        "{body}"
+    );
+    assert_eq!(
+        app.get_json(&path).await.1["total_quantity"],
+        2,
+        "row put back"
+    );
+    assert_eq!(put(coupon_body("Moved", 2, -5, 3600)).await.0, 200);
+
+    assert_eq!(redis_stock(&ctx, coupon).await, Some(0), "still sold out");
+    for n in 0..2 {
+        let token = app.mint_token(&ctx, &format!("later-{n}")).await;
+        let (status, body) = buy(&app, &token, coupon, None).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (409, Some("SOLD_OUT"))
+        );
+    }
+
+    // Before anything is sold, a new total moves the stock with it.
+    let fresh = create_coupon(&app, &admin, &coupon_body("Resized", 3, 3600, 3600)).await["id"]
+        .as_i64()
+        .unwrap();
+    let (status, body) = app
+        .send(
+            Method::PUT,
+            &format!("/api/admin/coupons/{fresh}"),
+            Some(&admin),
+            Some(&coupon_body("Resized", 7, 3600, 3600)),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(redis_stock(&ctx, fresh).await, Some(7));
+    app.stop().await;
+}

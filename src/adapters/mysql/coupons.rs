@@ -125,6 +125,39 @@ pub async fn live(conn: &mut AsyncMysqlConnection) -> Result<Vec<Coupon>, MysqlE
     rows.into_iter().map(CouponRow::into_domain).collect()
 }
 
+/// Of `ids`, those whose sale state was put into Redis once (see the migration
+/// `coupons_sale_state_created`).
+pub async fn with_sale_state_created(
+    conn: &mut AsyncMysqlConnection,
+    ids: &[i64],
+) -> Result<Vec<i64>, MysqlError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(coupons::table
+        .filter(coupons::id.eq_any(ids))
+        .filter(coupons::sale_state_created_at.is_not_null())
+        .select(coupons::id)
+        .load(conn)
+        .await?)
+}
+
+/// Records that the coupon's sale state is in Redis (idempotent: the first time stays).
+pub async fn mark_sale_state_created(
+    conn: &mut AsyncMysqlConnection,
+    id: CouponId,
+) -> Result<(), MysqlError> {
+    diesel::update(
+        coupons::table
+            .find(id.get())
+            .filter(coupons::sale_state_created_at.is_null()),
+    )
+    .set(coupons::sale_state_created_at.eq(Utc::now().naive_utc()))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Coupons not soft-deleted.
 pub async fn count_active(conn: &mut AsyncMysqlConnection) -> Result<i64, MysqlError> {
     Ok(coupons::table

@@ -28,6 +28,7 @@ diesel::table! {
         is_deleted -> Bool,
         created_at -> Datetime,
         updated_at -> Datetime,
+        sale_state_created_at -> Nullable<Datetime>,
     }
 }
 

@@ -7,6 +7,17 @@ use super::scripts::WARM_UP;
 use super::{Keys, RedisError, RedisPool};
 use crate::domain::coupon::{Coupon, CouponId};
 
+/// What a warm-up did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WarmUp {
+    /// The sale state is in Redis as the coupon says; `stock` remains.
+    Written { stock: i64 },
+    /// The sale had a state that is gone: nothing was written (a reconcile rebuilds it).
+    StateLost,
+    /// Units are sold, so the stock cannot follow a new total: nothing was written.
+    TotalFixedBySales { stock: i64 },
+}
+
 #[derive(Clone)]
 pub struct CouponState {
     redis: RedisPool,
@@ -18,9 +29,10 @@ impl CouponState {
         Self { redis, keys }
     }
 
-    /// Writes stock (only if absent, unless `reset_stock`), limit, window and deleted
-    /// flag; returns the stock now in Redis.
-    pub async fn warm_up(&self, coupon: &Coupon, reset_stock: bool) -> Result<i64, RedisError> {
+    /// Writes the sale's limit, window, deleted flag and price; creates the stock only
+    /// when `may_create` (the sale's state never existed), and lets it follow a changed
+    /// total only while nothing is sold (`lua/warm_up.lua`).
+    pub async fn warm_up(&self, coupon: &Coupon, may_create: bool) -> Result<WarmUp, RedisError> {
         let id = coupon.id.get();
         let invocation = {
             let mut script = WARM_UP.prepare_invoke();
@@ -32,13 +44,19 @@ impl CouponState {
                 .arg(coupon.sale.starts_at.timestamp_millis())
                 .arg(coupon.sale.ends_at.timestamp_millis())
                 .arg(i32::from(coupon.is_deleted))
-                .arg(i32::from(reset_stock))
+                .arg(i32::from(may_create))
                 .arg(coupon.price_cents);
             script
         };
-        self.redis
+        let (code, stock): (i64, i64) = self
+            .redis
             .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
-            .await
+            .await?;
+        Ok(match code {
+            1 => WarmUp::Written { stock },
+            -2 => WarmUp::TotalFixedBySales { stock },
+            _ => WarmUp::StateLost,
+        })
     }
 
     /// Real-time remaining stock; `None` when the coupon's sale is not in Redis.

@@ -161,7 +161,8 @@ impl StockGate {
             .arg(coupon.sale.starts_at.timestamp_millis())
             .arg(coupon.sale.ends_at.timestamp_millis())
             .arg(i32::from(coupon.is_deleted))
-            .arg(coupon.price_cents);
+            .arg(coupon.price_cents)
+            .arg(coupon.total_quantity);
         for (user, count) in buyers {
             invocation.arg(user.as_str()).arg(*count);
         }

@@ -1,0 +1,1 @@
+ALTER TABLE coupons DROP COLUMN sale_state_created_at;
