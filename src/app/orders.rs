@@ -9,6 +9,7 @@ use crate::domain::order::{OrderError, OrderId, OrderView};
 /// Most orders listed at once.
 const LIST_LIMIT: usize = 100;
 
+#[derive(Clone)]
 pub struct Orders {
     mysql: MysqlPool,
     pending: PendingOrders,

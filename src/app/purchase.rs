@@ -18,10 +18,11 @@ use crate::adapters::mysql::{MysqlPool, sale_stock};
 use crate::adapters::redis::pending_orders::PendingOrders;
 use crate::adapters::redis::stock_gate::{Reservation, StockGate, idempotency_digest};
 use crate::app::catalog::Catalog;
+use crate::app::orders::Orders;
 use crate::domain::coupon::{CatalogError, CouponId};
 use crate::domain::identity::UserId;
 use crate::domain::order::{
-    OrderId, OrderPlaced, OrderStatus, OrderView, PurchaseError, PurchaseRejection,
+    OrderError, OrderId, OrderPlaced, OrderStatus, OrderView, PurchaseError, PurchaseRejection,
 };
 
 /// The answer to an accepted purchase.
@@ -44,6 +45,8 @@ pub struct Purchases {
     mysql_gate: Option<MysqlGate>,
     publisher: OrderPublisher,
     pending: PendingOrders,
+    /// Read on replays only, to tell whether the replayed order exists.
+    orders: Orders,
     catalog: Arc<Catalog>,
     outcomes: IntCounterVec,
 }
@@ -57,6 +60,7 @@ impl Purchases {
         gate: StockGate,
         publisher: OrderPublisher,
         pending: PendingOrders,
+        orders: Orders,
         catalog: Arc<Catalog>,
         mysql_gate: Option<MysqlGate>,
     ) -> Result<Self, prometheus::Error> {
@@ -69,6 +73,7 @@ impl Purchases {
             mysql_gate,
             publisher,
             pending,
+            orders,
             catalog,
             outcomes,
         })
@@ -121,7 +126,9 @@ impl Purchases {
         };
         let (order_id, price_cents) = match reservation {
             Reservation::Accepted(order_id, price) => (order_id, price),
-            Reservation::Replayed(order_id) => {
+            Reservation::Replayed(order_id, price) => {
+                self.confirm_replay(user, coupon, order_id, price, idempotency_key)
+                    .await?;
                 return Ok(Accepted {
                     order_id,
                     replayed: true,
@@ -132,7 +139,24 @@ impl Purchases {
             }
             Reservation::Rejected(rejection) => return Err(rejection.into()),
         };
+        self.place(user, coupon, order_id, price_cents, idempotency_key)
+            .await?;
+        Ok(Accepted {
+            order_id,
+            replayed: false,
+        })
+    }
 
+    /// Publishes the order's event and records it as pending. When the event cannot be
+    /// published the unit is given back (once per order) and the caller hears 503.
+    async fn place(
+        &self,
+        user: &UserId,
+        coupon: CouponId,
+        order_id: OrderId,
+        price_cents: i64,
+        idempotency_key: Option<&str>,
+    ) -> Result<(), PurchaseError> {
         let placed_at = Utc::now();
         let event = OrderPlaced {
             order_id,
@@ -154,7 +178,6 @@ impl Purchases {
             }
             return Err(unavailable(error));
         }
-
         let view = OrderView {
             order_id,
             coupon_id: coupon,
@@ -166,10 +189,31 @@ impl Purchases {
             // The order is safe in Kafka; only the read-back before payment may miss it.
             tracing::warn!(order.id = %order_id, %error, "could not record the pending order");
         }
-        Ok(Accepted {
-            order_id,
-            replayed: false,
-        })
+        Ok(())
+    }
+
+    /// A replayed purchase answers 202 only for an order that will exist. When the first
+    /// attempt reserved the unit but its event never reached the broker (Redis answered
+    /// after the client's timeout, say, so that attempt heard 503), the order is placed
+    /// now, under the same id; the payment role writes an order id once, so a late first
+    /// event is harmless.
+    async fn confirm_replay(
+        &self,
+        user: &UserId,
+        coupon: CouponId,
+        order_id: OrderId,
+        price_cents: i64,
+        idempotency_key: Option<&str>,
+    ) -> Result<(), PurchaseError> {
+        match self.orders.get(user, order_id).await {
+            Ok(_) => Ok(()),
+            Err(OrderError::NotFound) => {
+                tracing::warn!(order.id = %order_id, coupon.id = %coupon, "replayed purchase has no order yet; placing it");
+                self.place(user, coupon, order_id, price_cents, idempotency_key)
+                    .await
+            }
+            Err(other) => Err(unavailable(other)),
+        }
     }
 
     /// The script found no sale state: either the coupon does not exist (the catalog's

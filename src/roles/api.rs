@@ -211,11 +211,18 @@ async fn build_purchases(
             })
         }
     };
-    let purchases = Purchases::new(gate, publisher, pending.clone(), catalog, mysql_gate)
-        .map_err(StartupError::runtime)?;
+    let orders = Orders::new(mysql, pending.clone());
+    let purchases = Purchases::new(
+        gate,
+        publisher,
+        pending,
+        orders.clone(),
+        catalog,
+        mysql_gate,
+    )
+    .map_err(StartupError::runtime)?;
     metrics
         .register(purchases.collector())
         .map_err(StartupError::runtime)?;
-    let orders = Orders::new(mysql, pending);
     Ok((purchases, orders))
 }

@@ -99,6 +99,12 @@ impl TestContext {
         }
     }
 
+    /// Points this context (its settings and its own connections) at another Redis.
+    pub fn use_redis(&mut self, url: &str) {
+        self.settings.redis.url = SecretString::from(url.to_owned());
+        self.redis_url = url.to_owned();
+    }
+
     /// Starts `role` in-process on a random port with this context's settings.
     pub async fn spawn(&self, role: Role) -> TestApp {
         self.spawn_with(role, self.settings.clone()).await

@@ -4,8 +4,8 @@
 // Tests may unwrap: a panic is the failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod broker;
 mod helpers;
+mod private_servers;
 
 mod catalog;
 mod cli;

@@ -17,9 +17,9 @@ use flash_sale::roles::Role;
 use flash_sale::shutdown::Shutdown;
 use futures_util::StreamExt;
 
-use crate::broker::PrivateBroker;
 use crate::catalog::{coupon_body, create_coupon};
 use crate::helpers::{ChildApp, TestApp, TestContext, eventually};
+use crate::private_servers::PrivateBroker;
 
 async fn count_orders(ctx: &TestContext, status: Option<&str>) -> i64 {
     let mut conn = ctx.mysql().await;

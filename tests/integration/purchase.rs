@@ -15,9 +15,9 @@ use futures_util::StreamExt;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::broker::PrivateBroker;
 use crate::catalog::{coupon_body, create_coupon};
 use crate::helpers::{TestApp, TestContext, delete_namespace};
+use crate::private_servers::PrivateBroker;
 
 async fn buy(
     app: &TestApp,
@@ -585,5 +585,83 @@ async fn postponing_and_editing_a_sold_sale_never_resets_its_stock() {
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(redis_stock(&ctx, fresh).await, Some(7));
+    app.stop().await;
+}
+
+/// Redis answers after the client's timeout: the shopper heard 503, yet the script ran
+/// (a unit reserved, the idempotency record written) and no event was published. The
+/// retry with the same Idempotency-Key must get an order that exists, not an id whose
+/// GET is 404 forever.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_after_a_redis_stall_gets_an_order_that_exists() {
+    let mut ctx = TestContext::new().await;
+    let private = crate::private_servers::PrivateRedis::start().await;
+    ctx.use_redis(&private.url);
+    let app = ctx.spawn(Role::Api).await;
+    let admin = app.admin_token(&ctx).await;
+    let coupon = create_coupon(&app, &admin, &coupon_body("Stalled", 5, -5, 3600)).await["id"]
+        .as_i64()
+        .unwrap();
+    let token = app.mint_token(&ctx, "patient").await;
+    let timeout_ms = ctx.settings.redis.timeout_ms;
+    // One purchase first: this Redis is new, and the script must be loaded (as it is in
+    // any running shop) for the stalled call to run at all.
+    let early = app.mint_token(&ctx, "early").await;
+    assert_eq!(buy(&app, &early, coupon, None).await.0, 202);
+
+    // Writes (and scripts) wait past the client's timeout, then run.
+    let mut redis = ctx.redis().await;
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(timeout_ms * 2 + 500)
+        .arg("WRITE")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let (status, body) = buy(&app, &token, coupon, Some("intent-1")).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("SERVER_BUSY")),
+        "{body}"
+    );
+    crate::helpers::eventually(
+        Duration::from_secs(10),
+        "the stalled script ran",
+        || async { redis_stock(&ctx, coupon).await == Some(3) },
+    )
+    .await;
+    assert_eq!(
+        events(&ctx.settings.kafka, coupon).await.len(),
+        1,
+        "nothing published but the early purchase"
+    );
+
+    let (status, body) = buy(&app, &token, coupon, Some("intent-1")).await;
+    assert_eq!(status, 202, "{body}");
+    let order_id = body["order_id"].as_str().unwrap().to_owned();
+    let (status, order) = app
+        .get_authed(&format!("/api/orders/{order_id}"), &token)
+        .await;
+    assert_eq!(status, 200, "the order exists: {order}");
+    let published: Vec<String> = events(&ctx.settings.kafka, coupon)
+        .await
+        .iter()
+        .map(|e| e.order_id.to_string())
+        .filter(|id| *id == order_id)
+        .collect();
+    assert_eq!(published.len(), 1, "placed once, under the same id");
+    assert_eq!(
+        redis_stock(&ctx, coupon).await,
+        Some(3),
+        "one unit, not two"
+    );
+
+    // A further replay finds the order and publishes nothing more.
+    let (status, again) = buy(&app, &token, coupon, Some("intent-1")).await;
+    assert_eq!(
+        (status, again["order_id"].as_str()),
+        (202, Some(order_id.as_str()))
+    );
+    assert_eq!(events(&ctx.settings.kafka, coupon).await.len(), 2);
     app.stop().await;
 }

@@ -23,8 +23,8 @@ const RELEASE_MARKER_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 pub enum Reservation {
     /// A unit is reserved for this new order, at this price (cents).
     Accepted(OrderId, i64),
-    /// The same `Idempotency-Key` was accepted before: its order.
-    Replayed(OrderId),
+    /// The same `Idempotency-Key` was accepted before: its order, at this price.
+    Replayed(OrderId, i64),
     Rejected(PurchaseRejection),
 }
 
@@ -99,7 +99,7 @@ impl StockGate {
         };
         Ok(match code {
             1 => Reservation::Accepted(order()?, price),
-            2 => Reservation::Replayed(order()?),
+            2 => Reservation::Replayed(order()?, price),
             -1 => Reservation::Rejected(PurchaseRejection::CouponNotFound),
             -2 => Reservation::Rejected(PurchaseRejection::SaleNotStarted),
             -3 => Reservation::Rejected(PurchaseRejection::SaleEnded),

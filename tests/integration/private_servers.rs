@@ -1,6 +1,7 @@
-//! A private Apache Kafka broker for tests that stop the broker: the same jars and
-//! configuration as the local stack (scripts/kafka-broker.sh), its own ports and data
-//! directory, so a kill here never disturbs the shared broker of other tests.
+//! Private servers for tests that break them: an Apache Kafka broker (the same jars and
+//! configuration as the local stack, scripts/kafka-broker.sh, its own ports and data
+//! directory) and a redis-server, so a kill or a stall here never disturbs the shared
+//! servers of the other tests.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -99,4 +100,44 @@ fn free_port_pair() -> u16 {
         }
     }
     panic!("no free port pair");
+}
+
+/// A private redis-server for tests that stall Redis as a whole (`CLIENT PAUSE` would
+/// stall every other test on the shared one). Killed on drop.
+pub struct PrivateRedis {
+    child: Child,
+    pub url: String,
+}
+
+impl PrivateRedis {
+    pub async fn start() -> Self {
+        let port = crate::helpers::free_port();
+        let mut child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("redis-server (make test installs it)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Self {
+                    child,
+                    url: format!("redis://127.0.0.1:{port}"),
+                };
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("redis-server did not listen on {port}");
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
