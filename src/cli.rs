@@ -45,6 +45,9 @@ pub enum Command {
         /// The coupon's id.
         coupon_id: i64,
     },
+    /// Check every live sale in Redis: stock + units held by buyers must equal the
+    /// total. Prints one line per coupon; exits 1 when any sale drifted or lost its state.
+    Audit,
     /// Manage users of the built-in identity provider.
     #[command(subcommand)]
     User(UserCommand),

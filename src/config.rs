@@ -107,6 +107,8 @@ pub struct PurchaseSettings {
     pub publish_queue: usize,
     /// Largest batch of order events per produce call.
     pub publish_max_batch: usize,
+    /// How often each api instance audits the live sales in Redis (0: never).
+    pub audit_interval_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -42,6 +42,7 @@ async fn run(cli: Cli, settings: Settings) -> ExitCode {
         Command::User(command) => user(&settings, command).await,
         Command::Keys(KeysCommand::Generate { path }) => generate_key(&path),
         Command::Reconcile { coupon_id } => reconcile(&settings, coupon_id).await,
+        Command::Audit => return audit(&settings).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -149,6 +150,59 @@ fn generate_key(path: &std::path::Path) -> Result<(), StartupError> {
     adapters::oidc::keys::write_new_key(path).map_err(StartupError::runtime)?;
     println!("wrote a new RS256 signing key to {}", path.display());
     Ok(())
+}
+
+/// Exit 0 when every live sale is consistent, 1 when one is not (or the audit failed).
+async fn audit(settings: &Settings) -> ExitCode {
+    use flash_sale::adapters::redis::{Keys, RedisPool, stock_gate::StockGate};
+    let run = async {
+        let mysql =
+            adapters::mysql::MysqlPool::new(&settings.mysql).map_err(StartupError::runtime)?;
+        let redis = RedisPool::new(&settings.redis).map_err(StartupError::runtime)?;
+        let gate = StockGate::new(
+            redis,
+            Keys::new(settings.redis.namespace.clone()),
+            std::time::Duration::from_secs(settings.purchase.idempotency_ttl_secs),
+        );
+        app::audit::audit_live(&mysql, &gate)
+            .await
+            .map_err(StartupError::runtime)
+    };
+    let lines = match run.await {
+        Ok(lines) => lines,
+        Err(error) => {
+            eprintln!("flash-sale: {error}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let mut consistent = true;
+    for line in &lines {
+        let verdict = match line.drift() {
+            Some(0) => "ok".to_owned(),
+            Some(drift) => format!(
+                "DRIFT {drift:+} (run `flash-sale reconcile {}`)",
+                line.coupon_id
+            ),
+            None => format!(
+                "STATE MISSING (run `flash-sale reconcile {}`)",
+                line.coupon_id
+            ),
+        };
+        consistent &= line.is_consistent();
+        println!(
+            "coupon {}: total {}, stock {}, units held {}: {verdict}",
+            line.coupon_id,
+            line.total,
+            line.stock.map_or_else(|| "-".to_owned(), |s| s.to_string()),
+            line.units_held
+        );
+    }
+    println!("{} live sale(s) audited", lines.len());
+    if consistent {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FAILURE)
+    }
 }
 
 async fn reconcile(settings: &Settings, coupon_id: i64) -> Result<(), StartupError> {

@@ -1,5 +1,6 @@
 //! Use cases, one file per verb; each owns its transaction boundary.
 
+pub mod audit;
 pub mod catalog;
 pub mod identity;
 pub mod orders;

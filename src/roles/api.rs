@@ -25,6 +25,7 @@ use crate::domain::ports::IdentityProvider;
 use crate::http::{self, auth::TrustProxyHeaders};
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
+use crate::workers::audit::{self, AuditMetrics};
 
 #[derive(Clone)]
 pub(super) struct ApiModules {
@@ -211,6 +212,19 @@ async fn build_purchases(
             })
         }
     };
+    if purchase.audit_interval_secs > 0 {
+        let audit_metrics = AuditMetrics::new().map_err(StartupError::runtime)?;
+        for collector in audit_metrics.collectors() {
+            metrics.register(collector).map_err(StartupError::runtime)?;
+        }
+        shutdown.spawn(audit::run(
+            mysql.clone(),
+            gate.clone(),
+            audit_metrics,
+            Duration::from_secs(purchase.audit_interval_secs),
+            shutdown.token(),
+        ));
+    }
     let orders = Orders::new(mysql, pending.clone());
     let purchases = Purchases::new(
         gate,

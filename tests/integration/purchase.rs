@@ -665,3 +665,62 @@ async fn a_retry_after_a_redis_stall_gets_an_order_that_exists() {
     assert_eq!(events(&ctx.settings.kafka, coupon).await.len(), 2);
     app.stop().await;
 }
+
+/// `flash-sale audit` checks every live sale in Redis (stock + units held = total) and
+/// fails when one drifted (as the old warm-up's reset did) or lost its state.
+#[tokio::test(flavor = "multi_thread")]
+async fn audit_reports_drift_and_lost_state() {
+    let ctx = TestContext::new().await;
+    let mut settings = ctx.settings.clone();
+    settings.purchase.audit_interval_secs = 1;
+    let app = ctx.spawn_with(Role::Api, settings).await;
+    let admin = app.admin_token(&ctx).await;
+    let coupon = create_coupon(&app, &admin, &coupon_body("Audited", 10, -5, 3600)).await["id"]
+        .as_i64()
+        .unwrap();
+    for n in 0..3 {
+        let token = app.mint_token(&ctx, &format!("audited-{n}")).await;
+        assert_eq!(buy(&app, &token, coupon, None).await.0, 202);
+    }
+    let audit = || {
+        let output = crate::helpers::flash_sale_command(&ctx)
+            .arg("audit")
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    let (code, out) = audit();
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(&format!(
+            "coupon {coupon}: total 10, stock 7, units held 3: ok"
+        )),
+        "{out}"
+    );
+
+    // The stock reset to the total while the buyers stay: 3 units too many for sale.
+    let mut redis = ctx.redis().await;
+    let stock_key = format!("{}:fs:{{c:{coupon}}}:stock", ctx.settings.redis.namespace);
+    let _: () = redis.set(&stock_key, 10).await.unwrap();
+    let (code, out) = audit();
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("DRIFT +3"), "{out}");
+    // The api's own audit exports it.
+    let drift = format!("flash_sale_sale_stock_drift{{coupon=\"{coupon}\"}}");
+    crate::helpers::eventually(Duration::from_secs(10), "drift exported", || async {
+        app.metric(&drift).await == 3.0
+    })
+    .await;
+
+    let redis_url = secrecy::ExposeSecret::expose_secret(&ctx.settings.redis.url).to_owned();
+    delete_namespace(&redis_url, &ctx.settings.redis.namespace)
+        .await
+        .unwrap();
+    let (code, out) = audit();
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("STATE MISSING"), "{out}");
+    app.stop().await;
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 use deadpool_redis::redis::Value;
 use sha2::{Digest, Sha256};
 
-use super::scripts::{PURCHASE, RECONCILE, RELEASE};
+use super::scripts::{AUDIT, PURCHASE, RECONCILE, RELEASE};
 use super::{Keys, RedisError, RedisPool};
 use crate::domain::coupon::Coupon;
 use crate::domain::coupon::CouponId;
@@ -140,6 +140,22 @@ impl StockGate {
             .run_shared(|mut conn| async move { invocation.invoke_async(&mut conn).await })
             .await?;
         Ok(released == 1)
+    }
+
+    /// The coupon's stock (None when its state is gone) and the units its buyer records
+    /// hold, read in one atomic step.
+    pub async fn audit(&self, coupon: CouponId) -> Result<(Option<i64>, i64), RedisError> {
+        let id = coupon.get();
+        let mut invocation = AUDIT.prepare_invoke();
+        invocation
+            .key(self.keys.coupon_stock(id))
+            .key(self.keys.coupon_meta(id))
+            .key(self.keys.coupon_buyers(id));
+        let (stock, units): (i64, i64) = self
+            .redis
+            .run_shared(|mut conn| async move { invocation.invoke_async(&mut conn).await })
+            .await?;
+        Ok(((stock >= 0).then_some(stock), units))
     }
 
     /// Replaces a coupon's stock and buyer records; returns the previous stock (None

@@ -1,0 +1,82 @@
+//! The drift audit on a timer (api role): every interval, each live sale is checked in
+//! Redis (`app::audit`) and the result exported as metrics; a drifted or missing sale is
+//! logged with the command that repairs it.
+
+use std::time::Duration;
+
+use prometheus::{IntGaugeVec, Opts};
+use tokio_util::sync::CancellationToken;
+
+use crate::adapters::mysql::MysqlPool;
+use crate::adapters::redis::stock_gate::StockGate;
+use crate::app::audit::audit_live;
+
+/// Gauges per live coupon: `sale_stock_drift` (stock + units held − total; 0 is
+/// consistent) and `sale_state_missing` (1 when Redis lost the sale's state).
+#[derive(Clone)]
+pub struct AuditMetrics {
+    drift: IntGaugeVec,
+    missing: IntGaugeVec,
+}
+
+impl AuditMetrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        Ok(Self {
+            drift: IntGaugeVec::new(
+                Opts::new(
+                    "sale_stock_drift",
+                    "Redis stock + units held by buyers - total, per live coupon (0 = consistent)",
+                ),
+                &["coupon"],
+            )?,
+            missing: IntGaugeVec::new(
+                Opts::new(
+                    "sale_state_missing",
+                    "1 when a live coupon's sale state is missing from Redis",
+                ),
+                &["coupon"],
+            )?,
+        })
+    }
+
+    pub fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        vec![Box::new(self.drift.clone()), Box::new(self.missing.clone())]
+    }
+}
+
+pub async fn run(
+    mysql: MysqlPool,
+    gate: StockGate,
+    metrics: AuditMetrics,
+    interval: Duration,
+    stop: CancellationToken,
+) {
+    let mut ticks = tokio::time::interval(interval);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        match audit_live(&mysql, &gate).await {
+            Ok(lines) => {
+                // Coupons that ended or were deleted leave the gauges.
+                metrics.drift.reset();
+                metrics.missing.reset();
+                for line in lines {
+                    let coupon = line.coupon_id.to_string();
+                    metrics
+                        .missing
+                        .with_label_values(&[&coupon])
+                        .set(i64::from(line.stock.is_none()));
+                    if let Some(drift) = line.drift() {
+                        metrics.drift.with_label_values(&[&coupon]).set(drift);
+                    }
+                    if !line.is_consistent() {
+                        tracing::warn!(coupon.id = %coupon, total = line.total, stock = ?line.stock, units_held = line.units_held, "sale state drifted or missing; run `flash-sale reconcile {coupon}`");
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "drift audit could not run"),
+        }
+    }
+}
