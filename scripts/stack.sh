@@ -138,16 +138,21 @@ kafka_up() {
     return
   fi
   if [ "$KAFKA_KIND" = tansu ]; then tansu_up; return; fi
-  scripts_kafka install >/dev/null
-  local dir="$STACK_DIR/kafka"
-  mkdir -p "$dir"
-  say "starting Apache Kafka on $HOST:$KAFKA_PORT (data in $dir/data)"
-  nohup "$ROOT/scripts/kafka-broker.sh" run "$dir" "$KAFKA_PORT" >"$dir/kafka.log" 2>&1 &
-  local pid=$!
-  mark_started kafka "$pid"
-  wait_port Kafka "$KAFKA_PORT" 60 "$dir/kafka.log" "$pid"
+  say "starting Apache Kafka on $HOST:$KAFKA_PORT (data in $STACK_DIR/kafka/data)"
+  start_jvm_service kafka kafka-broker.sh "$KAFKA_PORT" 60
 }
-scripts_kafka() { "$ROOT/scripts/kafka-broker.sh" "$@"; }
+
+# Installs (once) and starts a service whose script has `install` and `run DIR PORT`,
+# data and log under $STACK_DIR/NAME; waits up to SECONDS for its port.
+start_jvm_service() { # name script port seconds
+  local dir="$STACK_DIR/$1" pid
+  "$ROOT/scripts/$2" install >/dev/null
+  mkdir -p "$dir"
+  nohup "$ROOT/scripts/$2" run "$dir" "$3" >"$dir/$1.log" 2>&1 &
+  pid=$!
+  mark_started "$1" "$pid"
+  wait_port "$1" "$3" "$4" "$dir/$1.log" "$pid"
+}
 
 # --- Keycloak ------------------------------------------------------------------------
 keycloak_ready() {
@@ -158,14 +163,8 @@ keycloak_up() {
   if port_open "$KEYCLOAK_PORT"; then
     say "Keycloak answers on $HOST:$KEYCLOAK_PORT"
   else
-    "$ROOT/scripts/keycloak.sh" install >/dev/null
-    local dir="$STACK_DIR/keycloak"
-    mkdir -p "$dir"
     say "starting Keycloak on $HOST:$KEYCLOAK_PORT (realm from deploy/keycloak/realm.json; about a minute)"
-    nohup "$ROOT/scripts/keycloak.sh" run "$dir" "$KEYCLOAK_PORT" >"$dir/keycloak.log" 2>&1 &
-    local pid=$!
-    mark_started keycloak "$pid"
-    wait_port Keycloak "$KEYCLOAK_PORT" 240 "$dir/keycloak.log" "$pid"
+    start_jvm_service keycloak keycloak.sh "$KEYCLOAK_PORT" 240
   fi
   local i
   for ((i = 0; i < 600; i++)); do

@@ -607,8 +607,17 @@ impl Catalog {
             .mysql
             .with_conn(async |conn| coupons::live(conn).await)
             .await?;
+        // Which sales had a state once: one query for all, not one per coupon.
+        let ids: Vec<i64> = live.iter().map(|c| c.id.get()).collect();
+        let created: std::collections::HashSet<i64> = self
+            .mysql
+            .with_conn(async |conn| coupons::with_sale_state_created(conn, &ids).await)
+            .await?
+            .into_iter()
+            .collect();
         for coupon in &live {
-            self.put_sale_state(coupon).await?;
+            self.write_sale_state(coupon, created.contains(&coupon.id.get()))
+                .await?;
         }
         Ok(live.len())
     }
@@ -618,12 +627,22 @@ impl Catalog {
     /// alone (purchases answer 503 until a reconcile rebuilds it), never re-created at
     /// the full quantity.
     async fn put_sale_state(&self, coupon: &Coupon) -> Result<WarmUp, CatalogError> {
-        let id = coupon.id;
+        let id = coupon.id.get();
         let created_before = !self
             .mysql
-            .with_conn(async |conn| coupons::with_sale_state_created(conn, &[id.get()]).await)
+            .with_conn(async |conn| coupons::with_sale_state_created(conn, &[id]).await)
             .await?
             .is_empty();
+        self.write_sale_state(coupon, created_before).await
+    }
+
+    /// [`Catalog::put_sale_state`] for a sale whose MySQL mark is already known.
+    async fn write_sale_state(
+        &self,
+        coupon: &Coupon,
+        created_before: bool,
+    ) -> Result<WarmUp, CatalogError> {
+        let id = coupon.id;
         let outcome = self.state.warm_up(coupon, !created_before).await?;
         match outcome {
             WarmUp::Written { .. } if !created_before => {

@@ -191,6 +191,16 @@ async fn login(app: &TestApp, email: &str) -> Value {
     body
 }
 
+/// A new account (through the api role, so through Keycloak's admin API); its e-mail.
+async fn register(app: &TestApp) -> String {
+    let email = email();
+    let (status, body) = app
+        .post_json("/api/auth/register", &credentials(&email, PASSWORD))
+        .await;
+    assert_eq!(status, 201, "register {email}: {body}");
+    email
+}
+
 fn kid(token: &str) -> String {
     jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
 }
@@ -258,9 +268,7 @@ async fn refresh_keeps_a_shopper_logged_in_until_logout() {
     let ctx = TestContext::new().await;
     let realm = TestRealm::import().await;
     let app = ctx.spawn_with(Role::Api, realm.api_settings(&ctx)).await;
-    let email = email();
-    app.post_json("/api/auth/register", &credentials(&email, PASSWORD))
-        .await;
+    let email = register(&app).await;
     let first = login(&app, &email).await;
 
     let refresh = json!({"refresh_token": first["refresh_token"]});
@@ -298,9 +306,7 @@ async fn admin_role_comes_from_the_realm() {
     let ctx = TestContext::new().await;
     let realm = TestRealm::import().await;
     let app = ctx.spawn_with(Role::Api, realm.api_settings(&ctx)).await;
-    let email = email();
-    app.post_json("/api/auth/register", &credentials(&email, PASSWORD))
-        .await;
+    let email = register(&app).await;
     let shopper = login(&app, &email).await;
     let coupon = crate::catalog::coupon_body("Realm roles", 5, -5, 3600);
     let shopper_token = shopper["access_token"].as_str().unwrap();
@@ -363,9 +369,7 @@ async fn a_rotated_signing_key_is_picked_up_without_a_restart() {
     let ctx = TestContext::new().await;
     let realm = TestRealm::import().await;
     let app = ctx.spawn_with(Role::Api, realm.api_settings(&ctx)).await;
-    let email = email();
-    app.post_json("/api/auth/register", &credentials(&email, PASSWORD))
-        .await;
+    let email = register(&app).await;
     let before = login(&app, &email).await;
     let old = before["access_token"].as_str().unwrap().to_owned();
     assert_eq!(app.get_authed("/api/me", &old).await.0, 200);
