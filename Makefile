@@ -14,6 +14,7 @@ test: lint
 
 ## lint: formatting check and clippy with warnings as errors
 lint:
+	@scripts/build-tools.sh
 	cargo fmt --all -- --check
 	cargo clippy --all-targets --all-features -- -D warnings
 
@@ -31,11 +32,14 @@ bench:
 
 ## migrate: apply pending migrations to the configured database
 migrate:
+	@scripts/build-tools.sh
 	cargo run --quiet -- migrate
 
 ## run: run one role against the running stack, e.g. make run ROLE=api
 run:
+	@scripts/build-tools.sh
 	cargo run --quiet -- --role $(ROLE)
 
 build:
+	@scripts/build-tools.sh
 	cargo build --release

@@ -50,6 +50,7 @@ trap cleanup EXIT
 
 scripts/stack.sh up --started-file "$started"
 say "building release binaries (the first time takes several minutes)"
+scripts/build-tools.sh
 cargo build --release --quiet --features bench --bins
 BIN=${CARGO_TARGET_DIR:-target}/release/flash-sale
 TOOL=${CARGO_TARGET_DIR:-target}/release/flash-sale-bench

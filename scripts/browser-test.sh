@@ -64,6 +64,7 @@ command -v redis-cli >/dev/null 2>&1 || {
 }
 
 scripts/web.sh build
+scripts/build-tools.sh
 say "cargo build"
 cargo build --quiet
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/debug/flash-sale

@@ -7,6 +7,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
 scripts/stack.sh up
+scripts/build-tools.sh
 # The Keycloak client secret the stack generated (.stack/keycloak/client-secret).
 eval "$(scripts/stack.sh env)"
 scripts/web.sh build

@@ -27,3 +27,15 @@ need_java() {
 
 # Short content hash of files: cache directories are keyed by what they were made from.
 content_key() { cat "$@" | sha256sum | cut -c1-12; }
+
+# What the Rust build needs beyond the toolchain: librdkafka (the Kafka consumer group
+# client) is compiled from source with CMake and a C/C++ compiler.
+need_build_tools() {
+  local missing=()
+  command -v cmake >/dev/null 2>&1 || missing+=(cmake)
+  command -v cc >/dev/null 2>&1 || missing+=(gcc)
+  command -v c++ >/dev/null 2>&1 || missing+=(g++)
+  command -v make >/dev/null 2>&1 || missing+=(make)
+  command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+  if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
+}

@@ -78,8 +78,10 @@ pub struct PaymentSettings {
     pub gateway_failure_rate: f64,
     /// Seed of the simulated gateway's decisions (same seed, same outcomes).
     pub gateway_seed: u64,
-    /// Partition lease TTL; a dead instance's partitions move within about this long.
-    pub lease_ttl_ms: u64,
+    /// Consumer group of the payment instances (the topic prefix is prepended).
+    pub group_id: String,
+    /// A payment instance silent this long leaves the group; its partitions move.
+    pub session_timeout_ms: u64,
     /// How long one fetch waits for new events.
     pub fetch_max_wait_ms: u64,
 }
@@ -189,6 +191,9 @@ pub struct KafkaSettings {
     pub orders_partitions: i32,
     /// Copies of each partition when the application creates the topic.
     pub orders_replication_factor: i16,
+    /// Replicas that must hold an event before the broker acknowledges it (the topic's
+    /// `min.insync.replicas`, set when the application creates the topic).
+    pub orders_min_insync_replicas: i16,
     pub timeout_ms: u64,
 }
 
@@ -392,6 +397,14 @@ impl Settings {
             return Err(ConfigError::invalid(
                 "kafka.orders_replication_factor",
                 "must be between 1 and 16",
+            ));
+        }
+        if !(1..=self.kafka.orders_replication_factor)
+            .contains(&self.kafka.orders_min_insync_replicas)
+        {
+            return Err(ConfigError::invalid(
+                "kafka.orders_min_insync_replicas",
+                "must be between 1 and kafka.orders_replication_factor",
             ));
         }
         let topic = self.kafka.orders_topic_name();

@@ -124,10 +124,12 @@ fn required<T: Clone>(adapter: &Option<T>, what: &str) -> Result<T, StartupError
 async fn ensure_orders_topic(settings: &Settings, kafka: &crate::adapters::kafka::Kafka) -> i32 {
     let topic = settings.kafka.orders_topic_name();
     let configured = settings.kafka.orders_partitions;
-    match kafka
-        .ensure_topic(&topic, configured, settings.kafka.orders_replication_factor)
-        .await
-    {
+    let spec = crate::adapters::kafka::TopicSpec {
+        partitions: configured,
+        replication_factor: settings.kafka.orders_replication_factor,
+        min_insync_replicas: settings.kafka.orders_min_insync_replicas,
+    };
+    match kafka.ensure_topic(&topic, &spec).await {
         Ok(actual) if actual != configured => {
             tracing::warn!(
                 topic,

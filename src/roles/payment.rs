@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::{StartupError, ensure_orders_topic, required};
 use crate::adapters::Adapters;
 use crate::adapters::gateway::SimulatedGateway;
+use crate::adapters::kafka::group::GroupSettings;
 use crate::adapters::redis::notifier::PaymentNotifier;
 use crate::adapters::redis::stock_gate::StockGate;
 use crate::config::Settings;
@@ -30,9 +31,18 @@ pub(super) async fn start(
     for collector in payment_metrics.collectors() {
         metrics.register(collector).map_err(StartupError::runtime)?;
     }
+    let group = GroupSettings {
+        brokers: settings.kafka.brokers.clone(),
+        group_id: format!("{}{}", settings.kafka.topic_prefix, config.group_id),
+        client_id: format!("flash-sale-payment-{owner}"),
+        topic,
+        session_timeout: Duration::from_millis(config.session_timeout_ms),
+        fetch_max_wait: Duration::from_millis(config.fetch_max_wait_ms),
+        request_timeout: Duration::from_millis(settings.kafka.timeout_ms),
+    };
     let deps = PaymentDeps {
         mysql: required(&adapters.mysql, "MySQL")?,
-        kafka,
+        group,
         redis: redis.clone(),
         keys: keys.clone(),
         gate: StockGate::new(
@@ -47,13 +57,9 @@ pub(super) async fn start(
             config.gateway_seed,
         )),
         metrics: payment_metrics,
-        topic,
         partitions,
-        owner,
         pool_size: config.pool_size,
         queue: config.queue,
-        lease_ttl: Duration::from_millis(config.lease_ttl_ms),
-        fetch_max_wait: Duration::from_millis(config.fetch_max_wait_ms),
     };
     payment::start(deps, shutdown);
     Ok(())

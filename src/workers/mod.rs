@@ -1,4 +1,4 @@
-//! Long-running loops: the payment role's consumer, coordinator and worker pool, the
+//! Long-running loops: the payment role's group consumer, worker pool and settler, the
 //! WebSocket relay, and the drift audit.
 
 pub mod audit;

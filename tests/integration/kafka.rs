@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use flash_sale::adapters::kafka::{Kafka, KafkaError};
+use flash_sale::adapters::kafka::{Kafka, KafkaError, TopicSpec};
 use rskafka::client::partition::{Compression, UnknownTopicHandling};
 use rskafka::record::Record;
 
@@ -21,8 +21,20 @@ async fn ensure_topic_is_idempotent_and_records_round_trip() {
     let topic = ctx.settings.kafka.orders_topic_name();
     assert!(topic.starts_with(&ctx.settings.kafka.topic_prefix));
 
-    assert_eq!(kafka.ensure_topic(&topic, 2, 1).await.unwrap(), 2);
-    assert_eq!(kafka.ensure_topic(&topic, 2, 1).await.unwrap(), 2);
+    assert_eq!(
+        kafka
+            .ensure_topic(&topic, &TopicSpec::single_copy(2))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        kafka
+            .ensure_topic(&topic, &TopicSpec::single_copy(2))
+            .await
+            .unwrap(),
+        2
+    );
 
     let client = kafka.client().await.unwrap();
     let partition = client
@@ -94,8 +106,20 @@ async fn a_topic_with_fewer_partitions_than_configured_is_used_as_it_is() {
     let kafka = Kafka::new(&ctx.settings.kafka);
     let topic = ctx.settings.kafka.orders_topic_name();
     // An operator made the topic by hand with one partition; the setting says 4.
-    assert_eq!(kafka.ensure_topic(&topic, 1, 1).await.unwrap(), 1);
-    assert_eq!(kafka.ensure_topic(&topic, 4, 1).await.unwrap(), 1);
+    assert_eq!(
+        kafka
+            .ensure_topic(&topic, &TopicSpec::single_copy(1))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        kafka
+            .ensure_topic(&topic, &TopicSpec::single_copy(4))
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(ctx.settings.kafka.orders_partitions, 4);
 
     // The api role reports it at start (a warning) and publishes to the partition that
@@ -129,4 +153,49 @@ async fn a_topic_with_fewer_partitions_than_configured_is_used_as_it_is() {
     let (_, high_watermark) = partition.fetch_records(0, 1..1_000_000, 100).await.unwrap();
     assert_eq!(high_watermark, 8, "every event on the one partition");
     app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_created_topic_carries_its_min_insync_replicas() {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    use rdkafka::client::DefaultClientContext;
+
+    let ctx = TestContext::new().await;
+    let kafka = Kafka::new(&ctx.settings.kafka);
+    let topic = ctx.settings.kafka.orders_topic_name();
+    kafka
+        .ensure_topic(&topic, &TopicSpec::single_copy(2))
+        .await
+        .unwrap();
+
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", ctx.settings.kafka.brokers.join(","))
+        .create()
+        .unwrap();
+    let described = admin
+        .describe_configs([&ResourceSpecifier::Topic(&topic)], &AdminOptions::new())
+        .await
+        .unwrap();
+    let config = described.into_iter().next().unwrap().unwrap();
+    let entry = config.get("min.insync.replicas").unwrap();
+    assert_eq!(entry.value.as_deref(), Some("1"));
+    assert!(
+        !entry.is_default,
+        "set on the topic, not inherited: {entry:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn more_replicas_than_brokers_is_a_clear_error() {
+    let ctx = TestContext::new().await;
+    let kafka = Kafka::new(&ctx.settings.kafka);
+    let topic = ctx.settings.kafka.orders_topic_name();
+    let spec = TopicSpec {
+        partitions: 4,
+        replication_factor: 3,
+        min_insync_replicas: 2,
+    };
+    let error = kafka.ensure_topic(&topic, &spec).await.unwrap_err();
+    assert!(error.to_string().contains("replication factor"), "{error}");
+    assert_eq!(kafka.partition_count(&topic).await.unwrap(), None);
 }

@@ -16,6 +16,7 @@ mod keycloak;
 mod migrations;
 mod ops;
 mod payment;
+mod payment_group;
 mod purchase;
 mod readiness;
 mod roles;

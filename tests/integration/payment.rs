@@ -7,8 +7,8 @@ use std::time::Duration;
 use deadpool_redis::redis::AsyncCommands;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use flash_sale::adapters::kafka::Kafka;
 use flash_sale::adapters::kafka::producer::{OrderPublisher, PublisherLimits};
+use flash_sale::adapters::kafka::{Kafka, TopicSpec};
 use flash_sale::adapters::mysql::schema::{consumer_offsets, orders};
 use flash_sale::domain::coupon::CouponId;
 use flash_sale::domain::identity::UserId;
@@ -21,7 +21,7 @@ use crate::catalog::{coupon_body, create_coupon};
 use crate::helpers::{ChildApp, TestApp, TestContext, eventually};
 use crate::private_servers::PrivateBroker;
 
-async fn count_orders(ctx: &TestContext, status: Option<&str>) -> i64 {
+pub(crate) async fn count_orders(ctx: &TestContext, status: Option<&str>) -> i64 {
     let mut conn = ctx.mysql().await;
     let mut query = orders::table.into_boxed();
     if let Some(status) = status {
@@ -136,7 +136,7 @@ async fn purchases_become_paid_orders_and_results_reach_the_right_channel() {
 
 /// Publishes `count` events for coupons 1..=8 (spread over the partitions), in chunks of
 /// `chunk` with `pause` between chunks (a stream, not one burst).
-async fn publish_paced(
+pub(crate) async fn publish_paced(
     ctx: &TestContext,
     count: usize,
     chunk: usize,
@@ -156,7 +156,10 @@ async fn publish_to(
     let kafka = Kafka::new(&ctx.settings.kafka);
     let topic = ctx.settings.kafka.orders_topic_name();
     kafka
-        .ensure_topic(&topic, ctx.settings.kafka.orders_partitions, 1)
+        .ensure_topic(
+            &topic,
+            &TopicSpec::single_copy(ctx.settings.kafka.orders_partitions),
+        )
         .await
         .unwrap();
     let shutdown = Shutdown::new();
@@ -196,11 +199,11 @@ async fn publish_to(
     ids
 }
 
-async fn publish_stream(ctx: &TestContext, count: usize) -> BTreeSet<String> {
+pub(crate) async fn publish_stream(ctx: &TestContext, count: usize) -> BTreeSet<String> {
     publish_paced(ctx, count, count, Duration::ZERO).await
 }
 
-async fn stored_ids(ctx: &TestContext) -> Vec<String> {
+pub(crate) async fn stored_ids(ctx: &TestContext) -> Vec<String> {
     let mut conn = ctx.mysql().await;
     orders::table
         .select(orders::id)
@@ -209,7 +212,7 @@ async fn stored_ids(ctx: &TestContext) -> Vec<String> {
         .unwrap()
 }
 
-async fn committed_offsets(ctx: &TestContext) -> i64 {
+pub(crate) async fn committed_offsets(ctx: &TestContext) -> i64 {
     let mut conn = ctx.mysql().await;
     let offsets: Vec<i64> = consumer_offsets::table
         .select(consumer_offsets::next_offset)

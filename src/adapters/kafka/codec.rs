@@ -34,15 +34,25 @@ pub fn encode_order_placed(event: &OrderPlaced) -> Result<Record, CodecError> {
 }
 
 pub fn decode_order_placed(record: &Record) -> Result<OrderPlaced, CodecError> {
-    if let Some(kind) = record.headers.get("type")
-        && kind.as_slice() != ORDER_PLACED.as_bytes()
+    decode_order_placed_parts(
+        record.headers.get("type").map(Vec::as_slice),
+        record.value.as_deref(),
+    )
+}
+
+/// Decodes from the `type` header and the value, however the client delivered them.
+pub fn decode_order_placed_parts(
+    kind: Option<&[u8]>,
+    value: Option<&[u8]>,
+) -> Result<OrderPlaced, CodecError> {
+    if let Some(kind) = kind
+        && kind != ORDER_PLACED.as_bytes()
     {
         return Err(CodecError::WrongType(
             String::from_utf8_lossy(kind).into_owned(),
         ));
     }
-    let value = record.value.as_deref().ok_or(CodecError::Empty)?;
-    Ok(serde_json::from_slice(value)?)
+    Ok(serde_json::from_slice(value.ok_or(CodecError::Empty)?)?)
 }
 
 /// The partition of a coupon's events: stable, so they keep their order.

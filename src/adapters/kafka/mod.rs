@@ -1,18 +1,20 @@
 //! Kafka through rskafka: a lazily connected client shared by the role, topic
-//! administration, and (with the purchase and payment issues) producer and consumer.
+//! the producer and partition readers; topic creation and the payment role's consumer
+//! group go through librdkafka (see `group`).
 //!
 //! rskafka retries forever by default; every client here gets a backoff deadline equal
 //! to the configured timeout, so a broker outage surfaces as an error the caller handles.
 
 pub mod codec;
 pub mod consumer;
+pub mod group;
 pub mod producer;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use rskafka::BackoffConfig;
-use rskafka::client::error::{Error as ClientError, ProtocolError};
+use rskafka::client::error::Error as ClientError;
 use rskafka::client::{Client, ClientBuilder};
 use tokio::sync::OnceCell;
 
@@ -26,6 +28,29 @@ pub enum KafkaError {
     Client(#[from] ClientError),
     #[error("Kafka call timed out after {0:?}")]
     Timeout(Duration),
+    #[error("Kafka administration failed: {0}")]
+    Admin(String),
+}
+
+/// How a topic the application creates is laid out.
+#[derive(Debug, Clone, Copy)]
+pub struct TopicSpec {
+    pub partitions: i32,
+    /// Copies of each partition.
+    pub replication_factor: i16,
+    /// Copies that must hold an event before the broker acknowledges it.
+    pub min_insync_replicas: i16,
+}
+
+impl TopicSpec {
+    /// One partition per `partitions`, a single copy: for tests and local runs.
+    pub fn single_copy(partitions: i32) -> Self {
+        Self {
+            partitions,
+            replication_factor: 1,
+            min_insync_replicas: 1,
+        }
+    }
 }
 
 /// The role's Kafka connection. Cloning shares it.
@@ -88,32 +113,59 @@ impl Kafka {
             .map_err(KafkaError::from)
     }
 
-    /// Creates `topic` with `partitions` partitions and `replication_factor` copies of
-    /// each unless it exists already; answers how many partitions the topic has.
-    pub async fn ensure_topic(
-        &self,
-        topic: &str,
-        partitions: i32,
-        replication_factor: i16,
-    ) -> Result<i32, KafkaError> {
+    /// Creates `topic` as `spec` says unless it exists already; answers how many
+    /// partitions the topic has.
+    pub async fn ensure_topic(&self, topic: &str, spec: &TopicSpec) -> Result<i32, KafkaError> {
         if let Some(existing) = self.partition_count(topic).await? {
             return Ok(existing);
         }
-        let client = self.client().await?;
-        let controller = client.controller_client()?;
-        let timeout_ms = i32::try_from(self.timeout.as_millis()).unwrap_or(i32::MAX);
-        match self
-            .bounded(controller.create_topic(topic, partitions, replication_factor, timeout_ms))
-            .await
-        {
-            Ok(()) => Ok(partitions),
-            // Another process created it between our list and create.
-            Err(KafkaError::Client(ClientError::ServerError {
-                protocol_error: ProtocolError::TopicAlreadyExists,
-                ..
-            })) => Ok(self.partition_count(topic).await?.unwrap_or(partitions)),
-            Err(e) => Err(e),
+        self.create_topic(topic, spec).await?;
+        Ok(self
+            .partition_count(topic)
+            .await?
+            .unwrap_or(spec.partitions))
+    }
+
+    /// Topic creation goes through librdkafka's admin client: rskafka's cannot send
+    /// topic configs such as `min.insync.replicas`.
+    async fn create_topic(&self, topic: &str, spec: &TopicSpec) -> Result<(), KafkaError> {
+        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+        use rdkafka::client::DefaultClientContext;
+        use rdkafka::types::RDKafkaErrorCode;
+
+        let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", self.brokers.join(","))
+            .set("client.id", "flash-sale-admin")
+            .set("socket.timeout.ms", self.timeout.as_millis().to_string())
+            .create()
+            .map_err(|e| KafkaError::Unavailable(e.to_string()))?;
+        let min_insync = spec.min_insync_replicas.to_string();
+        let new_topic = NewTopic::new(
+            topic,
+            spec.partitions,
+            TopicReplication::Fixed(i32::from(spec.replication_factor)),
+        )
+        .set("min.insync.replicas", &min_insync);
+        let options = AdminOptions::new()
+            .request_timeout(Some(self.timeout))
+            .operation_timeout(Some(self.timeout));
+        let results = tokio::time::timeout(
+            self.timeout * 2,
+            admin.create_topics([&new_topic], &options),
+        )
+        .await
+        .map_err(|_| KafkaError::Timeout(self.timeout * 2))?
+        .map_err(|e| KafkaError::Admin(e.to_string()))?;
+        for result in results {
+            match result {
+                // Another process created it between our look and our create.
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((name, code)) => {
+                    return Err(KafkaError::Admin(format!("creating topic {name}: {code}")));
+                }
+            }
         }
+        Ok(())
     }
 
     /// The number of partitions of `topic`, or None when it does not exist.

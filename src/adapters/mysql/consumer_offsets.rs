@@ -21,7 +21,45 @@ pub async fn get(
         .optional()?)
 }
 
-/// A newer lease owner has committed: this consumer must stop.
+/// Where a partition's new owner starts, and the epoch that fences every earlier owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claim {
+    pub next_offset: i64,
+    pub epoch: i64,
+}
+
+/// Takes a partition over: bumps its epoch (so commits of any earlier owner are refused
+/// from now on) and answers the committed next offset (0 when nothing was consumed).
+pub async fn claim(
+    conn: &mut AsyncMysqlConnection,
+    topic: &str,
+    partition: i32,
+) -> Result<Claim, MysqlError> {
+    use diesel_async::AsyncConnection;
+    conn.transaction::<_, MysqlError, _>(async |conn| {
+        diesel::insert_into(consumer_offsets::table)
+            .values((
+                consumer_offsets::topic.eq(topic),
+                consumer_offsets::partition_id.eq(partition),
+                consumer_offsets::next_offset.eq(0),
+                consumer_offsets::owner_epoch.eq(1),
+            ))
+            .on_conflict(diesel::dsl::DuplicatedKeys)
+            .do_update()
+            .set(consumer_offsets::owner_epoch.eq(consumer_offsets::owner_epoch + 1))
+            .execute(conn)
+            .await?;
+        let (next_offset, epoch) = consumer_offsets::table
+            .find((topic, partition))
+            .select((consumer_offsets::next_offset, consumer_offsets::owner_epoch))
+            .first::<(i64, i64)>(conn)
+            .await?;
+        Ok(Claim { next_offset, epoch })
+    })
+    .await
+}
+
+/// A newer owner has claimed the partition: this consumer must stop.
 #[derive(Debug, thiserror::Error)]
 #[error("partition {partition} of {topic} was taken over (epoch {stored} > {ours})")]
 pub struct Fenced {
@@ -45,7 +83,7 @@ impl From<diesel::result::Error> for CommitError {
     }
 }
 
-/// Stores `next_offset` for a partition unless a newer lease epoch has committed.
+/// Stores `next_offset` for a partition unless a newer owner has claimed it.
 /// Call inside the transaction that wrote the batch's effects (it locks the row).
 pub async fn commit(
     conn: &mut AsyncMysqlConnection,
@@ -56,7 +94,7 @@ pub async fn commit(
 ) -> Result<(), CommitError> {
     let stored: Option<i64> = consumer_offsets::table
         .find((topic, partition))
-        .select(consumer_offsets::lease_epoch)
+        .select(consumer_offsets::owner_epoch)
         .for_update()
         .first(conn)
         .await
@@ -77,13 +115,13 @@ pub async fn commit(
             consumer_offsets::topic.eq(topic),
             consumer_offsets::partition_id.eq(partition),
             consumer_offsets::next_offset.eq(next_offset),
-            consumer_offsets::lease_epoch.eq(epoch),
+            consumer_offsets::owner_epoch.eq(epoch),
         ))
         .on_conflict(diesel::dsl::DuplicatedKeys)
         .do_update()
         .set((
             consumer_offsets::next_offset.eq(next_offset),
-            consumer_offsets::lease_epoch.eq(epoch),
+            consumer_offsets::owner_epoch.eq(epoch),
         ))
         .execute(conn)
         .await?;

@@ -7,7 +7,7 @@ diesel::table! {
         topic -> Varchar,
         partition_id -> Integer,
         next_offset -> Bigint,
-        lease_epoch -> Bigint,
+        owner_epoch -> Bigint,
         updated_at -> Datetime,
     }
 }

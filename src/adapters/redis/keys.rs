@@ -86,21 +86,6 @@ impl Keys {
         format!("{}:user:{user_id}:pending", self.namespace)
     }
 
-    /// Lease of one partition of a topic (payment role).
-    pub fn partition_lease(&self, topic: &str, partition: i32) -> String {
-        format!("{}:payment:lease:{{{topic}:{partition}}}", self.namespace)
-    }
-
-    /// Epoch counter of a partition lease (same hash tag as the lease).
-    pub fn partition_lease_epoch(&self, topic: &str, partition: i32) -> String {
-        format!("{}:payment:epoch:{{{topic}:{partition}}}", self.namespace)
-    }
-
-    /// Live payment instances (sorted set: instance id → heartbeat expiry in ms).
-    pub fn payment_instances(&self) -> String {
-        format!("{}:payment:instances", self.namespace)
-    }
-
     /// Which ws instance holds a user's socket(s): the server id.
     pub fn ws_route(&self, user_id: &str) -> String {
         format!("{}:ws:user:{user_id}", self.namespace)

@@ -1,10 +1,9 @@
-//! Redis: the purchase gate, caches, leases and pub/sub. Every key is built by
+//! Redis: the purchase gate, caches and pub/sub. Every key is built by
 //! [`keys::Keys`], so a namespace isolates deployments and test runs.
 
 pub mod catalog_cache;
 pub mod coupon_state;
 pub mod keys;
-pub mod leases;
 pub mod notifier;
 pub mod pending_orders;
 pub mod pool;

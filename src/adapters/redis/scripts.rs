@@ -21,9 +21,6 @@ pub static AUDIT: LazyLock<Script> =
 pub static RECONCILE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../../lua/reconcile.lua")));
 
-pub static LEASE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../../../lua/lease.lua")));
-
 pub static NOTIFY: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../../lua/notify.lua")));
 

@@ -1,0 +1,1 @@
+ALTER TABLE consumer_offsets RENAME COLUMN owner_epoch TO lease_epoch;
