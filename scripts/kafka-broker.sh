@@ -8,7 +8,8 @@
 #
 # The jars are those of deploy/kafka/pom.xml; the configuration is
 # deploy/kafka/server.properties with the ports and DIR filled in. Data stays in DIR/data,
-# so a restart keeps every event. The controller listens on PORT + 1.
+# so a restart keeps every event. The controller listens on PORT + 1. KAFKA_ADVERTISED_PORT
+# makes clients reach the broker through another port (a test's fault proxy).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SAY_AS=kafka
@@ -38,6 +39,7 @@ run() { # DIR PORT
   libs=$(install)
   mkdir -p "$dir/data"
   sed -e "s|@PORT@|$port|g" -e "s|@CONTROLLER_PORT@|$((port + 1))|g" \
+    -e "s|@ADVERTISED_PORT@|${KAFKA_ADVERTISED_PORT:-$port}|g" \
     -e "s|@DATA_DIR@|$dir/data|g" "$ROOT/deploy/kafka/server.properties" >"$dir/server.properties"
   local jvm=(-Xms256m "-Xmx${KAFKA_HEAP:-1g}" -XX:+UseG1GC
     "-Dlog4j2.configurationFile=$ROOT/deploy/kafka/log4j2.properties" -cp "$libs/*")

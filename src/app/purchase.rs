@@ -16,7 +16,9 @@ use prometheus::IntCounterVec;
 use crate::adapters::kafka::producer::OrderPublisher;
 use crate::adapters::mysql::{MysqlPool, sale_stock};
 use crate::adapters::redis::pending_orders::PendingOrders;
-use crate::adapters::redis::stock_gate::{Reservation, StockGate, idempotency_digest};
+use crate::adapters::redis::stock_gate::{
+    Release, ReleaseReason, Reservation, StockGate, idempotency_digest,
+};
 use crate::app::catalog::Catalog;
 use crate::app::orders::Orders;
 use crate::domain::coupon::{CatalogError, CouponId};
@@ -166,16 +168,9 @@ impl Purchases {
             placed_at,
             idempotency_digest: idempotency_key.map(idempotency_digest),
         };
-        if let Err(error) = self.publisher.publish(&event).await {
-            tracing::warn!(order.id = %order_id, coupon.id = %coupon, %error, "order event not published; giving the unit back");
-            if let Err(release_error) = self
-                .gate
-                .release(coupon, user, order_id, event.idempotency_digest.as_deref())
-                .await
-            {
-                // The unit stays reserved with no order: `flash-sale reconcile` repairs it.
-                tracing::error!(order.id = %order_id, coupon.id = %coupon, error = %release_error, "could not give the unit back");
-            }
+        if let Err(error) = self.publisher.publish(&event).await
+            && !self.give_back_unpublished(&event, &error).await
+        {
             return Err(unavailable(error));
         }
         let view = OrderView {
@@ -190,6 +185,43 @@ impl Purchases {
             tracing::warn!(order.id = %order_id, %error, "could not record the pending order");
         }
         Ok(())
+    }
+
+    /// Gives the unit of an order whose publication failed back; false when that was
+    /// done (or could not be: the shopper hears 503 either way), true when the payment
+    /// role had already claimed the order: the event did reach the broker, the order
+    /// will exist, and the shopper hears 202.
+    async fn give_back_unpublished(
+        &self,
+        event: &OrderPlaced,
+        error: &impl std::fmt::Display,
+    ) -> bool {
+        let (order_id, coupon) = (event.order_id, event.coupon_id);
+        let released = self
+            .gate
+            .release(
+                coupon,
+                &event.user_id,
+                order_id,
+                event.idempotency_digest.as_deref(),
+                ReleaseReason::Unpublished,
+            )
+            .await;
+        match released {
+            Ok(Release::Consumed) => {
+                tracing::info!(order.id = %order_id, coupon.id = %coupon, %error, "publication unconfirmed, but the payment role has the order");
+                true
+            }
+            Ok(Release::Released | Release::AlreadyReleased) => {
+                tracing::warn!(order.id = %order_id, coupon.id = %coupon, %error, "order event not published; unit given back");
+                false
+            }
+            Err(release_error) => {
+                // The unit stays reserved with no order: `flash-sale reconcile` repairs it.
+                tracing::error!(order.id = %order_id, coupon.id = %coupon, %error, error.release = %release_error, "order event not published and the unit could not be given back");
+                false
+            }
+        }
     }
 
     /// A replayed purchase answers 202 only for an order that will exist. When the first

@@ -2,7 +2,7 @@
 //!
 //! - units sold = orders in MySQL that did not fail, plus `OrderPlaced` events on the
 //!   coupon's partition that the payment role has not consumed yet (after its committed
-//!   offset) and that are not in MySQL;
+//!   offset) and that are not in MySQL, nor given back by the api;
 //! - stock = total − units sold; buyer records = the same, per user.
 //!
 //! Run it while the coupon's purchases are failing on missing state (they answer 503
@@ -92,6 +92,17 @@ impl Reconciler {
             .with_conn(async |conn| orders::existing_ids(conn, &ids).await)
             .await
             .map_err(unavailable)?;
+        // Events the api gave the unit back for (publication unconfirmed) never become
+        // orders.
+        let event_orders: Vec<_> = in_flight.iter().map(|e| e.order_id).collect();
+        let released: std::collections::HashSet<String> = self
+            .gate
+            .released_among(coupon_id, &event_orders)
+            .await
+            .map_err(unavailable)?
+            .iter()
+            .map(ToString::to_string)
+            .collect();
 
         let mut per_user: BTreeMap<String, i64> = BTreeMap::new();
         let mut units_in_mysql = 0;
@@ -101,7 +112,8 @@ impl Reconciler {
         }
         let mut units_in_flight = 0;
         for event in in_flight {
-            if already_stored.contains(&event.order_id.to_string()) {
+            let id = event.order_id.to_string();
+            if already_stored.contains(&id) || released.contains(&id) {
                 continue;
             }
             units_in_flight += 1;

@@ -557,3 +557,66 @@ where
     }
     panic!("timed out after {timeout:?} waiting for {what}");
 }
+
+/// What a crowd of shoppers has heard so far.
+#[derive(Default)]
+pub struct CrowdCounts {
+    pub accepted: std::sync::atomic::AtomicUsize,
+    /// 503 answers (each followed by a retry).
+    pub busy: std::sync::atomic::AtomicUsize,
+}
+
+impl CrowdCounts {
+    pub fn accepted(&self) -> usize {
+        std::sync::atomic::AtomicUsize::load(&self.accepted, std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn busy(&self) -> usize {
+        std::sync::atomic::AtomicUsize::load(&self.busy, std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// `count` shoppers arriving `spacing` apart, each buying one unit of `coupon` and
+/// retrying on 503 (with the same Idempotency-Key when `with_keys`) until 202 (its order
+/// id) or 409 (None). Anything else fails the test.
+pub async fn spawn_shoppers(
+    ctx: &TestContext,
+    api: &std::sync::Arc<TestApp>,
+    coupon: i64,
+    count: usize,
+    spacing: Duration,
+    with_keys: bool,
+) -> (
+    Vec<tokio::task::JoinHandle<Option<String>>>,
+    std::sync::Arc<CrowdCounts>,
+) {
+    use std::sync::atomic::Ordering;
+    let counts = std::sync::Arc::new(CrowdCounts::default());
+    let mut shoppers = Vec::new();
+    for n in 0..count {
+        let token = api.mint_token(ctx, &format!("shopper-{n}")).await;
+        let (api, counts) = (api.clone(), counts.clone());
+        shoppers.push(tokio::spawn(async move {
+            tokio::time::sleep(spacing * u32::try_from(n).unwrap()).await;
+            let key = with_keys.then(|| format!("key-{n}"));
+            let deadline = std::time::Instant::now() + Duration::from_secs(90);
+            while std::time::Instant::now() < deadline {
+                let (status, body) = api.purchase(&token, coupon, key.as_deref()).await;
+                match status {
+                    202 => {
+                        counts.accepted.fetch_add(1, Ordering::SeqCst);
+                        return Some(body["order_id"].as_str().unwrap().to_owned());
+                    }
+                    409 => return None,
+                    503 => {
+                        counts.busy.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                    other => panic!("unexpected {other}: {body}"),
+                }
+            }
+            panic!("shopper {n} never got an answer but 503");
+        }));
+    }
+    (shoppers, counts)
+}

@@ -4,6 +4,7 @@
 // Tests may unwrap: a panic is the failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod fault_proxy;
 mod helpers;
 mod private_servers;
 
@@ -17,6 +18,7 @@ mod migrations;
 mod ops;
 mod payment;
 mod payment_group;
+mod publish_faults;
 mod purchase;
 mod readiness;
 mod roles;

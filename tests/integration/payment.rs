@@ -18,7 +18,7 @@ use flash_sale::shutdown::Shutdown;
 use futures_util::StreamExt;
 
 use crate::catalog::{coupon_body, create_coupon};
-use crate::helpers::{ChildApp, TestApp, TestContext, eventually};
+use crate::helpers::{ChildApp, TestApp, TestContext, eventually, spawn_shoppers};
 use crate::private_servers::PrivateBroker;
 
 pub(crate) async fn count_orders(ctx: &TestContext, status: Option<&str>) -> i64 {
@@ -423,7 +423,6 @@ async fn a_backlog_bigger_than_one_statement_is_consumed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn broker_killed_mid_sale_loses_no_accepted_purchase() {
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
     const STOCK: i64 = 150;
     const SHOPPERS: usize = 200;
@@ -440,42 +439,24 @@ async fn broker_killed_mid_sale_loses_no_accepted_purchase() {
             .as_i64()
             .unwrap();
 
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let busy = Arc::new(AtomicUsize::new(0));
-    let mut shoppers = Vec::new();
-    for n in 0..SHOPPERS {
-        let token = api.mint_token(&ctx, &format!("shopper-{n}")).await;
-        let (api, accepted, busy) = (api.clone(), accepted.clone(), busy.clone());
-        shoppers.push(tokio::spawn(async move {
-            // Arrivals spread over about 4 s, so the kill lands mid-sale.
-            tokio::time::sleep(Duration::from_millis(20 * n as u64)).await;
-            let deadline = std::time::Instant::now() + Duration::from_secs(90);
-            while std::time::Instant::now() < deadline {
-                let (status, body) = api.purchase(&token, coupon, None).await;
-                match status {
-                    202 => {
-                        accepted.fetch_add(1, Ordering::SeqCst);
-                        return Some(body["order_id"].as_str().unwrap().to_owned());
-                    }
-                    409 => return None,
-                    503 => {
-                        busy.fetch_add(1, Ordering::SeqCst);
-                        tokio::time::sleep(Duration::from_millis(250)).await;
-                    }
-                    other => panic!("unexpected {other}: {body}"),
-                }
-            }
-            panic!("shopper {n} never got an answer but 503");
-        }));
-    }
+    // Arrivals spread over about 4 s, so the kill lands mid-sale.
+    let (shoppers, counts) = spawn_shoppers(
+        &ctx,
+        &api,
+        coupon,
+        SHOPPERS,
+        Duration::from_millis(20),
+        false,
+    )
+    .await;
     eventually(
         Duration::from_secs(30),
         "a third of the stock sold",
-        || async { AtomicUsize::load(&accepted, Ordering::SeqCst) >= 50 },
+        || async { counts.accepted() >= 50 },
     )
     .await;
     broker.kill();
-    let sold_at_kill = AtomicUsize::load(&accepted, Ordering::SeqCst);
+    let sold_at_kill = counts.accepted();
     tokio::time::sleep(Duration::from_secs(2)).await;
     broker.restart().await;
 
@@ -489,10 +470,7 @@ async fn broker_killed_mid_sale_loses_no_accepted_purchase() {
         sold_at_kill < STOCK as usize,
         "killed mid-sale ({sold_at_kill} sold)"
     );
-    assert!(
-        AtomicUsize::load(&busy, Ordering::SeqCst) > 0,
-        "the outage was felt"
-    );
+    assert!(counts.busy() > 0, "the outage was felt");
     assert_eq!(
         order_ids.len(),
         STOCK as usize,

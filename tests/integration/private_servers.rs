@@ -13,6 +13,8 @@ pub struct PrivateBroker {
     child: Option<Child>,
     pub port: u16,
     pub dir: PathBuf,
+    /// The port clients are told to use, when not the broker's own (a proxy's).
+    advertised: Option<u16>,
 }
 
 impl PrivateBroker {
@@ -22,12 +24,26 @@ impl PrivateBroker {
         Self::start(free_port_pair(), dir).await
     }
 
+    /// A fresh broker that tells its clients to connect through `proxy_port`.
+    pub async fn start_behind(proxy_port: u16) -> Self {
+        let dir = std::env::temp_dir().join(format!("fst-kafka-{}", uuid::Uuid::new_v4()));
+        let mut broker = Self {
+            child: None,
+            port: free_port_pair(),
+            dir,
+            advertised: Some(proxy_port),
+        };
+        broker.launch().await;
+        broker
+    }
+
     /// Starts the broker on `port` with its data in `dir`.
     pub async fn start(port: u16, dir: PathBuf) -> Self {
         let mut broker = Self {
             child: None,
             port,
             dir,
+            advertised: None,
         };
         broker.launch().await;
         broker
@@ -44,6 +60,10 @@ impl PrivateBroker {
         .arg(&self.dir)
         .arg(self.port.to_string())
         .env("KAFKA_HEAP", "512m")
+        .env(
+            "KAFKA_ADVERTISED_PORT",
+            self.advertised.unwrap_or(self.port).to_string(),
+        )
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .stdin(Stdio::null())

@@ -28,7 +28,7 @@ async fn buy(
     app.purchase(token, coupon, idempotency_key).await
 }
 
-async fn redis_stock(ctx: &TestContext, coupon: i64) -> Option<i64> {
+pub(crate) async fn redis_stock(ctx: &TestContext, coupon: i64) -> Option<i64> {
     let mut redis = ctx.redis().await;
     redis
         .get(format!(

@@ -175,9 +175,13 @@ fn member_config(settings: &GroupSettings) -> ClientConfig {
         // dropped when it makes no progress for a long time.
         .set("max.poll.interval.ms", "300000")
         .set("fetch.wait.max.ms", ms(settings.fetch_max_wait))
+        // A fetch may wait fetch.wait.max.ms on the broker: librdkafka wants the socket
+        // timeout at least a second above it.
         .set(
             "socket.timeout.ms",
-            ms(settings.request_timeout.max(Duration::from_millis(10))),
+            ms(settings
+                .request_timeout
+                .max(settings.fetch_max_wait + Duration::from_secs(1))),
         )
         .set("auto.offset.reset", "earliest")
         // Offsets that count are in MySQL; Kafka gets the same progress as a courtesy.

@@ -68,12 +68,10 @@ impl Keys {
         )
     }
 
-    /// Set once an order's unit has been given back, so a replay cannot give it twice.
-    pub fn coupon_released(&self, coupon_id: i64, order_id: &str) -> String {
-        format!(
-            "{}:fs:{{c:{coupon_id}}}:released:{order_id}",
-            self.namespace
-        )
+    /// Who has an order: 'C' consumed by the payment role (it will exist), 'R' released
+    /// by the api (it never will), 'F' its payment failed and its unit was given back.
+    pub fn coupon_order_claim(&self, coupon_id: i64, order_id: &str) -> String {
+        format!("{}:fs:{{c:{coupon_id}}}:claim:{order_id}", self.namespace)
     }
 
     /// An accepted purchase not yet written to MySQL by the payment role (JSON).

@@ -15,6 +15,9 @@ pub static PURCHASE: LazyLock<Script> =
 pub static RELEASE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../../lua/release.lua")));
 
+pub static CLAIM: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../../lua/claim.lua")));
+
 pub static AUDIT: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../../lua/audit.lua")));
 

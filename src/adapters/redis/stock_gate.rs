@@ -1,5 +1,6 @@
 //! The purchase gate in Redis: `lua/purchase.lua` reserves a unit atomically,
-//! `lua/release.lua` gives one back (exactly once per order), `lua/reconcile.lua`
+//! `lua/release.lua` gives one back (exactly once per order, never for an order the
+//! payment role has claimed with `lua/claim.lua`), `lua/reconcile.lua`
 //! rebuilds a coupon's state after a Redis loss. One round trip each, on the shared
 //! multiplexed connection.
 
@@ -8,15 +9,38 @@ use std::time::Duration;
 use deadpool_redis::redis::Value;
 use sha2::{Digest, Sha256};
 
-use super::scripts::{AUDIT, PURCHASE, RECONCILE, RELEASE};
+use super::scripts::{AUDIT, CLAIM, PURCHASE, RECONCILE, RELEASE};
 use super::{Keys, RedisError, RedisPool};
 use crate::domain::coupon::Coupon;
 use crate::domain::coupon::CouponId;
 use crate::domain::identity::UserId;
 use crate::domain::order::{OrderId, PurchaseRejection};
 
-/// How long a released-marker is kept (longer than any replay of the topic would take).
-const RELEASE_MARKER_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long an order's claim is kept (longer than any replay of the topic would take).
+const CLAIM_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+fn claim_ttl_ms() -> u64 {
+    u64::try_from(CLAIM_TTL.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Why a unit goes back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReleaseReason {
+    /// The api could not confirm that the order's event was published.
+    Unpublished,
+    /// The order's payment was declined.
+    PaymentFailed,
+}
+
+/// What a release did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    Released,
+    /// Released before: nothing changed.
+    AlreadyReleased,
+    /// Refused: the payment role had claimed the order, which exists or will.
+    Consumed,
+}
 
 /// What the gate decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,15 +138,16 @@ impl StockGate {
     }
 
     /// Gives an order's unit back (stock + 1, buyer record - 1) and drops the purchase's
-    /// idempotency record (named by its digest), at most once per order. Returns false
-    /// when it had been released before.
+    /// idempotency record (named by its digest), at most once per order, and for an
+    /// unpublished order only while the payment role has not claimed it.
     pub async fn release(
         &self,
         coupon: CouponId,
         user: &UserId,
         order_id: OrderId,
         idempotency_digest: Option<&str>,
-    ) -> Result<bool, RedisError> {
+        reason: ReleaseReason,
+    ) -> Result<Release, RedisError> {
         let id = coupon.get();
         let idem = idempotency_digest.map(|d| self.keys.coupon_idempotency(id, user.as_str(), d));
         let mut invocation = RELEASE.prepare_invoke();
@@ -130,16 +155,86 @@ impl StockGate {
             .key(self.keys.coupon_stock(id))
             .key(self.keys.coupon_meta(id))
             .key(self.keys.coupon_buyers(id))
-            .key(self.keys.coupon_released(id, &order_id.to_string()))
+            .key(self.keys.coupon_order_claim(id, &order_id.to_string()))
             .key(idem.clone().unwrap_or_else(|| self.keys.coupon_stock(id)))
             .arg(user.as_str())
-            .arg(u64::try_from(RELEASE_MARKER_TTL.as_millis()).unwrap_or(u64::MAX))
-            .arg(i32::from(idem.is_some()));
+            .arg(claim_ttl_ms())
+            .arg(i32::from(idem.is_some()))
+            .arg(match reason {
+                ReleaseReason::Unpublished => "unpublished",
+                ReleaseReason::PaymentFailed => "failed",
+            });
         let released: i64 = self
             .redis
             .run_shared(|mut conn| async move { invocation.invoke_async(&mut conn).await })
             .await?;
-        Ok(released == 1)
+        Ok(match released {
+            1 => Release::Released,
+            0 => Release::AlreadyReleased,
+            _ => Release::Consumed,
+        })
+    }
+
+    /// Claims orders for writing: true for each order that
+    /// may be written (now claimed), false for one the api released first.
+    pub async fn claim_for_writing(
+        &self,
+        orders: &[(CouponId, OrderId)],
+    ) -> Result<Vec<bool>, RedisError> {
+        if orders.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = orders
+            .iter()
+            .map(|(coupon, order)| {
+                self.keys
+                    .coupon_order_claim(coupon.get(), &order.to_string())
+            })
+            .collect();
+        let ttl = claim_ttl_ms();
+        // Concurrent calls share the multiplexed connection (pipelined on the wire);
+        // each script call touches one coupon's slot only.
+        let claims = keys.into_iter().map(|key| {
+            self.redis.run_shared(move |mut conn| async move {
+                CLAIM.key(key).arg(ttl).invoke_async::<i64>(&mut conn).await
+            })
+        });
+        let claimed = futures_util::future::try_join_all(claims).await?;
+        Ok(claimed.into_iter().map(|c| c == 1).collect())
+    }
+
+    /// Names of the orders among `orders` (of one coupon) that the api released: they
+    /// never became orders.
+    pub async fn released_among(
+        &self,
+        coupon: CouponId,
+        orders: &[OrderId],
+    ) -> Result<Vec<OrderId>, RedisError> {
+        if orders.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = orders
+            .iter()
+            .map(|order| {
+                self.keys
+                    .coupon_order_claim(coupon.get(), &order.to_string())
+            })
+            .collect();
+        let claims: Vec<Option<String>> = self
+            .redis
+            .run_shared(|mut conn| async move {
+                deadpool_redis::redis::cmd("MGET")
+                    .arg(&keys)
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        Ok(orders
+            .iter()
+            .zip(claims)
+            .filter(|(_, claim)| claim.as_deref() == Some("R"))
+            .map(|(order, _)| *order)
+            .collect())
     }
 
     /// The coupon's stock (None when its state is gone) and the units its buyer records

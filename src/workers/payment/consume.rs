@@ -350,7 +350,7 @@ async fn write_chunk(
             }
         })
         .collect();
-    let events = drop_released(deps, events).await?;
+    let events = claim_orders(deps, events).await?;
     let rows: Vec<OrderRow> = events.iter().map(order_row).collect();
     let topic = &deps.group.topic;
     let timeout = deps.mysql.query_timeout();
@@ -384,38 +384,23 @@ async fn write_chunk(
     Ok(())
 }
 
-async fn drop_released(
+/// Claims each event's order before it is written: from then on the api cannot give
+/// its unit back. Events the api released first (their publication could not be
+/// confirmed, the shopper heard 503) are dropped.
+async fn claim_orders(
     deps: &PaymentDeps,
     events: Vec<OrderPlaced>,
 ) -> Result<Vec<OrderPlaced>, ConsumeError> {
-    if events.is_empty() {
-        return Ok(events);
-    }
-    let keys: Vec<String> = events
-        .iter()
-        .map(|e| {
-            deps.keys
-                .coupon_released(e.coupon_id.get(), &e.order_id.to_string())
-        })
-        .collect();
-    let released: Vec<bool> = deps
-        .redis
-        .run_shared(|mut conn| async move {
-            let mut pipe = deadpool_redis::redis::pipe();
-            for key in &keys {
-                pipe.exists(key);
-            }
-            pipe.query_async(&mut conn).await
-        })
-        .await?;
+    let orders: Vec<_> = events.iter().map(|e| (e.coupon_id, e.order_id)).collect();
+    let claimed = deps.gate.claim_for_writing(&orders).await?;
     Ok(events
         .into_iter()
-        .zip(released)
-        .filter_map(|(event, released)| {
-            if released {
+        .zip(claimed)
+        .filter_map(|(event, claimed)| {
+            if !claimed {
                 tracing::info!(order.id = %event.order_id, "skipping an order whose unit was given back");
             }
-            (!released).then_some(event)
+            claimed.then_some(event)
         })
         .collect())
 }

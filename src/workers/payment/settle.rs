@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use super::{PaymentDeps, PaymentJob};
 use crate::adapters::mysql::MysqlError;
 use crate::adapters::mysql::orders;
+use crate::adapters::redis::stock_gate::ReleaseReason;
 use crate::domain::order::OrderStatus;
 use crate::domain::payment::PaymentOutcome;
 use std::sync::Arc;
@@ -112,6 +113,7 @@ async fn settle_batch(
                 &job.user_id,
                 job.order_id,
                 job.idempotency_digest.as_deref(),
+                ReleaseReason::PaymentFailed,
             )
         });
     for released in futures_util::future::join_all(releases).await {

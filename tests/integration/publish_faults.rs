@@ -1,0 +1,100 @@
+//! Publication faults between the api and the broker.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use flash_sale::adapters::mysql::schema::orders;
+use flash_sale::roles::Role;
+
+use crate::catalog::{coupon_body, create_coupon};
+use crate::fault_proxy::KafkaFaultProxy;
+use crate::helpers::{TestContext, eventually, free_port, spawn_shoppers};
+use crate::payment::count_orders;
+use crate::private_servers::PrivateBroker;
+use crate::purchase::redis_stock;
+
+/// The broker's answers to produce requests are lost for a while (the events are on
+/// the log, the api never hears so) while shoppers buy and retry with their
+/// Idempotency-Key. For each such event either the payment role claimed it first (the
+/// api's release is refused and the shopper hears 202) or the api gave the unit back
+/// first (the payment role skips it and the shopper hears 503, then retries). Either
+/// way: every 202 is an order, no order without a 202, the stock sells out exactly,
+/// nobody buys twice, and Redis stock + units sold == total.
+#[tokio::test(flavor = "multi_thread")]
+async fn lost_produce_answers_never_make_a_phantom_or_an_oversell() {
+    const STOCK: i64 = 120;
+    const SHOPPERS: usize = 160;
+    let ctx = TestContext::new().await;
+    let proxy_port = free_port();
+    let broker = PrivateBroker::start_behind(proxy_port).await;
+    let proxy = KafkaFaultProxy::start(proxy_port, broker.port).await;
+    let mut settings = ctx.settings.clone();
+    settings.kafka.brokers = vec![format!("127.0.0.1:{proxy_port}")];
+    settings.kafka.timeout_ms = 1000;
+    let api = Arc::new(ctx.spawn_with(Role::Api, settings.clone()).await);
+    let payment = ctx.spawn_with(Role::Payment, settings.clone()).await;
+    let admin = api.admin_token(&ctx).await;
+    let coupon =
+        create_coupon(&api, &admin, &coupon_body("Lost acks", STOCK, -5, 3600)).await["id"]
+            .as_i64()
+            .unwrap();
+
+    let (shoppers, counts) = spawn_shoppers(
+        &ctx,
+        &api,
+        coupon,
+        SHOPPERS,
+        Duration::from_millis(25),
+        true,
+    )
+    .await;
+    eventually(Duration::from_secs(30), "a quarter sold", || async {
+        counts.accepted() >= 30
+    })
+    .await;
+    proxy.drop_produce_answers(true);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    proxy.drop_produce_answers(false);
+
+    let mut answered = BTreeSet::new();
+    for shopper in shoppers {
+        if let Some(id) = shopper.await.unwrap() {
+            answered.insert(id);
+        }
+    }
+    assert!(proxy.dropped_answers() > 0, "the fault was felt");
+    eprintln!(
+        "produce answers lost: {}, purchases answered 503 meanwhile: {}",
+        proxy.dropped_answers(),
+        counts.busy()
+    );
+    assert_eq!(answered.len(), STOCK as usize, "sold out exactly");
+
+    eventually(Duration::from_secs(60), "every order settled", || async {
+        count_orders(&ctx, Some("PENDING")).await == 0 && count_orders(&ctx, None).await >= STOCK
+    })
+    .await;
+    assert_eq!(count_orders(&ctx, Some("PAID")).await, STOCK, "no oversell");
+    let stored: Vec<(String, String)> = {
+        let mut conn = ctx.mysql().await;
+        orders::table
+            .select((orders::id, orders::user_id))
+            .load(&mut conn)
+            .await
+            .unwrap()
+    };
+    let ids: BTreeSet<String> = stored.iter().map(|(id, _)| id.clone()).collect();
+    let buyers: BTreeSet<&String> = stored.iter().map(|(_, user)| user).collect();
+    assert_eq!(ids, answered, "every 202 is an order, and no other order");
+    assert_eq!(buyers.len(), stored.len(), "nobody bought twice");
+    assert_eq!(redis_stock(&ctx, coupon).await, Some(0));
+
+    payment.stop().await;
+    if let Ok(api) = Arc::try_unwrap(api) {
+        api.stop().await;
+    }
+    drop(proxy);
+}
