@@ -5,6 +5,7 @@
 -- KEYS[3] buyers (set when limit = 1, hash user -> count above it)
 -- KEYS[4] idempotency record of this (user, Idempotency-Key), or the stock key again
 --         when the request has no key
+-- KEYS[5] the coupon's rebuild mark (set while its state is being reconciled)
 -- ARGV[1] user id  ARGV[2] order id to use if accepted  ARGV[3] idempotency TTL (ms)
 -- ARGV[4] 1 when KEYS[4] is a real idempotency record
 --
@@ -12,6 +13,10 @@
 --   1  accepted (new)                         2  replay of an accepted request
 --  -1  coupon unknown or deleted             -2 sale not started   -3 sale ended
 --  -4  per-user limit reached                -5 sold out
+--  -6  the sale state is being rebuilt: try again shortly
+if redis.call('EXISTS', KEYS[5]) == 1 then
+  return {-6, '', '0'}
+end
 local has_idem = ARGV[4] == '1'
 if has_idem then
   local previous = redis.call('GET', KEYS[4])

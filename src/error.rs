@@ -144,6 +144,10 @@ impl AppError {
                 PurchaseRejection::SoldOut => Described::new(S::CONFLICT, "SOLD_OUT"),
             },
             Self::Purchase(PurchaseError::Unavailable(_)) => Described::outage(),
+            Self::Purchase(PurchaseError::Rebuilding) => Described {
+                retry_after: Some(2),
+                ..Described::busy()
+            },
             Self::Order(OrderError::NotFound) => Described::new(S::NOT_FOUND, "ORDER_NOT_FOUND"),
             Self::Order(OrderError::Unavailable(_)) => Described::outage(),
             Self::Unexpected(_) => Described::new(S::INTERNAL_SERVER_ERROR, "INTERNAL"),

@@ -211,9 +211,10 @@ async fn reconcile(settings: &Settings, coupon_id: i64) -> Result<(), StartupErr
     let coupon = flash_sale::domain::coupon::CouponId::new(coupon_id)
         .ok_or_else(|| StartupError::Configuration(format!("{coupon_id} is not a coupon id")))?;
     let redis = RedisPool::new(&settings.redis).map_err(StartupError::runtime)?;
+    let kafka = adapters::kafka::Kafka::new(&settings.kafka);
     let reconciler = Reconciler {
         mysql: adapters::mysql::MysqlPool::new(&settings.mysql).map_err(StartupError::runtime)?,
-        kafka: adapters::kafka::Kafka::new(&settings.kafka),
+        kafka: kafka.clone(),
         gate: StockGate::new(
             redis,
             Keys::new(settings.redis.namespace.clone()),
@@ -221,6 +222,8 @@ async fn reconcile(settings: &Settings, coupon_id: i64) -> Result<(), StartupErr
         ),
         topic: settings.kafka.orders_topic_name(),
         partitions: settings.kafka.orders_partitions,
+        settle: adapters::kafka::producer::OrderPublisher::deadline_for(&kafka)
+            + std::time::Duration::from_millis(settings.redis.timeout_ms + 300),
     };
     let report = reconciler
         .reconcile(coupon)

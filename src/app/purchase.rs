@@ -21,6 +21,7 @@ use crate::adapters::redis::stock_gate::{
 };
 use crate::app::catalog::Catalog;
 use crate::app::orders::Orders;
+use crate::app::reconcile::SaleRebuilds;
 use crate::domain::coupon::{CatalogError, CouponId};
 use crate::domain::identity::UserId;
 use crate::domain::order::{
@@ -50,6 +51,9 @@ pub struct Purchases {
     /// Read on replays only, to tell whether the replayed order exists.
     orders: Orders,
     catalog: Arc<Catalog>,
+    /// Restores a sale state found missing (absent: report it, an operator runs
+    /// `flash-sale reconcile`).
+    rebuilds: Option<SaleRebuilds>,
     outcomes: IntCounterVec,
 }
 
@@ -65,6 +69,7 @@ impl Purchases {
         orders: Orders,
         catalog: Arc<Catalog>,
         mysql_gate: Option<MysqlGate>,
+        rebuilds: Option<SaleRebuilds>,
     ) -> Result<Self, prometheus::Error> {
         let outcomes = IntCounterVec::new(
             prometheus::Opts::new("purchases_total", "Purchase attempts by outcome"),
@@ -77,6 +82,7 @@ impl Purchases {
             pending,
             orders,
             catalog,
+            rebuilds,
             outcomes,
         })
     }
@@ -107,6 +113,7 @@ impl Purchases {
             Err(PurchaseError::Rejected(PurchaseRejection::SaleEnded)) => "ended",
             Err(PurchaseError::Rejected(PurchaseRejection::CouponNotFound)) => "not_found",
             Err(PurchaseError::Unavailable(_)) => "unavailable",
+            Err(PurchaseError::Rebuilding) => "rebuilding",
         });
         result
     }
@@ -139,6 +146,7 @@ impl Purchases {
             Reservation::Rejected(PurchaseRejection::CouponNotFound) => {
                 return Err(self.missing_sale_state(coupon).await);
             }
+            Reservation::Rebuilding => return Err(PurchaseError::Rebuilding),
             Reservation::Rejected(rejection) => return Err(rejection.into()),
         };
         self.place(user, coupon, order_id, price_cents, idempotency_key)
@@ -254,10 +262,17 @@ impl Purchases {
     async fn missing_sale_state(&self, coupon: CouponId) -> PurchaseError {
         match self.catalog.coupon(coupon).await {
             Err(CatalogError::NotFound) => PurchaseRejection::CouponNotFound.into(),
-            Ok(_) => {
-                tracing::error!(coupon.id = %coupon, "sale state missing in Redis; run `flash-sale reconcile {coupon}`");
-                unavailable("sale state missing")
-            }
+            Ok(_) => match &self.rebuilds {
+                Some(rebuilds) => {
+                    tracing::warn!(coupon.id = %coupon, "sale state missing in Redis; rebuilding it from MySQL and Kafka");
+                    rebuilds.start(coupon);
+                    PurchaseError::Rebuilding
+                }
+                None => {
+                    tracing::error!(coupon.id = %coupon, "sale state missing in Redis; run `flash-sale reconcile {coupon}`");
+                    unavailable("sale state missing")
+                }
+            },
             Err(other) => unavailable(other),
         }
     }

@@ -5,12 +5,15 @@
 //!   offset) and that are not in MySQL, nor given back by the api;
 //! - stock = total − units sold; buyer records = the same, per user.
 //!
-//! Run it while the coupon's purchases are failing on missing state (they answer 503
-//! until then), so no purchase races it. Events still being published at that very
-//! moment are the one gap: run it again after a few seconds if in doubt — it is
-//! idempotent.
+//! Safe under live traffic and idempotent: it first takes the coupon's rebuild mark in
+//! Redis (one rebuild per coupon at a time, kept alive by a watchdog), so purchases of
+//! the coupon answer 503 with Retry-After meanwhile; then it waits until every purchase
+//! decided before the mark has been published or given back (the publish bound), reads
+//! the records of truth, and swaps the state in atomically, only if the mark is still
+//! its own. The api starts it by itself when a sale's state is missing.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -26,6 +29,8 @@ use crate::domain::identity::UserId;
 pub enum ReconcileError {
     #[error("coupon {0} not found")]
     NotFound(CouponId),
+    #[error("coupon {0} is being rebuilt by another reconcile; try again shortly")]
+    Busy(CouponId),
     #[error("reconcile failed: {0}")]
     Unavailable(String),
 }
@@ -52,10 +57,60 @@ pub struct Reconciler {
     pub gate: StockGate,
     pub topic: String,
     pub partitions: i32,
+    /// The longest a purchase decided in Redis can take to be published or given back
+    /// (the publish timeout and some margin): waited out after taking the mark.
+    pub settle: Duration,
 }
 
+/// The rebuild mark's lifetime; the watchdog renews it while the rebuild runs, so a
+/// crashed rebuild blocks the coupon's purchases for this long at most.
+const MARK_TTL: Duration = Duration::from_secs(15);
+
 impl Reconciler {
+    /// Rebuilds the coupon's sale state (see the module notes).
     pub async fn reconcile(&self, coupon_id: CouponId) -> Result<ReconcileReport, ReconcileError> {
+        let token = uuid::Uuid::new_v4().to_string();
+        if !self
+            .gate
+            .begin_rebuild(coupon_id, &token, MARK_TTL)
+            .await
+            .map_err(unavailable)?
+        {
+            return Err(ReconcileError::Busy(coupon_id));
+        }
+        let watchdog = tokio::spawn({
+            let (gate, token) = (self.gate.clone(), token.clone());
+            async move {
+                loop {
+                    tokio::time::sleep(MARK_TTL / 3).await;
+                    match gate.keep_rebuild(coupon_id, &token, Some(MARK_TTL)).await {
+                        Ok(true) => {}
+                        Ok(false) => return,
+                        Err(error) => {
+                            tracing::warn!(coupon.id = %coupon_id, %error, "could not renew the rebuild mark")
+                        }
+                    }
+                }
+            }
+        });
+        let rebuilt = self.rebuild(coupon_id, &token).await;
+        watchdog.abort();
+        if rebuilt.is_err()
+            && let Err(error) = self.gate.keep_rebuild(coupon_id, &token, None).await
+        {
+            tracing::warn!(coupon.id = %coupon_id, %error, "could not clear the rebuild mark; it lapses by itself");
+        }
+        rebuilt
+    }
+
+    async fn rebuild(
+        &self,
+        coupon_id: CouponId,
+        token: &str,
+    ) -> Result<ReconcileReport, ReconcileError> {
+        // Purchases decided just before the mark finish publishing (or give their unit
+        // back) within this bound; after it, the log and the claims are complete.
+        tokio::time::sleep(self.settle).await;
         let coupon = self
             .mysql
             .with_conn(async |conn| coupons::find(conn, coupon_id).await)
@@ -128,8 +183,9 @@ impl Reconciler {
             .collect();
         let previous_stock = self
             .gate
-            .reconcile(&coupon, stock, &buyers)
+            .reconcile(&coupon, token, stock, &buyers)
             .await
+            .map_err(unavailable)?
             .map_err(unavailable)?;
         let report = ReconcileReport {
             coupon_id,
@@ -141,5 +197,44 @@ impl Reconciler {
         };
         tracing::info!(coupon.id = %coupon_id, ?report, "reconciled sale state");
         Ok(report)
+    }
+}
+
+/// Automatic rebuilds: at most one running per coupon in this process (and one across
+/// processes, by the rebuild mark).
+pub struct SaleRebuilds {
+    reconciler: std::sync::Arc<Reconciler>,
+    running: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<CouponId>>>,
+}
+
+impl SaleRebuilds {
+    pub fn new(reconciler: Reconciler) -> Self {
+        Self {
+            reconciler: std::sync::Arc::new(reconciler),
+            running: std::sync::Arc::default(),
+        }
+    }
+
+    /// Starts rebuilding the coupon's sale state in the background unless this process
+    /// is already at it.
+    pub fn start(&self, coupon_id: CouponId) {
+        let Ok(mut running) = self.running.lock() else {
+            return;
+        };
+        if !running.insert(coupon_id) {
+            return;
+        }
+        let (reconciler, running) = (self.reconciler.clone(), self.running.clone());
+        tokio::spawn(async move {
+            match reconciler.reconcile(coupon_id).await {
+                Ok(_) | Err(ReconcileError::Busy(_)) => {}
+                Err(error) => {
+                    tracing::error!(coupon.id = %coupon_id, %error, "automatic rebuild of a lost sale state failed; the next purchase retries it");
+                }
+            }
+            if let Ok(mut running) = running.lock() {
+                running.remove(&coupon_id);
+            }
+        });
     }
 }

@@ -111,6 +111,9 @@ pub enum PurchaseError {
     /// Redis or Kafka did not answer in time; nothing was sold (the unit was given back).
     #[error("purchase could not be completed: {0}")]
     Unavailable(String),
+    /// The sale's state is being rebuilt (it was lost in Redis); nothing was decided.
+    #[error("the sale is being restored; try again shortly")]
+    Rebuilding,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -20,6 +20,7 @@ use crate::app::catalog::{Catalog, CatalogMetrics};
 use crate::app::identity::Identity;
 use crate::app::orders::Orders;
 use crate::app::purchase::{MysqlGate, Purchases};
+use crate::app::reconcile::{Reconciler, SaleRebuilds};
 use crate::config::{IdentityProviderKind, ObjectStoreKind, PurchaseStrategy, Settings};
 use crate::domain::ports::IdentityProvider;
 use crate::http::{self, auth::TrustProxyHeaders};
@@ -178,9 +179,11 @@ async fn build_purchases(
     let topic = settings.kafka.orders_topic_name();
     let partitions = ensure_orders_topic(settings, &kafka).await;
     let purchase = &settings.purchase;
+    let publish_deadline = OrderPublisher::deadline_for(&kafka);
+    let reconcile_kafka = kafka.clone();
     let publisher = OrderPublisher::start(
         kafka,
-        topic,
+        topic.clone(),
         partitions,
         PublisherLimits {
             queue: purchase.publish_queue,
@@ -225,6 +228,16 @@ async fn build_purchases(
             shutdown.token(),
         ));
     }
+    let rebuilds = SaleRebuilds::new(Reconciler {
+        mysql: mysql.clone(),
+        kafka: reconcile_kafka,
+        gate: gate.clone(),
+        topic,
+        partitions,
+        // Every purchase decided before the rebuild mark has then been published or
+        // given back (the release is one more Redis call).
+        settle: publish_deadline + Duration::from_millis(settings.redis.timeout_ms + 300),
+    });
     let orders = Orders::new(mysql, pending.clone());
     let purchases = Purchases::new(
         gate,
@@ -233,6 +246,7 @@ async fn build_purchases(
         orders.clone(),
         catalog,
         mysql_gate,
+        Some(rebuilds),
     )
     .map_err(StartupError::runtime)?;
     metrics

@@ -21,5 +21,6 @@ mod payment_group;
 mod publish_faults;
 mod purchase;
 mod readiness;
+mod reconcile;
 mod roles;
 mod ws;

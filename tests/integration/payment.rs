@@ -652,3 +652,36 @@ async fn orders_written_meanwhile_by_another_consumer_are_a_conflict() {
         .unwrap();
     assert_eq!(fresh, vec![ours.id.clone()]);
 }
+
+/// After a sale of `stock` units sold out with every payment approved: once no order is
+/// PENDING, exactly `stock` orders are PAID, their ids are exactly the `answered` 202s,
+/// nobody holds two, and Redis has no stock left.
+pub(crate) async fn assert_sold_out_exactly(
+    ctx: &TestContext,
+    coupon: i64,
+    stock: i64,
+    answered: &BTreeSet<String>,
+) {
+    eventually(Duration::from_secs(60), "every order settled", || async {
+        count_orders(ctx, Some("PENDING")).await == 0 && count_orders(ctx, None).await >= stock
+    })
+    .await;
+    assert_eq!(count_orders(ctx, Some("PAID")).await, stock, "no oversell");
+    let stored: Vec<(String, String)> = {
+        let mut conn = ctx.mysql().await;
+        orders::table
+            .select((orders::id, orders::user_id))
+            .load(&mut conn)
+            .await
+            .unwrap()
+    };
+    let ids: BTreeSet<String> = stored.iter().map(|(id, _)| id.clone()).collect();
+    let buyers: BTreeSet<&String> = stored.iter().map(|(_, user)| user).collect();
+    assert_eq!(&ids, answered, "every 202 is an order, and no other order");
+    assert_eq!(buyers.len(), stored.len(), "nobody bought twice");
+    assert_eq!(
+        crate::purchase::redis_stock(ctx, coupon).await,
+        Some(0),
+        "stock + units sold == total"
+    );
+}

@@ -28,6 +28,8 @@ struct Queued {
 pub struct OrderPublisher {
     queues: Vec<mpsc::Sender<Queued>>,
     partitions: i32,
+    /// Longest a publisher waits for its event's fate (queue time included).
+    deadline: Duration,
 }
 
 /// Tuning of the publisher.
@@ -49,6 +51,7 @@ impl OrderPublisher {
         limits: PublisherLimits,
         shutdown: &Shutdown,
     ) -> Self {
+        let deadline = Self::deadline_for(&kafka);
         let queues = (0..partitions.max(1))
             .map(|partition| {
                 let (tx, rx) = mpsc::channel(limits.queue.max(1));
@@ -66,7 +69,15 @@ impl OrderPublisher {
         Self {
             queues,
             partitions: partitions.max(1),
+            deadline,
         }
+    }
+
+    /// The longest [`Self::publish`] takes: two produce attempts' worth. An event still
+    /// queued then is reported unconfirmed (its unit is given back, and the payment role
+    /// skips it should it still reach the log).
+    pub fn deadline_for(kafka: &Kafka) -> Duration {
+        kafka.timeout() * 2 + Duration::from_millis(200)
     }
 
     /// Publishes one event and waits for the broker's acknowledgement. An error means
@@ -85,10 +96,11 @@ impl OrderPublisher {
         queue
             .try_send(Queued { record, ack })
             .map_err(|e| KafkaError::Unavailable(format!("publish queue unavailable: {e}")))?;
-        match acked.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(message)) => Err(KafkaError::Unavailable(message)),
-            Err(_) => Err(KafkaError::Unavailable("publisher stopped".into())),
+        match tokio::time::timeout(self.deadline, acked).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(message))) => Err(KafkaError::Unavailable(message)),
+            Ok(Err(_)) => Err(KafkaError::Unavailable("publisher stopped".into())),
+            Err(_) => Err(KafkaError::Timeout(self.deadline)),
         }
     }
 }

@@ -68,6 +68,12 @@ impl Keys {
         )
     }
 
+    /// Held while a coupon's sale state is being rebuilt (value: the rebuild's token);
+    /// purchases of the coupon wait meanwhile.
+    pub fn coupon_rebuild(&self, coupon_id: i64) -> String {
+        format!("{}:fs:{{c:{coupon_id}}}:rebuild", self.namespace)
+    }
+
     /// Who has an order: 'C' consumed by the payment role (it will exist), 'R' released
     /// by the api (it never will), 'F' its payment failed and its unit was given back.
     pub fn coupon_order_claim(&self, coupon_id: i64, order_id: &str) -> String {

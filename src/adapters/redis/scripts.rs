@@ -18,6 +18,9 @@ pub static RELEASE: LazyLock<Script> =
 pub static CLAIM: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../../lua/claim.lua")));
 
+pub static REBUILD_MARK: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../../lua/rebuild_mark.lua")));
+
 pub static AUDIT: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../../lua/audit.lua")));
 

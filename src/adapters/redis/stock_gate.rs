@@ -9,7 +9,7 @@ use std::time::Duration;
 use deadpool_redis::redis::Value;
 use sha2::{Digest, Sha256};
 
-use super::scripts::{AUDIT, CLAIM, PURCHASE, RECONCILE, RELEASE};
+use super::scripts::{AUDIT, CLAIM, PURCHASE, REBUILD_MARK, RECONCILE, RELEASE};
 use super::{Keys, RedisError, RedisPool};
 use crate::domain::coupon::Coupon;
 use crate::domain::coupon::CouponId;
@@ -22,6 +22,11 @@ const CLAIM_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 fn claim_ttl_ms() -> u64 {
     u64::try_from(CLAIM_TTL.as_millis()).unwrap_or(u64::MAX)
 }
+
+/// The rebuild mark was no longer the caller's: another rebuild took over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the rebuild mark was taken over; this rebuild's result was discarded")]
+pub struct RebuildFenced;
 
 /// Why a unit goes back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +55,8 @@ pub enum Reservation {
     /// The same `Idempotency-Key` was accepted before: its order, at this price.
     Replayed(OrderId, i64),
     Rejected(PurchaseRejection),
+    /// The coupon's sale state is being rebuilt; nothing was decided.
+    Rebuilding,
 }
 
 #[derive(Clone)]
@@ -106,6 +113,7 @@ impl StockGate {
             .key(self.keys.coupon_buyers(id))
             // Without a real record the stock key stands in: KEYS must stay in one slot.
             .key(idem.clone().unwrap_or_else(|| self.keys.coupon_stock(id)))
+            .key(self.keys.coupon_rebuild(id))
             .arg(user.as_str())
             .arg(order_id.to_string())
             .arg(u64::try_from(self.idempotency_ttl.as_millis()).unwrap_or(u64::MAX))
@@ -129,6 +137,7 @@ impl StockGate {
             -3 => Reservation::Rejected(PurchaseRejection::SaleEnded),
             -4 => Reservation::Rejected(PurchaseRejection::LimitReached),
             -5 => Reservation::Rejected(PurchaseRejection::SoldOut),
+            -6 => Reservation::Rebuilding,
             other => {
                 return Err(RedisError::Unavailable(format!(
                     "purchase script returned code {other}"
@@ -255,18 +264,71 @@ impl StockGate {
 
     /// Replaces a coupon's stock and buyer records; returns the previous stock (None
     /// when Redis had none).
+    /// Takes the coupon's rebuild mark for `ttl` (purchases of the coupon wait while it
+    /// is held); false when another rebuild holds it.
+    pub async fn begin_rebuild(
+        &self,
+        coupon: CouponId,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<bool, RedisError> {
+        let key = self.keys.coupon_rebuild(coupon.get());
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        let token = token.to_owned();
+        let set: Option<String> = self
+            .redis
+            .run_shared(|mut conn| async move {
+                deadpool_redis::redis::cmd("SET")
+                    .arg(&key)
+                    .arg(&token)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ttl_ms)
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        Ok(set.is_some())
+    }
+
+    /// Extends (`Some(ttl)`) or clears (`None`) the rebuild mark if it is still ours.
+    pub async fn keep_rebuild(
+        &self,
+        coupon: CouponId,
+        token: &str,
+        ttl: Option<Duration>,
+    ) -> Result<bool, RedisError> {
+        let mut invocation = REBUILD_MARK.prepare_invoke();
+        invocation
+            .key(self.keys.coupon_rebuild(coupon.get()))
+            .arg(token)
+            .arg(if ttl.is_some() { "extend" } else { "clear" })
+            .arg(ttl.map_or(0, |t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)));
+        let done: i64 = self
+            .redis
+            .run_shared(|mut conn| async move { invocation.invoke_async(&mut conn).await })
+            .await?;
+        Ok(done == 1)
+    }
+
+    /// Replaces the coupon's sale state with the rebuilt one and clears the rebuild
+    /// mark, if the mark is still `token`'s. Answers the previous stock (None: it was
+    /// gone), or `Err(Fenced)` when the mark was lost.
     pub async fn reconcile(
         &self,
         coupon: &Coupon,
+        token: &str,
         stock: i64,
         buyers: &[(UserId, i64)],
-    ) -> Result<Option<i64>, RedisError> {
+    ) -> Result<Result<Option<i64>, RebuildFenced>, RedisError> {
         let id = coupon.id.get();
         let mut invocation = RECONCILE.prepare_invoke();
         invocation
             .key(self.keys.coupon_stock(id))
             .key(self.keys.coupon_meta(id))
             .key(self.keys.coupon_buyers(id))
+            .key(self.keys.coupon_rebuild(id))
+            .arg(token)
             .arg(stock)
             .arg(coupon.per_user_limit)
             .arg(coupon.sale.starts_at.timestamp_millis())
@@ -281,7 +343,11 @@ impl StockGate {
             .redis
             .run_shared(|mut conn| async move { invocation.invoke_async(&mut conn).await })
             .await?;
-        Ok((previous >= 0).then_some(previous))
+        Ok(match previous {
+            -2 => Err(RebuildFenced),
+            -1 => Ok(None),
+            stock => Ok(Some(stock)),
+        })
     }
 
     /// The buyer records of a coupon: user → units bought.

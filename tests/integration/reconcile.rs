@@ -1,0 +1,68 @@
+//! Reconciling a sale while it sells.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use flash_sale::app::reconcile::ReconcileError;
+use flash_sale::domain::coupon::CouponId;
+use flash_sale::roles::Role;
+
+use crate::catalog::{coupon_body, create_coupon};
+use crate::helpers::{TestContext, eventually, spawn_shoppers};
+use crate::payment::assert_sold_out_exactly;
+use crate::purchase::reconciler;
+
+/// Two reconciles started together while shoppers buy, then a third: one of the pair
+/// is refused (busy), the others rebuild while purchases wait (503), and none writes a
+/// stale count. The stock sells out exactly, every 202 is an order, nobody buys twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn reconciling_twice_during_live_purchases_never_oversells() {
+    const STOCK: i64 = 150;
+    const SHOPPERS: usize = 220;
+    let ctx = TestContext::new().await;
+    let api = Arc::new(ctx.spawn(Role::Api).await);
+    let payment = ctx.spawn(Role::Payment).await;
+    let admin = api.admin_token(&ctx).await;
+    let coupon = create_coupon(&api, &admin, &coupon_body("Live", STOCK, -5, 3600)).await["id"]
+        .as_i64()
+        .unwrap();
+    let (shoppers, counts) = spawn_shoppers(
+        &ctx,
+        &api,
+        coupon,
+        SHOPPERS,
+        Duration::from_millis(20),
+        true,
+    )
+    .await;
+    eventually(Duration::from_secs(30), "a fifth sold", || async {
+        counts.accepted() >= 30
+    })
+    .await;
+
+    let id = CouponId::new(coupon).unwrap();
+    let (first, second) = (reconciler(&ctx.settings), reconciler(&ctx.settings));
+    let (a, b) = tokio::join!(first.reconcile(id), second.reconcile(id));
+    let busy = [&a, &b]
+        .iter()
+        .filter(|r| matches!(r, Err(ReconcileError::Busy(_))))
+        .count();
+    assert_eq!(busy, 1, "one rebuild at a time: {a:?} {b:?}");
+    let third = reconciler(&ctx.settings).reconcile(id).await.unwrap();
+    assert!(third.previous_stock.is_some(), "{third:?}");
+
+    let mut answered = BTreeSet::new();
+    for shopper in shoppers {
+        if let Some(order) = shopper.await.unwrap() {
+            answered.insert(order);
+        }
+    }
+    assert!(counts.busy() > 0, "purchases waited during the rebuilds");
+    assert_eq!(answered.len(), STOCK as usize, "sold out exactly");
+    assert_sold_out_exactly(&ctx, coupon, STOCK, &answered).await;
+    payment.stop().await;
+    if let Ok(api) = Arc::try_unwrap(api) {
+        api.stop().await;
+    }
+}
