@@ -9,9 +9,20 @@
 --
 -- KEYS[1] stock  KEYS[2] meta  KEYS[3] buyers  KEYS[4] claim of the order
 -- KEYS[5] idempotency record (or the stock key again when there is none)
+-- KEYS[6] the coupon's rebuild mark
 -- ARGV[1] user id  ARGV[2] claim TTL (ms)  ARGV[3] 1 when KEYS[5] is a real record
 -- ARGV[4] 'unpublished' | 'failed'
--- Returns 1 when released, 0 when released before, -1 when refused (consumed).
+-- Returns 1 when released, 0 when released before, -1 when refused (consumed), -2 when
+-- a failed payment's release must wait for the running rebuild to finish.
+--
+-- While the sale state is being rebuilt: a failed payment's release waits (the rebuild
+-- counts a FAILED order not yet marked 'F' as still holding its unit, and the release
+-- then gives it back to the rebuilt stock); an unpublished order is only marked 'R' (the
+-- rebuild reads the marks after every such release is done, and skips it).
+local rebuilding = redis.call('EXISTS', KEYS[6]) == 1
+if rebuilding and ARGV[4] ~= 'unpublished' then
+  return -2
+end
 local claim = redis.call('GET', KEYS[4])
 if ARGV[4] == 'unpublished' then
   if claim == 'C' or claim == 'F' then
@@ -27,16 +38,23 @@ else
   end
   redis.call('SET', KEYS[4], 'F', 'PX', ARGV[2])
 end
+if ARGV[3] == '1' then
+  redis.call('DEL', KEYS[5])
+end
+-- The sale state is lost: the rebuild counts from MySQL and the log (this order is
+-- FAILED or released there), so nothing is given back here; an INCR would leave a stock
+-- key without its meta.
+local limit = redis.call('HGET', KEYS[2], 'limit')
+if rebuilding or not limit or not redis.call('HGET', KEYS[2], 'total') then
+  return 1
+end
+limit = tonumber(limit)
 redis.call('INCR', KEYS[1])
-local limit = tonumber(redis.call('HGET', KEYS[2], 'limit') or '1')
 if limit == 1 then
   redis.call('SREM', KEYS[3], ARGV[1])
 else
   if redis.call('HINCRBY', KEYS[3], ARGV[1], -1) <= 0 then
     redis.call('HDEL', KEYS[3], ARGV[1])
   end
-end
-if ARGV[3] == '1' then
-  redis.call('DEL', KEYS[5])
 end
 return 1

@@ -1,8 +1,8 @@
 -- Puts a coupon's sale into Redis: stock, per-user limit, window, deleted flag, price and
 -- the total the stock was made from. It never resets a sale that has sold and never
 -- re-creates a lost one:
---   * no stock key: the stock is created at the total only when ARGV[6] = 1 (MySQL says
---     this sale's state was never created). Otherwise the state was lost (eviction,
+--   * no stock key, or no meta (its 'total'): the stock is created at the total only
+--     when ARGV[6] = 1 (MySQL says this sale's state was never created). Otherwise the state was lost (eviction,
 --     failover, flush) and only a reconcile may rebuild it: nothing is written.
 --   * a stock key and another total than it was made from: the stock follows the new
 --     total only while nothing is sold (stock = that total); otherwise nothing is written.
@@ -14,15 +14,16 @@
 -- Returns {1, stock} when written, {-1, 0} when the state is lost, {-2, stock} when the
 -- total cannot change because units are sold.
 local stock = redis.call('GET', KEYS[1])
-if not stock then
+local made_from = redis.call('HGET', KEYS[2], 'total')
+-- A stock key without its meta is a leftover of a lost state, not a state.
+if not stock or not made_from then
   if ARGV[6] ~= '1' then
     return {-1, 0}
   end
   redis.call('SET', KEYS[1], ARGV[1])
   stock = ARGV[1]
 else
-  local made_from = redis.call('HGET', KEYS[2], 'total')
-  if made_from and made_from ~= ARGV[1] then
+  if made_from ~= ARGV[1] then
     if stock ~= made_from then
       return {-2, tonumber(stock)}
     end

@@ -220,7 +220,7 @@ impl Purchases {
                 tracing::info!(order.id = %order_id, coupon.id = %coupon, %error, "publication unconfirmed, but the payment role has the order");
                 true
             }
-            Ok(Release::Released | Release::AlreadyReleased) => {
+            Ok(Release::Released | Release::AlreadyReleased | Release::AfterRebuild) => {
                 tracing::warn!(order.id = %order_id, coupon.id = %coupon, %error, "order event not published; unit given back");
                 false
             }

@@ -1,6 +1,7 @@
 //! Rebuilds a coupon's Redis sale state after a Redis loss, from the records of truth:
 //!
-//! - units sold = orders in MySQL that did not fail, plus `OrderPlaced` events on the
+//! - units sold = orders in MySQL that did not fail (and failed ones whose unit is not
+//!   given back yet: their release waits for the rebuild), plus `OrderPlaced` events on the
 //!   coupon's partition that the payment role has not consumed yet (after its committed
 //!   offset) and that are not in MySQL, nor given back by the api;
 //! - stock = total − units sold; buyer records = the same, per user.
@@ -136,10 +137,13 @@ impl Reconciler {
             .read_to_end(committed.unwrap_or(0))
             .await
             .map_err(unavailable)?;
+        // An order may be on the log more than once (a replay re-publishes an order not
+        // yet written; a produce retried after a lost answer): count each order once.
+        let mut seen = std::collections::HashSet::new();
         let in_flight: Vec<_> = records
             .iter()
             .filter_map(|r| decode_order_placed(&r.record).ok())
-            .filter(|event| event.coupon_id == coupon_id)
+            .filter(|event| event.coupon_id == coupon_id && seen.insert(event.order_id))
             .collect();
         let ids: Vec<String> = in_flight.iter().map(|e| e.order_id.to_string()).collect();
         let already_stored = self
@@ -149,14 +153,36 @@ impl Reconciler {
             .map_err(unavailable)?;
         // Events the api gave the unit back for (publication unconfirmed) never become
         // orders.
-        let event_orders: Vec<_> = in_flight.iter().map(|e| e.order_id).collect();
-        let released: std::collections::HashSet<String> = self
-            .gate
-            .released_among(coupon_id, &event_orders)
-            .await
-            .map_err(unavailable)?
+        let event_orders: Vec<String> = in_flight.iter().map(|e| e.order_id.to_string()).collect();
+        let released: std::collections::HashSet<String> = event_orders
             .iter()
-            .map(ToString::to_string)
+            .zip(
+                self.gate
+                    .claims(coupon_id, &event_orders)
+                    .await
+                    .map_err(unavailable)?,
+            )
+            .filter(|(_, claim)| claim.as_deref() == Some("R"))
+            .map(|(id, _)| id.clone())
+            .collect();
+        // A FAILED order whose unit has not been given back yet (its release waits for
+        // this rebuild) still holds it: the release gives it back to the rebuilt stock.
+        let failed = self
+            .mysql
+            .with_conn(async |conn| orders::failed_of_coupon(conn, coupon_id).await)
+            .await
+            .map_err(unavailable)?;
+        let failed_ids: Vec<String> = failed.iter().map(|(id, _)| id.clone()).collect();
+        let releasing: Vec<String> = failed
+            .into_iter()
+            .zip(
+                self.gate
+                    .claims(coupon_id, &failed_ids)
+                    .await
+                    .map_err(unavailable)?,
+            )
+            .filter(|(_, claim)| claim.as_deref() != Some("F"))
+            .map(|((_, user), _)| user)
             .collect();
 
         let mut per_user: BTreeMap<String, i64> = BTreeMap::new();
@@ -164,6 +190,10 @@ impl Reconciler {
         for (user, units) in stored {
             units_in_mysql += units;
             *per_user.entry(user).or_default() += units;
+        }
+        for user in releasing {
+            units_in_mysql += 1;
+            *per_user.entry(user).or_default() += 1;
         }
         let mut units_in_flight = 0;
         for event in in_flight {

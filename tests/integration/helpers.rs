@@ -484,7 +484,11 @@ pub struct ChildApp {
 impl ChildApp {
     /// Starts `--role role` and waits until `/readyz` answers 200.
     pub async fn start(ctx: &TestContext, role: &str, env: &[(&str, &str)]) -> Self {
-        let port = free_port();
+        Self::start_on(ctx, role, free_port(), env).await
+    }
+
+    /// Like [`Self::start`] on a given port (a restart keeps its address).
+    pub async fn start_on(ctx: &TestContext, role: &str, port: u16, env: &[(&str, &str)]) -> Self {
         let mut cmd = flash_sale_command(ctx);
         cmd.args(["--role", role])
             .env("FLASH__SERVER__PORT", port.to_string())

@@ -9,6 +9,7 @@ mod helpers;
 mod private_servers;
 
 mod catalog;
+mod chaos;
 mod cli;
 mod harness;
 mod identity;

@@ -83,6 +83,19 @@ pub async fn live_units_by_user(
         .await?)
 }
 
+/// The FAILED orders of a coupon: (order id, user id).
+pub async fn failed_of_coupon(
+    conn: &mut AsyncMysqlConnection,
+    coupon: CouponId,
+) -> Result<Vec<(String, String)>, MysqlError> {
+    Ok(orders::table
+        .filter(orders::coupon_id.eq(coupon.get()))
+        .filter(orders::status.eq(OrderStatus::Failed.as_str()))
+        .select((orders::id, orders::user_id))
+        .load(conn)
+        .await?)
+}
+
 /// Which of `ids` exist as rows (any status).
 pub async fn existing_ids(
     conn: &mut AsyncMysqlConnection,
@@ -166,10 +179,31 @@ pub async fn pending_in_partition(
     after: Option<&PendingCursor>,
     limit: i64,
 ) -> Result<Vec<OrderRow>, MysqlError> {
+    in_partition(
+        conn,
+        OrderStatus::Pending,
+        partitions,
+        partition,
+        after,
+        limit,
+    )
+    .await
+}
+
+/// Like [`pending_in_partition`], for another status; `after` may start the walk at a
+/// creation time (with an empty id).
+pub async fn in_partition(
+    conn: &mut AsyncMysqlConnection,
+    status: OrderStatus,
+    partitions: i32,
+    partition: i32,
+    after: Option<&PendingCursor>,
+    limit: i64,
+) -> Result<Vec<OrderRow>, MysqlError> {
     use diesel::dsl::sql;
     use diesel::sql_types::Bool;
     let mut query = orders::table
-        .filter(orders::status.eq(OrderStatus::Pending.as_str()))
+        .filter(orders::status.eq(status.as_str()))
         .filter(sql::<Bool>(&format!(
             "MOD(coupon_id, {}) = {}",
             partitions.max(1),

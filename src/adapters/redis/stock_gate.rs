@@ -45,6 +45,8 @@ pub enum Release {
     AlreadyReleased,
     /// Refused: the payment role had claimed the order, which exists or will.
     Consumed,
+    /// Not yet: the sale state is being rebuilt; try again after it.
+    AfterRebuild,
 }
 
 /// What the gate decided.
@@ -166,6 +168,7 @@ impl StockGate {
             .key(self.keys.coupon_buyers(id))
             .key(self.keys.coupon_order_claim(id, &order_id.to_string()))
             .key(idem.clone().unwrap_or_else(|| self.keys.coupon_stock(id)))
+            .key(self.keys.coupon_rebuild(id))
             .arg(user.as_str())
             .arg(claim_ttl_ms())
             .arg(i32::from(idem.is_some()))
@@ -180,7 +183,8 @@ impl StockGate {
         Ok(match released {
             1 => Release::Released,
             0 => Release::AlreadyReleased,
-            _ => Release::Consumed,
+            -1 => Release::Consumed,
+            _ => Release::AfterRebuild,
         })
     }
 
@@ -212,38 +216,27 @@ impl StockGate {
         Ok(claimed.into_iter().map(|c| c == 1).collect())
     }
 
-    /// Names of the orders among `orders` (of one coupon) that the api released: they
-    /// never became orders.
-    pub async fn released_among(
+    /// The claim of each order (of one coupon): 'C', 'R', 'F' or none.
+    pub async fn claims(
         &self,
         coupon: CouponId,
-        orders: &[OrderId],
-    ) -> Result<Vec<OrderId>, RedisError> {
+        orders: &[String],
+    ) -> Result<Vec<Option<String>>, RedisError> {
         if orders.is_empty() {
             return Ok(Vec::new());
         }
         let keys: Vec<String> = orders
             .iter()
-            .map(|order| {
-                self.keys
-                    .coupon_order_claim(coupon.get(), &order.to_string())
-            })
+            .map(|order| self.keys.coupon_order_claim(coupon.get(), order))
             .collect();
-        let claims: Vec<Option<String>> = self
-            .redis
+        self.redis
             .run_shared(|mut conn| async move {
                 deadpool_redis::redis::cmd("MGET")
                     .arg(&keys)
                     .query_async(&mut conn)
                     .await
             })
-            .await?;
-        Ok(orders
-            .iter()
-            .zip(claims)
-            .filter(|(_, claim)| claim.as_deref() == Some("R"))
-            .map(|(order, _)| *order)
-            .collect())
+            .await
     }
 
     /// The coupon's stock (None when its state is gone) and the units its buyer records

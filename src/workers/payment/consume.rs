@@ -23,6 +23,7 @@ use crate::adapters::kafka::group::{GroupEvent, GroupMember, GroupRecord};
 use crate::adapters::mysql::MysqlError;
 use crate::adapters::mysql::consumer_offsets::{self, CommitError};
 use crate::adapters::mysql::orders::{self, OrderRow};
+use crate::adapters::redis::stock_gate::{Release, ReleaseReason};
 use crate::domain::coupon::CouponId;
 use crate::domain::identity::UserId;
 use crate::domain::order::{OrderId, OrderPlaced, OrderStatus};
@@ -167,6 +168,7 @@ impl Consumer<'_> {
                 "partition assigned"
             );
             let stop = self.shutdown.child_token();
+            tokio::spawn(release_failed(self.deps.clone(), partition, stop.clone()));
             match pending_in_partition(self.deps, partition).await {
                 Ok(pending) if !pending.is_empty() => {
                     tracing::info!(
@@ -448,6 +450,84 @@ async fn pending_in_partition(
                 idempotency_digest: None,
             });
         }
+    }
+}
+
+/// How far back a new owner looks for failed payments whose unit a crash kept from
+/// being given back (the settler marks an order FAILED, then releases its unit).
+const RELEASE_LOOKBACK: chrono::Duration = chrono::Duration::hours(24);
+
+/// Gives back the units of recent FAILED orders of the partition's coupons that a
+/// crashed owner settled but did not release. Idempotent: a released order is skipped
+/// by its claim.
+async fn release_failed(deps: Arc<PaymentDeps>, partition: i32, stop: CancellationToken) {
+    let mut cursor: orders::PendingCursor =
+        ((Utc::now() - RELEASE_LOOKBACK).naive_utc(), String::new());
+    let mut released = 0usize;
+    loop {
+        let page = deps
+            .mysql
+            .with_conn(async |conn| {
+                orders::in_partition(
+                    conn,
+                    OrderStatus::Failed,
+                    deps.partitions,
+                    partition,
+                    Some(&cursor),
+                    RECOVERY_BATCH,
+                )
+                .await
+            })
+            .await;
+        let page = match page {
+            Ok(page) => page,
+            Err(error) => {
+                tracing::warn!(partition, %error, "could not look for unreleased failed payments");
+                return;
+            }
+        };
+        let Some(last) = page.last() else { break };
+        cursor = (last.created_at, last.id.clone());
+        for row in &page {
+            if stop.is_cancelled() {
+                return;
+            }
+            let (Some(order_id), Some(coupon), Ok(user)) = (
+                OrderId::parse(&row.id),
+                CouponId::new(row.coupon_id),
+                UserId::parse(&row.user_id),
+            ) else {
+                continue;
+            };
+            loop {
+                match deps
+                    .gate
+                    .release(coupon, &user, order_id, None, ReleaseReason::PaymentFailed)
+                    .await
+                {
+                    Ok(Release::Released) => released += 1,
+                    Ok(Release::AfterRebuild) => {
+                        tokio::select! {
+                            () = stop.cancelled() => return,
+                            () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::warn!(partition, %error, "could not release a failed payment's unit");
+                        return;
+                    }
+                }
+                break;
+            }
+        }
+    }
+    if released > 0 {
+        tracing::info!(
+            partition,
+            orders = released,
+            "gave back units of failed payments a crash left held"
+        );
     }
 }
 

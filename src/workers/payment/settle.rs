@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use super::{PaymentDeps, PaymentJob};
 use crate::adapters::mysql::MysqlError;
 use crate::adapters::mysql::orders;
-use crate::adapters::redis::stock_gate::ReleaseReason;
+use crate::adapters::redis::stock_gate::{Release, ReleaseReason};
 use crate::domain::order::OrderStatus;
 use crate::domain::payment::PaymentOutcome;
 use std::sync::Arc;
@@ -41,7 +41,8 @@ pub(super) async fn settler(
 /// are idempotent on the order id, the settling is guarded, the release is marked).
 async fn settle_with_retries(deps: &PaymentDeps, batch: &[(PaymentJob, PaymentOutcome)]) {
     let mut backoff = Duration::from_millis(50);
-    for attempt in 1..=20 {
+    // Long enough to outlast a sale-state rebuild (its mark lives 15 s at most).
+    for attempt in 1..=60 {
         match settle_batch(deps, batch).await {
             Ok(()) => return,
             Err(error) => {
@@ -117,7 +118,10 @@ async fn settle_batch(
             )
         });
     for released in futures_util::future::join_all(releases).await {
-        released.map_err(|e| e.to_string())?;
+        if released.map_err(|e| e.to_string())? == Release::AfterRebuild {
+            // Settled in MySQL already; the retry only redoes the release.
+            return Err("the sale state is being rebuilt; releasing after it".to_owned());
+        }
     }
 
     let settled: Vec<&(PaymentJob, PaymentOutcome)> = batch
