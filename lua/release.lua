@@ -1,7 +1,7 @@
 -- Gives back one unit of a purchase that will not go through: stock + 1, the buyer's
 -- count - 1, and the idempotency record dropped so a retry is a new attempt. Decided
 -- against the order's claim (KEYS[4]), which the payment role sets to 'C' (consumed)
--- before it writes the order:
+-- before it writes the order (or 'P', a replay's confirmed re-publication):
 -- - ARGV[4] 'unpublished' (the api could not confirm the event's publication): only an
 --   unclaimed order is released (claim 'R'); a consumed one is refused, since its order
 --   exists or will.
@@ -25,7 +25,7 @@ if rebuilding and ARGV[4] ~= 'unpublished' then
 end
 local claim = redis.call('GET', KEYS[4])
 if ARGV[4] == 'unpublished' then
-  if claim == 'C' or claim == 'F' then
+  if claim == 'C' or claim == 'F' or claim == 'P' then
     return -1
   end
   if claim then

@@ -250,7 +250,14 @@ impl Purchases {
             Err(OrderError::NotFound) => {
                 tracing::warn!(order.id = %order_id, coupon.id = %coupon, "replayed purchase has no order yet; placing it");
                 self.place(user, coupon, order_id, price_cents, idempotency_key)
-                    .await
+                    .await?;
+                // The first attempt may still be failing: whichever of its release and
+                // this claim comes first decides whether the order exists.
+                match self.gate.confirm_published(coupon, order_id).await {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(unavailable("the first attempt gave the unit back")),
+                    Err(error) => Err(unavailable(error)),
+                }
             }
             Err(other) => Err(unavailable(other)),
         }

@@ -74,8 +74,9 @@ impl Keys {
         format!("{}:fs:{{c:{coupon_id}}}:rebuild", self.namespace)
     }
 
-    /// Who has an order: 'C' consumed by the payment role (it will exist), 'R' released
-    /// by the api (it never will), 'F' its payment failed and its unit was given back.
+    /// Who has an order: 'C' consumed by the payment role or 'P' re-published by a replay
+    /// (it will exist), 'R' released by the api (it never will), 'F' its payment failed
+    /// and its unit was given back.
     pub fn coupon_order_claim(&self, coupon_id: i64, order_id: &str) -> String {
         format!("{}:fs:{{c:{coupon_id}}}:claim:{order_id}", self.namespace)
     }

@@ -204,19 +204,45 @@ impl StockGate {
                     .coupon_order_claim(coupon.get(), &order.to_string())
             })
             .collect();
-        let ttl = claim_ttl_ms();
         // Concurrent calls share the multiplexed connection (pipelined on the wire);
         // each script call touches one coupon's slot only.
-        let claims = keys.into_iter().map(|key| {
-            self.redis.run_shared(move |mut conn| async move {
-                CLAIM.key(key).arg(ttl).invoke_async::<i64>(&mut conn).await
-            })
-        });
-        let claimed = futures_util::future::try_join_all(claims).await?;
-        Ok(claimed.into_iter().map(|c| c == 1).collect())
+        let claims = keys.into_iter().map(|key| self.claim(key, "C"));
+        futures_util::future::try_join_all(claims).await
     }
 
-    /// The claim of each order (of one coupon): 'C', 'R', 'F' or none.
+    /// Claims an order whose re-publication (a replay) was just confirmed, so that the
+    /// first attempt's release can no longer give its unit back; false when that release
+    /// came first (the order will not exist).
+    pub async fn confirm_published(
+        &self,
+        coupon: CouponId,
+        order: OrderId,
+    ) -> Result<bool, RedisError> {
+        self.claim(
+            self.keys
+                .coupon_order_claim(coupon.get(), &order.to_string()),
+            "P",
+        )
+        .await
+    }
+
+    async fn claim(&self, key: String, mark: &'static str) -> Result<bool, RedisError> {
+        let ttl = claim_ttl_ms();
+        let claimed: i64 = self
+            .redis
+            .run_shared(move |mut conn| async move {
+                CLAIM
+                    .key(key)
+                    .arg(ttl)
+                    .arg(mark)
+                    .invoke_async(&mut conn)
+                    .await
+            })
+            .await?;
+        Ok(claimed == 1)
+    }
+
+    /// The claim of each order (of one coupon): 'C', 'P', 'R', 'F' or none.
     pub async fn claims(
         &self,
         coupon: CouponId,
