@@ -130,7 +130,7 @@ redis-cli -p "${STACK_REDIS_PORT:-6379}" HSET "$RK:meta" limit 1000000 starts_ms
 for c in "${CONNS[@]}"; do
   say "raw Redis EVALSHA, $c connections"
   redis-benchmark -p "${STACK_REDIS_PORT:-6379}" -n "$REDIS_N" -c "$c" -r 1000000 --csv \
-    EVALSHA "$SHA" 4 "$RK:stock" "$RK:meta" "$RK:buyers" "$RK:stock" "user:__rand_int__" 0195d9d2-7c43-7f4e-8a8c-6a2e6cb1d001 1000 0 \
+    EVALSHA "$SHA" 5 "$RK:stock" "$RK:meta" "$RK:buyers" "$RK:stock" "$RK:rebuild" "user:__rand_int__" 0195d9d2-7c43-7f4e-8a8c-6a2e6cb1d001 1000 0 \
     >"$WORK/redis-$c.csv" 2>/dev/null
   "$TOOL" redis-benchmark --scenario "raw Redis (EVALSHA purchase.lua)" --connections "$c" --input "$WORK/redis-$c.csv" >>"$RESULTS"
 done
