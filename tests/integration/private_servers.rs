@@ -70,8 +70,9 @@ impl PrivateBroker {
         .spawn()
         .expect("scripts/kafka-broker.sh (make test installs the broker)");
         let child = self.child.insert(child);
-        // A JVM start plus formatting on first use: allow a generous minute.
-        for _ in 0..600 {
+        // A JVM start plus formatting on first use, on a machine busy with other tests:
+        // allow two minutes.
+        for _ in 0..1200 {
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
                 return;
             }

@@ -188,26 +188,38 @@ impl StockGate {
         })
     }
 
-    /// Claims orders for writing: true for each order that
-    /// may be written (now claimed), false for one the api released first.
+    /// Claims orders for writing: true for each order that may be written (now
+    /// claimed), false for one the api released first. One script call per coupon.
     pub async fn claim_for_writing(
         &self,
         orders: &[(CouponId, OrderId)],
     ) -> Result<Vec<bool>, RedisError> {
-        if orders.is_empty() {
-            return Ok(Vec::new());
+        let mut by_coupon: std::collections::BTreeMap<CouponId, Vec<usize>> =
+            std::collections::BTreeMap::new();
+        for (i, (coupon, _)) in orders.iter().enumerate() {
+            by_coupon.entry(*coupon).or_default().push(i);
         }
-        let keys: Vec<String> = orders
-            .iter()
-            .map(|(coupon, order)| {
-                self.keys
-                    .coupon_order_claim(coupon.get(), &order.to_string())
-            })
-            .collect();
-        // Concurrent calls share the multiplexed connection (pipelined on the wire);
-        // each script call touches one coupon's slot only.
-        let claims = keys.into_iter().map(|key| self.claim(key, "C"));
-        futures_util::future::try_join_all(claims).await
+        // Concurrent calls share the multiplexed connection (pipelined on the wire).
+        let calls = by_coupon.into_iter().map(|(coupon, positions)| {
+            let keys: Vec<String> = positions
+                .iter()
+                .map(|&i| {
+                    self.keys
+                        .coupon_order_claim(coupon.get(), &orders[i].1.to_string())
+                })
+                .collect();
+            async move {
+                let claimed = self.claim(keys, "C").await?;
+                Ok::<_, RedisError>(positions.into_iter().zip(claimed).collect::<Vec<_>>())
+            }
+        });
+        let mut claimed = vec![false; orders.len()];
+        for group in futures_util::future::try_join_all(calls).await? {
+            for (i, may_write) in group {
+                claimed[i] = may_write;
+            }
+        }
+        Ok(claimed)
     }
 
     /// Claims an order whose re-publication (a replay) was just confirmed, so that the
@@ -218,28 +230,29 @@ impl StockGate {
         coupon: CouponId,
         order: OrderId,
     ) -> Result<bool, RedisError> {
-        self.claim(
-            self.keys
-                .coupon_order_claim(coupon.get(), &order.to_string()),
-            "P",
-        )
-        .await
+        let key = self
+            .keys
+            .coupon_order_claim(coupon.get(), &order.to_string());
+        Ok(self.claim(vec![key], "P").await?.first() == Some(&true))
     }
 
-    async fn claim(&self, key: String, mark: &'static str) -> Result<bool, RedisError> {
+    /// Claims orders of one coupon (their keys share its slot).
+    async fn claim(&self, keys: Vec<String>, mark: &'static str) -> Result<Vec<bool>, RedisError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
         let ttl = claim_ttl_ms();
-        let claimed: i64 = self
+        let claimed: Vec<i64> = self
             .redis
             .run_shared(move |mut conn| async move {
-                CLAIM
-                    .key(key)
-                    .arg(ttl)
-                    .arg(mark)
-                    .invoke_async(&mut conn)
-                    .await
+                let mut invocation = CLAIM.prepare_invoke();
+                for key in &keys {
+                    invocation.key(key);
+                }
+                invocation.arg(ttl).arg(mark).invoke_async(&mut conn).await
             })
             .await?;
-        Ok(claimed == 1)
+        Ok(claimed.into_iter().map(|c| c == 1).collect())
     }
 
     /// The claim of each order (of one coupon): 'C', 'P', 'R', 'F' or none.
