@@ -31,6 +31,9 @@ use crate::domain::order::{OrderId, OrderPlaced, OrderStatus};
 /// Records written to MySQL in one transaction (with the partition's offset).
 const WRITE_BATCH: usize = 1_000;
 
+/// Longest wait for more records before a batch is written.
+const BATCH_LINGER: Duration = Duration::from_millis(10);
+
 /// PENDING orders read per query when a partition is taken over.
 const RECOVERY_BATCH: i64 = 1_000;
 
@@ -108,9 +111,19 @@ pub(super) async fn consume(
             GroupEvent::Record(first) => {
                 // Whatever is already queued joins the batch, up to the first event
                 // that is not a record (handled next, after this batch).
+                // librdkafka hands records over one by one: linger briefly so that a
+                // busy partition is written in batches, not a transaction per record.
                 let mut batch = vec![first];
+                let linger_until = tokio::time::Instant::now() + BATCH_LINGER;
                 while batch.len() < WRITE_BATCH {
-                    match member.try_next() {
+                    let next = match member.try_next() {
+                        Some(event) => Some(event),
+                        None => tokio::time::timeout_at(linger_until, member.next())
+                            .await
+                            .ok()
+                            .flatten(),
+                    };
+                    match next {
                         Some(GroupEvent::Record(record)) => batch.push(record),
                         Some(other) => {
                             deferred = Some(other);
