@@ -651,7 +651,7 @@ impl Catalog {
                     .await?;
             }
             WarmUp::StateLost => {
-                tracing::warn!(coupon.id = %id, "the sale's state is missing from Redis; purchases answer 503 until `flash-sale reconcile` rebuilds it");
+                tracing::warn!(coupon.id = %id, "the sale's state is missing from Redis; it is rebuilt from MySQL and Kafka (by the drift audit or the first purchase)");
             }
             _ => {}
         }

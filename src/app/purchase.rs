@@ -53,7 +53,7 @@ pub struct Purchases {
     catalog: Arc<Catalog>,
     /// Restores a sale state found missing (absent: report it, an operator runs
     /// `flash-sale reconcile`).
-    rebuilds: Option<SaleRebuilds>,
+    rebuilds: Option<Arc<SaleRebuilds>>,
     outcomes: IntCounterVec,
 }
 
@@ -69,7 +69,7 @@ impl Purchases {
         orders: Orders,
         catalog: Arc<Catalog>,
         mysql_gate: Option<MysqlGate>,
-        rebuilds: Option<SaleRebuilds>,
+        rebuilds: Option<Arc<SaleRebuilds>>,
     ) -> Result<Self, prometheus::Error> {
         let outcomes = IntCounterVec::new(
             prometheus::Opts::new("purchases_total", "Purchase attempts by outcome"),

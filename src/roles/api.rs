@@ -215,20 +215,7 @@ async fn build_purchases(
             })
         }
     };
-    if purchase.audit_interval_secs > 0 {
-        let audit_metrics = AuditMetrics::new().map_err(StartupError::runtime)?;
-        for collector in audit_metrics.collectors() {
-            metrics.register(collector).map_err(StartupError::runtime)?;
-        }
-        shutdown.spawn(audit::run(
-            mysql.clone(),
-            gate.clone(),
-            audit_metrics,
-            Duration::from_secs(purchase.audit_interval_secs),
-            shutdown.token(),
-        ));
-    }
-    let rebuilds = SaleRebuilds::new(Reconciler {
+    let rebuilds = Arc::new(SaleRebuilds::new(Reconciler {
         mysql: mysql.clone(),
         kafka: reconcile_kafka,
         gate: gate.clone(),
@@ -237,7 +224,21 @@ async fn build_purchases(
         // Every purchase decided before the rebuild mark has then been published or
         // given back (the release is one more Redis call).
         settle: publish_deadline + Duration::from_millis(settings.redis.timeout_ms + 300),
-    });
+    }));
+    if purchase.audit_interval_secs > 0 {
+        let audit_metrics = AuditMetrics::new().map_err(StartupError::runtime)?;
+        for collector in audit_metrics.collectors() {
+            metrics.register(collector).map_err(StartupError::runtime)?;
+        }
+        shutdown.spawn(audit::run(
+            mysql.clone(),
+            gate.clone(),
+            rebuilds.clone(),
+            audit_metrics,
+            Duration::from_secs(purchase.audit_interval_secs),
+            shutdown.token(),
+        ));
+    }
     let orders = Orders::new(mysql, pending.clone());
     let purchases = Purchases::new(
         gate,

@@ -2,6 +2,7 @@
 //! Redis (`app::audit`) and the result exported as metrics; a drifted or missing sale is
 //! logged with the command that repairs it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::{IntGaugeVec, Opts};
@@ -10,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::adapters::mysql::MysqlPool;
 use crate::adapters::redis::stock_gate::StockGate;
 use crate::app::audit::audit_live;
+use crate::app::reconcile::SaleRebuilds;
 
 /// Gauges per live coupon: `sale_stock_drift` (stock + units held − total; 0 is
 /// consistent) and `sale_state_missing` (1 when Redis lost the sale's state).
@@ -44,9 +46,11 @@ impl AuditMetrics {
     }
 }
 
+/// Audits every `interval`; a sale whose state is missing is rebuilt through `rebuilds`.
 pub async fn run(
     mysql: MysqlPool,
     gate: StockGate,
+    rebuilds: Arc<SaleRebuilds>,
     metrics: AuditMetrics,
     interval: Duration,
     stop: CancellationToken,
@@ -71,8 +75,11 @@ pub async fn run(
                     if let Some(drift) = line.drift() {
                         metrics.drift.with_label_values(&[&coupon]).set(drift);
                     }
-                    if !line.is_consistent() {
-                        tracing::warn!(coupon.id = %coupon, total = line.total, stock = ?line.stock, units_held = line.units_held, "sale state drifted or missing; run `flash-sale reconcile {coupon}`");
+                    if line.stock.is_none() {
+                        tracing::warn!(coupon.id = %coupon, total = line.total, "sale state missing from Redis; rebuilding it from MySQL and Kafka");
+                        rebuilds.start(line.coupon_id);
+                    } else if !line.is_consistent() {
+                        tracing::warn!(coupon.id = %coupon, total = line.total, stock = ?line.stock, units_held = line.units_held, "sale state drifted; run `flash-sale reconcile {coupon}`");
                     }
                 }
             }
