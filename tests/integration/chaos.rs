@@ -17,7 +17,7 @@ use tokio::sync::Mutex;
 
 use crate::catalog::coupon_body;
 use crate::fault_proxy::KafkaFaultProxy;
-use crate::helpers::{ChildApp, TestContext, eventually, free_port};
+use crate::helpers::{ChildApp, TestContext, eventually, free_port, sign_token};
 use crate::payment::count_orders;
 use crate::private_servers::{PrivateBroker, PrivateRedis};
 use crate::purchase::redis_stock;
@@ -191,15 +191,7 @@ async fn start(ctx: &TestContext, role: &str, port: u16, env: &[(String, String)
 
 impl Sale {
     fn token(&self, sub: &str, role: &str) -> String {
-        let pem = std::fs::read_to_string(&self.ctx.settings.identity.embedded.signing_key)
-            .expect("signing key");
-        let keys = flash_sale::adapters::oidc::SigningKeys::from_pem(&pem).expect("key");
-        let now = chrono::Utc::now().timestamp();
-        keys.sign(&json!({
-            "iss": self.issuer, "sub": sub, "aud": self.ctx.settings.identity.audience,
-            "iat": now, "nbf": now, "exp": now + 900, "roles": [role],
-        }))
-        .expect("sign")
+        sign_token(&self.ctx, &self.issuer, sub, role)
     }
 
     /// A request; `None` when the api did not answer (restarting, say).

@@ -377,15 +377,12 @@ impl TestApp {
     /// token is the identity, which lets tests act as hundreds of users cheaply).
     pub async fn mint_token(&self, ctx: &TestContext, sub: &str) -> String {
         let (_, discovery) = self.get_json("/.well-known/openid-configuration").await;
-        let pem = std::fs::read_to_string(&ctx.settings.identity.embedded.signing_key)
-            .expect("signing key");
-        let keys = flash_sale::adapters::oidc::SigningKeys::from_pem(&pem).expect("key");
-        let now = chrono::Utc::now().timestamp();
-        keys.sign(&serde_json::json!({
-            "iss": discovery["issuer"], "sub": sub, "aud": ctx.settings.identity.audience,
-            "iat": now, "nbf": now, "exp": now + 600, "roles": ["user"],
-        }))
-        .expect("sign")
+        sign_token(
+            ctx,
+            discovery["issuer"].as_str().expect("issuer"),
+            sub,
+            "user",
+        )
     }
 
     /// A token for a new user who has the admin role.
@@ -623,4 +620,51 @@ pub async fn spawn_shoppers(
         }));
     }
     (shoppers, counts)
+}
+
+/// A token of `issuer` for subject `sub` with one role, signed with the context's key
+/// (no registration: the token is the identity).
+pub fn sign_token(ctx: &TestContext, issuer: &str, sub: &str, role: &str) -> String {
+    let pem =
+        std::fs::read_to_string(&ctx.settings.identity.embedded.signing_key).expect("signing key");
+    let keys = flash_sale::adapters::oidc::SigningKeys::from_pem(&pem).expect("key");
+    let now = chrono::Utc::now().timestamp();
+    keys.sign(&serde_json::json!({
+        "iss": issuer, "sub": sub, "aud": ctx.settings.identity.audience,
+        "iat": now, "nbf": now, "exp": now + 900, "roles": [role],
+    }))
+    .expect("sign")
+}
+
+/// An api and a payment role in-process with `settings`, selling `stock` units of a
+/// coupon that opened 5 s ago.
+pub struct OpenSale {
+    pub api: std::sync::Arc<TestApp>,
+    pub payment: TestApp,
+    pub coupon: i64,
+}
+
+impl OpenSale {
+    pub async fn start(ctx: &TestContext, settings: Settings, name: &str, stock: i64) -> Self {
+        let api = std::sync::Arc::new(ctx.spawn_with(Role::Api, settings.clone()).await);
+        let payment = ctx.spawn_with(Role::Payment, settings).await;
+        let admin = api.admin_token(ctx).await;
+        let body = crate::catalog::coupon_body(name, stock, -5, 3600);
+        let coupon = crate::catalog::create_coupon(&api, &admin, &body).await["id"]
+            .as_i64()
+            .expect("coupon id");
+        Self {
+            api,
+            payment,
+            coupon,
+        }
+    }
+
+    /// Stops both roles (the api once the shoppers have let go of it).
+    pub async fn stop(self) {
+        self.payment.stop().await;
+        if let Ok(api) = std::sync::Arc::try_unwrap(self.api) {
+            api.stop().await;
+        }
+    }
 }

@@ -18,7 +18,7 @@ use flash_sale::shutdown::Shutdown;
 use futures_util::StreamExt;
 
 use crate::catalog::{coupon_body, create_coupon};
-use crate::helpers::{ChildApp, TestApp, TestContext, eventually, spawn_shoppers};
+use crate::helpers::{ChildApp, OpenSale, TestApp, TestContext, eventually, spawn_shoppers};
 use crate::private_servers::PrivateBroker;
 
 pub(crate) async fn count_orders(ctx: &TestContext, status: Option<&str>) -> i64 {
@@ -422,8 +422,6 @@ async fn a_backlog_bigger_than_one_statement_is_consumed() {
 /// sells out exactly.
 #[tokio::test(flavor = "multi_thread")]
 async fn broker_killed_mid_sale_loses_no_accepted_purchase() {
-    use std::sync::Arc;
-
     const STOCK: i64 = 150;
     const SHOPPERS: usize = 200;
     let ctx = TestContext::new().await;
@@ -431,13 +429,8 @@ async fn broker_killed_mid_sale_loses_no_accepted_purchase() {
     let mut settings = ctx.settings.clone();
     settings.kafka.brokers = vec![broker.address()];
     settings.kafka.timeout_ms = 1500;
-    let api = Arc::new(ctx.spawn_with(Role::Api, settings.clone()).await);
-    let payment = ctx.spawn_with(Role::Payment, settings.clone()).await;
-    let admin = api.admin_token(&ctx).await;
-    let coupon =
-        create_coupon(&api, &admin, &coupon_body("Outage sale", STOCK, -5, 3600)).await["id"]
-            .as_i64()
-            .unwrap();
+    let sale = OpenSale::start(&ctx, settings.clone(), "Outage sale", STOCK).await;
+    let (api, coupon) = (sale.api.clone(), sale.coupon);
 
     // Arrivals spread over about 4 s, so the kill lands mid-sale.
     let (shoppers, counts) = spawn_shoppers(
@@ -510,10 +503,8 @@ async fn broker_killed_mid_sale_loses_no_accepted_purchase() {
     let stored = stored_ids(&ctx).await;
     assert_eq!(stored.len(), STOCK as usize, "no duplicate, no extra order");
     assert_eq!(stored.into_iter().collect::<BTreeSet<_>>(), order_ids);
-    payment.stop().await;
-    if let Ok(api) = Arc::try_unwrap(api) {
-        api.stop().await;
-    }
+    drop(api);
+    sale.stop().await;
 }
 
 /// A payment process killed with thousands of payments still running: its successor

@@ -1,14 +1,10 @@
 //! Publication faults between the api and the broker.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::Duration;
 
-use flash_sale::roles::Role;
-
-use crate::catalog::{coupon_body, create_coupon};
 use crate::fault_proxy::KafkaFaultProxy;
-use crate::helpers::{TestContext, eventually, free_port, spawn_shoppers};
+use crate::helpers::{OpenSale, TestContext, eventually, free_port, spawn_shoppers};
 use crate::payment::assert_sold_out_exactly;
 use crate::private_servers::PrivateBroker;
 
@@ -30,13 +26,8 @@ async fn lost_produce_answers_never_make_a_phantom_or_an_oversell() {
     let mut settings = ctx.settings.clone();
     settings.kafka.brokers = vec![format!("127.0.0.1:{proxy_port}")];
     settings.kafka.timeout_ms = 1000;
-    let api = Arc::new(ctx.spawn_with(Role::Api, settings.clone()).await);
-    let payment = ctx.spawn_with(Role::Payment, settings.clone()).await;
-    let admin = api.admin_token(&ctx).await;
-    let coupon =
-        create_coupon(&api, &admin, &coupon_body("Lost acks", STOCK, -5, 3600)).await["id"]
-            .as_i64()
-            .unwrap();
+    let sale = OpenSale::start(&ctx, settings, "Lost acks", STOCK).await;
+    let (api, coupon) = (sale.api.clone(), sale.coupon);
 
     let (shoppers, counts) = spawn_shoppers(
         &ctx,
@@ -71,9 +62,7 @@ async fn lost_produce_answers_never_make_a_phantom_or_an_oversell() {
 
     assert_sold_out_exactly(&ctx, coupon, STOCK, &answered).await;
 
-    payment.stop().await;
-    if let Ok(api) = Arc::try_unwrap(api) {
-        api.stop().await;
-    }
+    drop(api);
+    sale.stop().await;
     drop(proxy);
 }

@@ -1,15 +1,12 @@
 //! Reconciling a sale while it sells.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 use flash_sale::app::reconcile::ReconcileError;
 use flash_sale::domain::coupon::CouponId;
-use flash_sale::roles::Role;
 
-use crate::catalog::{coupon_body, create_coupon};
-use crate::helpers::{TestContext, eventually, spawn_shoppers};
+use crate::helpers::{OpenSale, TestContext, eventually, spawn_shoppers};
 use crate::payment::assert_sold_out_exactly;
 use crate::purchase::reconciler;
 
@@ -21,12 +18,8 @@ async fn reconciling_twice_during_live_purchases_never_oversells() {
     const STOCK: i64 = 150;
     const SHOPPERS: usize = 220;
     let ctx = TestContext::new().await;
-    let api = Arc::new(ctx.spawn(Role::Api).await);
-    let payment = ctx.spawn(Role::Payment).await;
-    let admin = api.admin_token(&ctx).await;
-    let coupon = create_coupon(&api, &admin, &coupon_body("Live", STOCK, -5, 3600)).await["id"]
-        .as_i64()
-        .unwrap();
+    let sale = OpenSale::start(&ctx, ctx.settings.clone(), "Live", STOCK).await;
+    let (api, coupon) = (sale.api.clone(), sale.coupon);
     let (shoppers, counts) = spawn_shoppers(
         &ctx,
         &api,
@@ -61,8 +54,6 @@ async fn reconciling_twice_during_live_purchases_never_oversells() {
     assert!(counts.busy() > 0, "purchases waited during the rebuilds");
     assert_eq!(answered.len(), STOCK as usize, "sold out exactly");
     assert_sold_out_exactly(&ctx, coupon, STOCK, &answered).await;
-    payment.stop().await;
-    if let Ok(api) = Arc::try_unwrap(api) {
-        api.stop().await;
-    }
+    drop(api);
+    sale.stop().await;
 }
