@@ -52,6 +52,7 @@ export FLASH_TEST_S3_ENDPOINT="http://127.0.0.1:$S3_PORT"
 # The breakdown test opens 1,000 sockets at once.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-echo "[test] cargo test (all targets)"
-cargo test --all-targets --no-fail-fast
+# All features: the benchmark-only purchase gates are tested too.
+echo "[test] cargo test (all targets, all features)"
+cargo test --all-targets --all-features --no-fail-fast
 scripts/browser-test.sh

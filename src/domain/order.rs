@@ -104,6 +104,18 @@ pub enum PurchaseRejection {
     SoldOut,
 }
 
+/// What the purchase gate decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reservation {
+    /// A unit is reserved for this new order, at this price (cents).
+    Accepted(OrderId, i64),
+    /// The same `Idempotency-Key` was accepted before: its order, at this price.
+    Replayed(OrderId, i64),
+    Rejected(PurchaseRejection),
+    /// The coupon's sale state is being rebuilt; nothing was decided.
+    Rebuilding,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PurchaseError {
     #[error(transparent)]

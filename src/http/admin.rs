@@ -10,8 +10,7 @@ use serde::Deserialize;
 use crate::app::catalog::Catalog;
 use crate::domain::coupon::{CatalogError, CouponDraft};
 use crate::error::AppError;
-use crate::http::catalog::coupon_id;
-use crate::http::extract::AdminUser;
+use crate::http::extract::{AdminUser, CouponPath};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(create_coupon)
@@ -65,10 +64,9 @@ async fn create_coupon(
 async fn update_coupon(
     AdminUser(_): AdminUser,
     catalog: web::Data<Catalog>,
-    id: web::Path<String>,
+    CouponPath(id): CouponPath,
     body: web::Json<CouponBody>,
 ) -> Result<HttpResponse, AppError> {
-    let id = coupon_id(&id)?;
     let draft = CouponDraft::try_from(&*body)?;
     Ok(HttpResponse::Ok().json(catalog.update(id, &draft).await?))
 }
@@ -77,9 +75,9 @@ async fn update_coupon(
 async fn delete_coupon(
     AdminUser(_): AdminUser,
     catalog: web::Data<Catalog>,
-    id: web::Path<String>,
+    CouponPath(id): CouponPath,
 ) -> Result<HttpResponse, AppError> {
-    catalog.delete(coupon_id(&id)?).await?;
+    catalog.delete(id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -88,10 +86,9 @@ async fn delete_coupon(
 async fn upload_image(
     AdminUser(_): AdminUser,
     catalog: web::Data<Catalog>,
-    id: web::Path<String>,
+    CouponPath(id): CouponPath,
     mut form: Multipart,
 ) -> Result<HttpResponse, AppError> {
-    let id = coupon_id(&id)?;
     let max_bytes = catalog.max_image_bytes();
     while let Some(field) = form.next().await {
         let mut field =

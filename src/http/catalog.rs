@@ -5,8 +5,9 @@ use actix_web::{HttpResponse, get, web};
 use serde::Deserialize;
 
 use crate::app::catalog::Catalog;
-use crate::domain::coupon::{CatalogError, CouponId};
+use crate::domain::coupon::CatalogError;
 use crate::error::AppError;
+use crate::http::extract::CouponPath;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(list_coupons)
@@ -40,14 +41,6 @@ fn page_number(
     .transpose()
 }
 
-/// Parses a path id; ids that cannot exist are simply not found.
-pub fn coupon_id(raw: &str) -> Result<CouponId, AppError> {
-    let id = raw.parse::<i64>().map_err(|_| {
-        AppError::BadRequest(format!("coupon id must be a positive integer, got {raw:?}"))
-    })?;
-    CouponId::new(id).ok_or(AppError::Catalog(CatalogError::NotFound))
-}
-
 /// A page of coupons; `remaining` may lag (cached), see `/api/coupons/{id}/stock`.
 #[get("/api/coupons")]
 async fn list_coupons(
@@ -66,9 +59,9 @@ async fn list_coupons(
 #[get("/api/coupons/{id}")]
 async fn get_coupon(
     catalog: web::Data<Catalog>,
-    id: web::Path<String>,
+    CouponPath(id): CouponPath,
 ) -> Result<HttpResponse, AppError> {
-    let coupon = catalog.coupon(coupon_id(&id)?).await?;
+    let coupon = catalog.coupon(id).await?;
     Ok(HttpResponse::Ok().json(&*coupon))
 }
 
@@ -76,9 +69,8 @@ async fn get_coupon(
 #[get("/api/coupons/{id}/stock")]
 async fn get_stock(
     catalog: web::Data<Catalog>,
-    id: web::Path<String>,
+    CouponPath(id): CouponPath,
 ) -> Result<HttpResponse, AppError> {
-    let id = coupon_id(&id)?;
     let remaining = catalog.stock(id).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))

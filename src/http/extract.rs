@@ -1,12 +1,15 @@
-//! Request extractors: the verified caller.
+//! Request extractors: the verified caller, ids in the path, the Idempotency-Key.
 
 use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use futures_util::future::{Ready, ready};
 
 use crate::adapters::oidc::TokenVerifier;
+use crate::domain::coupon::{CatalogError, CouponId};
 use crate::domain::identity::{IdentityError, Principal};
+use crate::domain::order::{OrderError, OrderId};
 use crate::error::AppError;
 
 /// The caller, from `Authorization: Bearer <token>`; 401 otherwise.
@@ -64,5 +67,83 @@ impl FromRequest for AdminUser {
                 Err(IdentityError::Forbidden.into())
             }
         })
+    }
+}
+
+/// The `{id}` segment of a coupon route. Not a number: 400; a number no coupon can have
+/// (zero, negative): 404, like any unknown id.
+pub struct CouponPath(pub CouponId);
+
+impl FromRequest for CouponPath {
+    type Error = AppError;
+    type Future = Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let raw = req.match_info().get("id").unwrap_or_default();
+        ready(match raw.parse::<i64>() {
+            Err(_) => Err(AppError::BadRequest(format!(
+                "coupon id must be a positive integer, got {raw:?}"
+            ))),
+            Ok(id) => CouponId::new(id)
+                .map(CouponPath)
+                .ok_or(AppError::Catalog(CatalogError::NotFound)),
+        })
+    }
+}
+
+/// The `{id}` segment of an order route; anything but an order id is simply not found
+/// (no probing of the id format).
+pub struct OrderPath(pub OrderId);
+
+impl FromRequest for OrderPath {
+    type Error = AppError;
+    type Future = Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let raw = req.match_info().get("id").unwrap_or_default();
+        ready(
+            OrderId::parse(raw)
+                .map(OrderPath)
+                .ok_or(AppError::Order(OrderError::NotFound)),
+        )
+    }
+}
+
+/// Longest accepted `Idempotency-Key`.
+const IDEMPOTENCY_KEY_MAX: usize = 128;
+
+/// The optional `Idempotency-Key` header: 1-128 visible ASCII characters, else 400.
+pub struct IdempotencyKey(pub Option<String>);
+
+impl IdempotencyKey {
+    pub fn as_deref(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+}
+
+impl FromRequest for IdempotencyKey {
+    type Error = AppError;
+    type Future = Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let Some(value) = req.headers().get("Idempotency-Key") else {
+            return ready(Ok(IdempotencyKey(None)));
+        };
+        let key = value
+            .to_str()
+            .ok()
+            .map(str::trim)
+            .filter(|k| {
+                !k.is_empty()
+                    && k.len() <= IDEMPOTENCY_KEY_MAX
+                    && k.chars().all(|c| c.is_ascii_graphic())
+            })
+            .map(|k| IdempotencyKey(Some(k.to_owned())))
+            .ok_or_else(|| {
+                AppError::BadRequest(
+                    "Idempotency-Key must be 1-128 visible ASCII characters".to_owned(),
+                )
+            });
+        ready(key)
     }
 }

@@ -8,6 +8,7 @@ use actix_web::web;
 
 use super::{StartupError, ensure_orders_topic, required};
 use crate::adapters::Adapters;
+use crate::adapters::mysql::MysqlPool;
 use crate::adapters::kafka::producer::{OrderPublisher, PublisherLimits};
 use crate::adapters::oidc::{EmbeddedIssuer, KeycloakProvider, SigningKeys};
 use crate::adapters::redis::catalog_cache::CatalogCache;
@@ -19,7 +20,7 @@ use crate::adapters::redis::stock_gate::StockGate;
 use crate::app::catalog::{Catalog, CatalogMetrics};
 use crate::app::identity::Identity;
 use crate::app::orders::Orders;
-use crate::app::purchase::{MysqlGate, Purchases};
+use crate::app::purchase::Purchases;
 use crate::app::reconcile::{Reconciler, SaleRebuilds};
 use crate::config::{IdentityProviderKind, ObjectStoreKind, PurchaseStrategy, Settings};
 use crate::domain::ports::IdentityProvider;
@@ -191,10 +192,11 @@ async fn build_purchases(
         },
         shutdown,
     );
-    let pending = PendingOrders::new(
+    let pending = PendingOrders::start(
         redis.clone(),
         keys.clone(),
         Duration::from_secs(purchase.pending_ttl_secs),
+        shutdown,
     );
     let gate = StockGate::new(
         redis,
@@ -202,19 +204,6 @@ async fn build_purchases(
         Duration::from_secs(purchase.idempotency_ttl_secs),
     );
     let mysql = required(&adapters.mysql, "MySQL")?;
-    let mysql_gate = match purchase.strategy {
-        PurchaseStrategy::Redis => None,
-        strategy => {
-            tracing::warn!(
-                ?strategy,
-                "purchase strategy for benchmarks only: the purchase path uses MySQL locks"
-            );
-            Some(MysqlGate {
-                mysql: mysql.clone(),
-                optimistic: strategy == PurchaseStrategy::MysqlOptimistic,
-            })
-        }
-    };
     let rebuilds = Arc::new(SaleRebuilds::new(Reconciler {
         mysql: mysql.clone(),
         kafka: reconcile_kafka,
@@ -239,19 +228,55 @@ async fn build_purchases(
             shutdown.token(),
         ));
     }
-    let orders = Orders::new(mysql, pending.clone());
+    let orders = Orders::new(mysql.clone(), pending.clone());
     let purchases = Purchases::new(
         gate,
         publisher,
         pending,
         orders.clone(),
         catalog,
-        mysql_gate,
         Some(rebuilds),
     )
     .map_err(StartupError::runtime)?;
+    let purchases = with_strategy(purchases, purchase.strategy, &mysql)?;
     metrics
         .register(purchases.collector())
         .map_err(StartupError::runtime)?;
     Ok((purchases, orders))
+}
+
+/// The gate `purchase.strategy` names: Redis, or (benchmark builds only) a MySQL gate.
+#[cfg(feature = "bench")]
+fn with_strategy(
+    purchases: Purchases,
+    strategy: PurchaseStrategy,
+    mysql: &MysqlPool,
+) -> Result<Purchases, StartupError> {
+    use crate::app::purchase::mysql_gates::MysqlGate;
+    if strategy == PurchaseStrategy::Redis {
+        return Ok(purchases);
+    }
+    tracing::warn!(
+        ?strategy,
+        "purchase strategy for benchmarks only: the purchase path uses MySQL locks"
+    );
+    Ok(purchases.with_mysql_gate(MysqlGate {
+        mysql: mysql.clone(),
+        optimistic: strategy == PurchaseStrategy::MysqlOptimistic,
+    }))
+}
+
+#[cfg(not(feature = "bench"))]
+fn with_strategy(
+    purchases: Purchases,
+    strategy: PurchaseStrategy,
+    _: &MysqlPool,
+) -> Result<Purchases, StartupError> {
+    if strategy == PurchaseStrategy::Redis {
+        Ok(purchases)
+    } else {
+        Err(StartupError::Configuration(format!(
+            "purchase.strategy {strategy:?} needs a build with the `bench` feature"
+        )))
+    }
 }

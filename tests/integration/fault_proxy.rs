@@ -118,3 +118,61 @@ async fn read_frame(stream: &mut tokio::net::tcp::OwnedReadHalf) -> Option<Vec<u
     stream.read_exact(&mut frame[4..]).await.ok()?;
     Some(frame)
 }
+
+/// A TCP proxy that delays every answer of the server by a fixed time (requests pass at
+/// once, answers keep their order). With a delay far above everything else a request
+/// does, its latency counts the round trips it waits for.
+pub struct DelayProxy {
+    pub port: u16,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DelayProxy {
+    pub async fn start(server_port: u16, delay: std::time::Duration) -> Self {
+        let listener = TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("proxy port");
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = TcpStream::connect(("127.0.0.1", server_port)).await else {
+                    continue;
+                };
+                tokio::spawn(delay_answers(client, server, delay));
+            }
+        });
+        Self { port, task }
+    }
+}
+
+impl Drop for DelayProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn delay_answers(client: TcpStream, server: TcpStream, delay: std::time::Duration) {
+    let (mut from_client, mut to_client) = client.into_split();
+    let (mut from_server, mut to_server) = server.into_split();
+    let (due_tx, mut due_rx) = tokio::sync::mpsc::unbounded_channel();
+    let requests = async move {
+        let _ = tokio::io::copy(&mut from_client, &mut to_server).await;
+    };
+    let reads = async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n) = from_server.read(&mut buf).await {
+            if n == 0 || due_tx.send((tokio::time::Instant::now() + delay, buf[..n].to_vec())).is_err() {
+                return;
+            }
+        }
+    };
+    let answers = async move {
+        while let Some((due, chunk)) = due_rx.recv().await {
+            tokio::time::sleep_until(due).await;
+            if to_client.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::join!(requests, reads, answers);
+}

@@ -428,7 +428,9 @@ pub(crate) fn reconciler(
     }
 }
 
-/// The MySQL strategies (bench-only) keep the same promise under racing.
+/// The MySQL strategies (compiled into benchmark builds only) keep the same promise
+/// under racing.
+#[cfg(feature = "bench")]
 #[tokio::test(flavor = "multi_thread")]
 async fn mysql_strategies_also_sell_exactly_the_stock() {
     use flash_sale::config::PurchaseStrategy;

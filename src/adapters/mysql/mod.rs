@@ -7,6 +7,7 @@ pub mod coupons;
 pub mod migrate;
 pub mod orders;
 pub mod pool;
+#[cfg(feature = "bench")]
 pub mod sale_stock;
 pub mod schema;
 pub mod users;

@@ -14,7 +14,7 @@ use super::{Keys, RedisError, RedisPool};
 use crate::domain::coupon::Coupon;
 use crate::domain::coupon::CouponId;
 use crate::domain::identity::UserId;
-use crate::domain::order::{OrderId, PurchaseRejection};
+use crate::domain::order::{OrderId, PurchaseRejection, Reservation};
 
 /// How long an order's claim is kept (longer than any replay of the topic would take).
 const CLAIM_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -47,18 +47,6 @@ pub enum Release {
     Consumed,
     /// Not yet: the sale state is being rebuilt; try again after it.
     AfterRebuild,
-}
-
-/// What the gate decided.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reservation {
-    /// A unit is reserved for this new order, at this price (cents).
-    Accepted(OrderId, i64),
-    /// The same `Idempotency-Key` was accepted before: its order, at this price.
-    Replayed(OrderId, i64),
-    Rejected(PurchaseRejection),
-    /// The coupon's sale state is being rebuilt; nothing was decided.
-    Rebuilding,
 }
 
 #[derive(Clone)]

@@ -5,8 +5,8 @@
 //! 2. The `OrderPlaced` event is published and acknowledged by the broker.
 //! 3. If it cannot be published, `lua/release.lua` gives the unit back before the client
 //!    hears anything (503): nothing is oversold and no accepted purchase is lost.
-//! 4. A short-lived pending record lets `GET /api/orders/{id}` answer before the payment
-//!    role has written the order.
+//! 4. A short-lived pending record, written off the request path, lets
+//!    `GET /api/orders/{id}` answer before the payment role has written the order.
 
 use std::sync::Arc;
 
@@ -14,11 +14,8 @@ use chrono::Utc;
 use prometheus::IntCounterVec;
 
 use crate::adapters::kafka::producer::OrderPublisher;
-use crate::adapters::mysql::{MysqlPool, sale_stock};
 use crate::adapters::redis::pending_orders::PendingOrders;
-use crate::adapters::redis::stock_gate::{
-    Release, ReleaseReason, Reservation, StockGate, idempotency_digest,
-};
+use crate::adapters::redis::stock_gate::{Release, ReleaseReason, StockGate, idempotency_digest};
 use crate::app::catalog::Catalog;
 use crate::app::orders::Orders;
 use crate::app::reconcile::SaleRebuilds;
@@ -26,6 +23,7 @@ use crate::domain::coupon::{CatalogError, CouponId};
 use crate::domain::identity::UserId;
 use crate::domain::order::{
     OrderError, OrderId, OrderPlaced, OrderStatus, OrderView, PurchaseError, PurchaseRejection,
+    Reservation,
 };
 
 /// The answer to an accepted purchase.
@@ -36,16 +34,14 @@ pub struct Accepted {
     pub replayed: bool,
 }
 
-/// The MySQL gates the requirements rejected, measured by `make bench` only.
-pub struct MysqlGate {
-    pub mysql: MysqlPool,
-    pub optimistic: bool,
-}
+#[cfg(feature = "bench")]
+pub mod mysql_gates;
 
 pub struct Purchases {
     gate: StockGate,
     /// Set only when `purchase.strategy` is one of the MySQL strategies.
-    mysql_gate: Option<MysqlGate>,
+    #[cfg(feature = "bench")]
+    mysql_gate: Option<mysql_gates::MysqlGate>,
     publisher: OrderPublisher,
     pending: PendingOrders,
     /// Read on replays only, to tell whether the replayed order exists.
@@ -68,7 +64,6 @@ impl Purchases {
         pending: PendingOrders,
         orders: Orders,
         catalog: Arc<Catalog>,
-        mysql_gate: Option<MysqlGate>,
         rebuilds: Option<Arc<SaleRebuilds>>,
     ) -> Result<Self, prometheus::Error> {
         let outcomes = IntCounterVec::new(
@@ -77,7 +72,8 @@ impl Purchases {
         )?;
         Ok(Self {
             gate,
-            mysql_gate,
+            #[cfg(feature = "bench")]
+            mysql_gate: None,
             publisher,
             pending,
             orders,
@@ -85,6 +81,13 @@ impl Purchases {
             rebuilds,
             outcomes,
         })
+    }
+
+    /// Decides purchases with a MySQL gate instead of Redis (benchmarks only).
+    #[cfg(feature = "bench")]
+    pub fn with_mysql_gate(mut self, gate: mysql_gates::MysqlGate) -> Self {
+        self.mysql_gate = Some(gate);
+        self
     }
 
     pub fn collector(&self) -> Box<dyn prometheus::core::Collector> {
@@ -124,15 +127,7 @@ impl Purchases {
         coupon: CouponId,
         idempotency_key: Option<&str>,
     ) -> Result<Accepted, PurchaseError> {
-        let candidate = OrderId::generate();
-        let reservation = match &self.mysql_gate {
-            None => self
-                .gate
-                .reserve(coupon, user, candidate, idempotency_key)
-                .await
-                .map_err(unavailable)?,
-            Some(gate) => reserve_in_mysql(gate, coupon, user, candidate).await?,
-        };
+        let reservation = self.reserve(user, coupon, idempotency_key).await?;
         let (order_id, price_cents) = match reservation {
             Reservation::Accepted(order_id, price) => (order_id, price),
             Reservation::Replayed(order_id, price) => {
@@ -155,6 +150,26 @@ impl Purchases {
             order_id,
             replayed: false,
         })
+    }
+
+    async fn reserve(
+        &self,
+        user: &UserId,
+        coupon: CouponId,
+        idempotency_key: Option<&str>,
+    ) -> Result<Reservation, PurchaseError> {
+        let candidate = OrderId::generate();
+        #[cfg(feature = "bench")]
+        if let Some(gate) = &self.mysql_gate {
+            return gate
+                .reserve(coupon, user, candidate)
+                .await
+                .map_err(unavailable);
+        }
+        self.gate
+            .reserve(coupon, user, candidate, idempotency_key)
+            .await
+            .map_err(unavailable)
     }
 
     /// Publishes the order's event and records it as pending. When the event cannot be
@@ -188,10 +203,7 @@ impl Purchases {
             created_at: placed_at,
             updated_at: placed_at,
         };
-        if let Err(error) = self.pending.put(user, &view).await {
-            // The order is safe in Kafka; only the read-back before payment may miss it.
-            tracing::warn!(order.id = %order_id, %error, "could not record the pending order");
-        }
+        self.pending.record(user, &view);
         Ok(())
     }
 
@@ -283,30 +295,4 @@ impl Purchases {
             Err(other) => unavailable(other),
         }
     }
-}
-
-/// The MySQL gate's decision, in the Redis gate's terms (bench-only strategies; no
-/// idempotency keys: the comparison is about the stock step).
-async fn reserve_in_mysql(
-    gate: &MysqlGate,
-    coupon: CouponId,
-    user: &UserId,
-    order_id: OrderId,
-) -> Result<Reservation, PurchaseError> {
-    let decision = gate
-        .mysql
-        .with_conn(async |conn| {
-            let decided = if gate.optimistic {
-                sale_stock::reserve_optimistic(conn, coupon, user).await
-            } else {
-                sale_stock::reserve_pessimistic(conn, coupon, user).await
-            };
-            decided.map_err(|e| crate::adapters::mysql::MysqlError::Unavailable(e.to_string()))
-        })
-        .await
-        .map_err(unavailable)?;
-    Ok(match decision {
-        Ok(price) => Reservation::Accepted(order_id, price),
-        Err(rejection) => Reservation::Rejected(rejection),
-    })
 }

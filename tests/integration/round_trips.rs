@@ -1,0 +1,83 @@
+//! What an accepted purchase costs Redis on the request path: one round trip (the
+//! purchase script). A private redis-server sits behind a proxy that delays each answer
+//! by far more than anything else the request does, so a purchase's latency counts the
+//! round trips it waited for; the server's command statistics count the script calls.
+
+use std::time::{Duration, Instant};
+
+use flash_sale::roles::Role;
+
+use crate::fault_proxy::DelayProxy;
+use crate::helpers::TestContext;
+use crate::private_servers::PrivateRedis;
+
+const ANSWER_DELAY: Duration = Duration::from_millis(300);
+const PURCHASES: usize = 5;
+
+async fn script_calls(redis: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(redis)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("cmdstat_evalsha:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |calls| calls.parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_accepted_purchase_waits_for_one_redis_round_trip() {
+    let redis = PrivateRedis::start().await;
+    let redis_port: u16 = redis.url.rsplit(':').next().unwrap().parse().unwrap();
+    let proxy = DelayProxy::start(redis_port, ANSWER_DELAY).await;
+    let mut ctx = TestContext::new().await;
+    ctx.use_redis(&format!("redis://127.0.0.1:{}", proxy.port));
+    let mut settings = ctx.settings.clone();
+    // Only purchases talk to Redis while the statistics are taken.
+    settings.purchase.audit_interval_secs = 0;
+    settings.redis.timeout_ms = 5_000;
+    let api = ctx.spawn_with(Role::Api, settings).await;
+    let admin = api.admin_token(&ctx).await;
+    let body = crate::catalog::coupon_body("one round trip", 100, -5, 3600);
+    let coupon = crate::catalog::create_coupon(&api, &admin, &body).await["id"]
+        .as_i64()
+        .unwrap();
+    let mut tokens = Vec::new();
+    for n in 0..PURCHASES {
+        tokens.push(api.mint_token(&ctx, &format!("round-trip-{n}")).await);
+    }
+    // One unanswered purchase first: connections and the script cache are warm after it.
+    let (status, body) = api.purchase(&tokens[0], coupon, None).await;
+    assert_eq!(status, 202, "{body}");
+
+    let mut stats = redis::Client::open(redis.url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let calls_before = script_calls(&mut stats).await;
+    for token in &tokens[1..] {
+        let started = Instant::now();
+        let (status, body) = api.purchase(token, coupon, Some("once")).await;
+        let took = started.elapsed();
+        assert_eq!(status, 202, "{body}");
+        assert!(
+            took >= ANSWER_DELAY && took < ANSWER_DELAY * 2,
+            "a purchase waited {took:?}: not exactly one Redis round trip of {ANSWER_DELAY:?}"
+        );
+        // The pending record was written after the answer, yet the order reads back.
+        let order_id = body["order_id"].as_str().unwrap();
+        let (status, order) = api
+            .get_authed(&format!("/api/orders/{order_id}"), token)
+            .await;
+        assert_eq!(status, 200, "{order}");
+        assert_eq!(order["status"], "PENDING");
+    }
+    assert_eq!(
+        script_calls(&mut stats).await - calls_before,
+        u64::try_from(PURCHASES - 1).unwrap(),
+        "one purchase script call per purchase and no other script"
+    );
+    api.stop().await;
+}
