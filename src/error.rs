@@ -15,6 +15,7 @@ use crate::app::catalog::AdminError;
 use crate::domain::coupon::CatalogError;
 use crate::domain::identity::IdentityError;
 use crate::domain::order::{OrderError, PurchaseError, PurchaseRejection};
+use crate::live::hub::HubError;
 
 #[derive(Debug, Serialize)]
 pub struct ErrorBody {
@@ -48,6 +49,8 @@ pub enum AppError {
     Purchase(#[from] PurchaseError),
     #[error(transparent)]
     Order(#[from] OrderError),
+    #[error(transparent)]
+    Sockets(#[from] HubError),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -150,6 +153,8 @@ impl AppError {
             },
             Self::Order(OrderError::NotFound) => Described::new(S::NOT_FOUND, "ORDER_NOT_FOUND"),
             Self::Order(OrderError::Unavailable(_)) => Described::outage(),
+            Self::Sockets(HubError::Full(_)) => Described::busy(),
+            Self::Sockets(HubError::Redis(_)) => Described::outage(),
             Self::Unexpected(_) => Described::new(S::INTERNAL_SERVER_ERROR, "INTERNAL"),
         }
     }

@@ -23,6 +23,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod live;
 pub mod metrics;
 pub mod roles;
 pub mod shutdown;

@@ -1,7 +1,9 @@
 //! Use cases, one file per verb; each owns its transaction boundary.
 
+pub mod access;
 pub mod audit;
 pub mod catalog;
+pub mod health;
 pub mod identity;
 pub mod orders;
 pub mod purchase;

@@ -4,7 +4,7 @@
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde::Deserialize;
 
-use crate::adapters::oidc::EmbeddedIssuer;
+use crate::app::access::IssuerDocuments;
 use crate::app::identity::Identity;
 use crate::error::AppError;
 use crate::http::extract::AuthUser;
@@ -109,13 +109,13 @@ async fn me(AuthUser(principal): AuthUser) -> HttpResponse {
 }
 
 #[get("/.well-known/openid-configuration")]
-async fn discovery(issuer: web::Data<EmbeddedIssuer>) -> HttpResponse {
-    HttpResponse::Ok().json(issuer.discovery_document())
+async fn discovery(issuer: web::Data<IssuerDocuments>) -> HttpResponse {
+    HttpResponse::Ok().json(issuer.discovery())
 }
 
 #[get("/.well-known/jwks.json")]
-async fn jwks(issuer: web::Data<EmbeddedIssuer>) -> HttpResponse {
+async fn jwks(issuer: web::Data<IssuerDocuments>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "public, max-age=300"))
-        .json(issuer.keys().jwks())
+        .json(issuer.jwks())
 }

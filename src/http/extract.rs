@@ -6,7 +6,7 @@ use std::pin::Pin;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use futures_util::future::{Ready, ready};
 
-use crate::adapters::oidc::TokenVerifier;
+use crate::app::access::Authenticator;
 use crate::domain::coupon::{CatalogError, CouponId};
 use crate::domain::identity::{IdentityError, Principal};
 use crate::domain::order::{OrderError, OrderId};
@@ -33,14 +33,14 @@ pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
 }
 
 async fn authenticate(req: HttpRequest) -> Result<Principal, AppError> {
-    let verifier = req
-        .app_data::<web::Data<TokenVerifier>>()
+    let authenticator = req
+        .app_data::<web::Data<Authenticator>>()
         .cloned()
-        .ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("no token verifier mounted")))?;
+        .ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("no authenticator mounted")))?;
     let token = bearer_token(&req)
         .ok_or(IdentityError::Unauthorized("missing bearer token"))?
         .to_owned();
-    Ok(verifier.verify(&token).await?)
+    Ok(authenticator.verify(&token).await?)
 }
 
 impl FromRequest for AuthUser {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use actix_web::{HttpResponse, get, web};
 use serde::Serialize;
 
-use crate::adapters::{Adapters, DependencyStatus};
+use crate::app::health::{Check, Health};
 use crate::error::AppError;
 use crate::metrics::Metrics;
 
@@ -42,18 +42,18 @@ struct Readiness<'a> {
     instance: &'a InstanceInfo,
     /// Names of the dependencies that failed their probe.
     failing: Vec<&'static str>,
-    checks: Vec<DependencyStatus>,
+    checks: Vec<Check>,
 }
 
 /// Readiness: every dependency of this role answered within the probe timeout.
 /// 503 names the ones that did not.
 #[get("/readyz")]
-async fn readyz(adapters: web::Data<Adapters>, instance: web::Data<InstanceInfo>) -> HttpResponse {
-    let checks = adapters.readiness(PROBE_TIMEOUT).await;
+async fn readyz(health: web::Data<Health>, instance: web::Data<InstanceInfo>) -> HttpResponse {
+    let checks = health.checks(PROBE_TIMEOUT).await;
     let failing: Vec<_> = checks
         .iter()
         .filter(|c| !c.ok)
-        .map(|c| c.dependency.name())
+        .map(|c| c.dependency)
         .collect();
     let ready = failing.is_empty();
     let body = Readiness {

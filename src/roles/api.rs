@@ -8,8 +8,8 @@ use actix_web::web;
 
 use super::{StartupError, ensure_orders_topic, required};
 use crate::adapters::Adapters;
-use crate::adapters::mysql::MysqlPool;
 use crate::adapters::kafka::producer::{OrderPublisher, PublisherLimits};
+use crate::adapters::mysql::MysqlPool;
 use crate::adapters::oidc::{EmbeddedIssuer, KeycloakProvider, SigningKeys};
 use crate::adapters::redis::catalog_cache::CatalogCache;
 use crate::adapters::redis::coupon_state::CouponState;
@@ -17,6 +17,7 @@ use crate::adapters::redis::pending_orders::PendingOrders;
 use crate::adapters::redis::rate_limit::LoginLimiter;
 use crate::adapters::redis::rebuild_lock::RebuildLocks;
 use crate::adapters::redis::stock_gate::StockGate;
+use crate::app::access::IssuerDocuments;
 use crate::app::catalog::{Catalog, CatalogMetrics};
 use crate::app::identity::Identity;
 use crate::app::orders::Orders;
@@ -39,7 +40,7 @@ pub(super) struct ApiModules {
     /// Built web pages, served at `/` when present.
     static_dir: std::path::PathBuf,
     identity: web::Data<Identity>,
-    issuer: Option<web::Data<EmbeddedIssuer>>,
+    issuer: Option<web::Data<IssuerDocuments>>,
     trust_proxy: web::Data<TrustProxyHeaders>,
 }
 
@@ -79,7 +80,10 @@ impl ApiModules {
                     .await
                     .map_err(StartupError::runtime)?,
                 );
-                (issuer.clone(), Some(web::Data::from(issuer)))
+                (
+                    issuer.clone(),
+                    Some(web::Data::new(IssuerDocuments::new(issuer))),
+                )
             }
             IdentityProviderKind::Keycloak => {
                 let keycloak = KeycloakProvider::new(

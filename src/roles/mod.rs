@@ -15,6 +15,8 @@ use actix_web::{App, HttpServer, web};
 
 use crate::adapters::oidc::TokenVerifier;
 use crate::adapters::{Adapters, Dependency};
+use crate::app::access::Authenticator;
+use crate::app::health::Health;
 use crate::config::{IdentityProviderKind, Settings};
 use crate::http::{self, ops::InstanceInfo};
 use crate::metrics::Metrics;
@@ -214,12 +216,12 @@ pub async fn start(settings: Settings, role: Role) -> Result<RunningApp, Startup
         )
         .await?;
     }
-    let app_adapters = web::Data::new(adapters.clone());
+    let app_health = web::Data::new(Health::new(adapters.clone()));
     let app_metrics = web::Data::new(metrics);
     let app_instance = web::Data::new(instance.clone());
     let mut server = HttpServer::new(move || {
         App::new()
-            .app_data(app_adapters.clone())
+            .app_data(app_health.clone())
             .app_data(app_metrics.clone())
             .app_data(app_instance.clone())
             .wrap(from_fn(http::metrics::record))
@@ -261,7 +263,7 @@ pub async fn start(settings: Settings, role: Role) -> Result<RunningApp, Startup
 #[derive(Clone)]
 struct Modules {
     /// Verifies bearer tokens (api and ws).
-    verifier: Option<web::Data<TokenVerifier>>,
+    verifier: Option<web::Data<Authenticator>>,
     #[cfg(feature = "api")]
     api: Option<api::ApiModules>,
     #[cfg(feature = "ws")]
@@ -297,7 +299,7 @@ impl Modules {
         let verifier = TokenVerifier::new(&settings.identity, issuer.clone())
             .map_err(|e| StartupError::Configuration(e.to_string()))?;
         Ok(Self {
-            verifier: Some(web::Data::new(verifier)),
+            verifier: Some(web::Data::new(Authenticator::new(verifier))),
             #[cfg(feature = "api")]
             api: if serves_api {
                 Some(api::ApiModules::build(settings, adapters, issuer, metrics, shutdown).await?)

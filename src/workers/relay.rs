@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio_util::sync::CancellationToken;
 
 use crate::adapters::redis::notifier::{PAYMENT_UPDATE_PREFIX, PaymentUpdate};
-use crate::http::ws::Hub;
+use crate::live::Hub;
 use crate::shutdown::Shutdown;
 
 pub fn start(

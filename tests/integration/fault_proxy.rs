@@ -161,7 +161,11 @@ async fn delay_answers(client: TcpStream, server: TcpStream, delay: std::time::D
     let reads = async move {
         let mut buf = vec![0u8; 64 * 1024];
         while let Ok(n) = from_server.read(&mut buf).await {
-            if n == 0 || due_tx.send((tokio::time::Instant::now() + delay, buf[..n].to_vec())).is_err() {
+            if n == 0
+                || due_tx
+                    .send((tokio::time::Instant::now() + delay, buf[..n].to_vec()))
+                    .is_err()
+            {
                 return;
             }
         }

@@ -23,6 +23,6 @@ mod publish_faults;
 mod purchase;
 mod readiness;
 mod reconcile;
-mod round_trips;
 mod roles;
+mod round_trips;
 mod ws;

@@ -274,8 +274,8 @@ async fn slow_clients_are_dropped_never_buffered() {
     use flash_sale::adapters::redis::{Keys, RedisPool};
     use flash_sale::domain::identity::UserId;
     use flash_sale::domain::order::{OrderId, OrderStatus};
-    use flash_sale::http::ws::Hub;
-    use flash_sale::http::ws::hub::WsMetrics;
+    use flash_sale::live::Hub;
+    use flash_sale::live::hub::WsMetrics;
 
     let ctx = TestContext::new().await;
     let routes = WsRoutes::new(

@@ -142,7 +142,7 @@ impl PendingOrders {
                 }
             }
         }
-        orders.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        orders.sort_by_key(|order| std::cmp::Reverse(order.created_at));
         orders.truncate(limit);
         Ok(orders)
     }
@@ -187,16 +187,20 @@ impl Writer {
             };
             let order = &record.order;
             let user_key = self.keys.user_pending_orders(record.user_id.as_str());
-            pipe.pset_ex(self.keys.pending_order(&order.order_id.to_string()), json, self.ttl_ms)
-                .ignore()
-                .zadd(
-                    &user_key,
-                    order.order_id.to_string(),
-                    order.created_at.timestamp_millis(),
-                )
-                .ignore()
-                .pexpire(&user_key, i64::try_from(self.ttl_ms).unwrap_or(i64::MAX))
-                .ignore();
+            pipe.pset_ex(
+                self.keys.pending_order(&order.order_id.to_string()),
+                json,
+                self.ttl_ms,
+            )
+            .ignore()
+            .zadd(
+                &user_key,
+                order.order_id.to_string(),
+                order.created_at.timestamp_millis(),
+            )
+            .ignore()
+            .pexpire(&user_key, i64::try_from(self.ttl_ms).unwrap_or(i64::MAX))
+            .ignore();
         }
         let written = self
             .redis

@@ -1,7 +1,8 @@
 //! This instance's live sockets, by user. Each socket has a bounded queue: a client that
 //! falls behind is dropped (its socket closes), never allowed to grow memory. A guard
-//! removes the socket on every exit path; the user's last socket here also removes the
-//! Redis route (if it still points here).
+//! removes the socket on every exit path; when the session ends normally it also removes
+//! the user's Redis route if that was the user's last socket here (a route left behind by
+//! a panic expires by its TTL).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -177,17 +178,27 @@ impl Hub {
     }
 }
 
+impl Registration {
+    /// Ends the registration; the user's last socket here also takes its route away.
+    pub async fn leave(mut self) {
+        if let Some(last) = self.unregister()
+            && last
+            && let Err(error) = self.hub.routes.remove(&self.user).await
+        {
+            tracing::debug!(%error, "route not removed; it expires by TTL");
+        }
+    }
+
+    /// Some(whether it was the user's last socket) the first time only.
+    fn unregister(&mut self) -> Option<bool> {
+        let id = std::mem::take(&mut self.id);
+        (id != 0).then(|| self.hub.unregister(&self.user, id))
+    }
+}
+
 impl Drop for Registration {
     fn drop(&mut self) {
-        let last = self.hub.unregister(&self.user, self.id);
-        if last {
-            let routes = self.hub.routes.clone();
-            let user = self.user.clone();
-            tokio::spawn(async move {
-                if let Err(error) = routes.remove(&user).await {
-                    tracing::debug!(%error, "route not removed; it expires by TTL");
-                }
-            });
-        }
+        // No I/O here: the route expires by its TTL when `leave` was not reached.
+        self.unregister();
     }
 }

@@ -1,0 +1,64 @@
+//! `GET /ws`: authenticate, register with the hub, upgrade. Browsers cannot set headers
+//! on a WebSocket, so the token comes as the subprotocol pair `bearer, <token>`
+//! (answered with `bearer`) or as the `access_token` query parameter. A missing or bad
+//! token is a 401 before any upgrade.
+
+use std::sync::Arc;
+
+use actix_web::{HttpRequest, HttpResponse, get, web};
+
+use crate::app::access::Authenticator;
+use crate::domain::identity::IdentityError;
+use crate::error::AppError;
+use crate::live::Hub;
+use crate::live::session::{self, ConnectionsClosing, SocketTiming};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(upgrade);
+}
+
+/// The token of a WebSocket handshake: subprotocols `bearer, <token>`, else the query.
+fn handshake_token(req: &HttpRequest) -> Option<String> {
+    if let Some(protocols) = req
+        .headers()
+        .get("Sec-WebSocket-Protocol")
+        .and_then(|v| v.to_str().ok())
+    {
+        let mut parts = protocols.split(',').map(str::trim);
+        while let Some(part) = parts.next() {
+            if part.eq_ignore_ascii_case("bearer") {
+                return parts.next().map(str::to_owned);
+            }
+        }
+    }
+    web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+        .ok()
+        .and_then(|q| q.get("access_token").cloned())
+}
+
+#[get("/ws")]
+async fn upgrade(
+    req: HttpRequest,
+    body: web::Payload,
+    authenticator: web::Data<Authenticator>,
+    hub: web::Data<Hub>,
+    timing: web::Data<SocketTiming>,
+    closing: web::Data<ConnectionsClosing>,
+) -> Result<HttpResponse, AppError> {
+    let token = handshake_token(&req).ok_or(IdentityError::Unauthorized("missing bearer token"))?;
+    let principal = authenticator.verify(&token).await?;
+    let hub: Arc<Hub> = hub.into_inner();
+    let (registration, outbox) = hub.register(&principal.user_id).await?;
+    let (response, socket, stream) = actix_ws::handle_with_protocols(&req, body, &["bearer"])
+        .map_err(|e| AppError::BadRequest(format!("not a WebSocket handshake: {e}")))?;
+    // The socket's loop runs on this worker's runtime (the stream is not Send).
+    actix_web::rt::spawn(session::run(
+        socket,
+        stream,
+        registration,
+        outbox,
+        **timing,
+        closing.0.clone(),
+    ));
+    Ok(response)
+}
