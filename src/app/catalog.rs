@@ -30,6 +30,7 @@ use crate::config::CatalogSettings;
 use crate::domain::coupon::{
     CatalogError, Coupon, CouponDraft, CouponId, ImageFormat, InvalidCoupon, SaleState,
 };
+use crate::domain::failure::{BoxError, Failure};
 
 /// A coupon as the API shows it (also the cached form).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,9 +57,7 @@ pub struct CouponPage {
 
 impl CouponPage {
     fn to_json(&self) -> Result<Bytes, CatalogError> {
-        serde_json::to_vec(self)
-            .map(Bytes::from)
-            .map_err(unavailable)
+        serde_json::to_vec(self).map(Bytes::from).map_err(corrupt)
     }
 }
 
@@ -117,8 +116,12 @@ pub struct Catalog {
     metrics: CatalogMetrics,
 }
 
-fn unavailable(e: impl std::fmt::Display) -> CatalogError {
-    CatalogError::Unavailable(e.to_string())
+fn unavailable(e: impl Into<Failure>) -> CatalogError {
+    CatalogError::Unavailable(e.into())
+}
+
+fn corrupt(cause: impl Into<BoxError>) -> CatalogError {
+    CatalogError::Unavailable(Failure::corrupt(cause))
 }
 
 impl From<MysqlError> for CatalogError {
@@ -270,7 +273,7 @@ impl Catalog {
                     .iter()
                     .map(|json| serde_json::from_str(json))
                     .collect::<Result<_, _>>()
-                    .map_err(|e| unavailable(format!("corrupt cached page: {e}")))?,
+                    .map_err(|e| corrupt(format!("cached page: {e}")))?,
             )),
         })
     }
@@ -326,7 +329,7 @@ impl Catalog {
                 .iter()
                 .map(serde_json::to_string)
                 .collect::<Result<_, _>>()
-                .map_err(unavailable)?;
+                .map_err(corrupt)?;
             self.cache
                 .put_page(key, &json, self.redis_ttl(), version)
                 .await?;
@@ -364,8 +367,7 @@ impl Catalog {
             Cached::Miss => None,
             Cached::Null => Some(None),
             Cached::Hit(json) => Some(Some(Arc::new(
-                serde_json::from_str(&json)
-                    .map_err(|e| unavailable(format!("corrupt cached coupon: {e}")))?,
+                serde_json::from_str(&json).map_err(|e| corrupt(format!("cached coupon: {e}")))?,
             ))),
         })
     }
@@ -387,7 +389,7 @@ impl Catalog {
                 return Ok(None);
             };
             let view = self.view(&coupon).await?;
-            let json = serde_json::to_string(&view).map_err(unavailable)?;
+            let json = serde_json::to_string(&view).map_err(corrupt)?;
             self.cache
                 .put_coupon(key, Some(&json), self.redis_ttl(), version)
                 .await?;
@@ -444,7 +446,7 @@ impl Catalog {
         self.views(std::slice::from_ref(coupon))
             .await?
             .pop()
-            .ok_or_else(|| unavailable("view of a loaded coupon went missing"))
+            .ok_or_else(|| corrupt("view of a loaded coupon went missing"))
     }
 
     /// Drops this instance's and the shared cache entries an admin change affects.

@@ -7,6 +7,7 @@ use crate::adapters::mysql::{MysqlPool, users};
 use crate::adapters::oidc::KeycloakProvider;
 use crate::adapters::oidc::password::hash_password;
 use crate::adapters::redis::rate_limit::LoginLimiter;
+use crate::domain::failure::Failure;
 use crate::domain::identity::{Email, IdentityError, Password, UserId};
 use crate::domain::ports::{IdentityProvider, IssuedToken};
 
@@ -100,14 +101,14 @@ async fn create_embedded_user(
 ) -> Result<bool, IdentityError> {
     let hash = hash_password(password.expose().to_owned())
         .await
-        .map_err(|e| IdentityError::Unavailable(e.to_string()))?;
+        .map_err(|e| IdentityError::Unavailable(Failure::unavailable(e)))?;
     let mut conn = mysql
         .get()
         .await
-        .map_err(|e| IdentityError::Unavailable(e.to_string()))?;
+        .map_err(|e| IdentityError::Unavailable(e.into()))?;
     let id = users::insert(&mut conn, email.as_str(), &hash)
         .await
-        .map_err(|e| IdentityError::Unavailable(e.to_string()))?;
+        .map_err(|e| IdentityError::Unavailable(e.into()))?;
     Ok(id.is_some())
 }
 
@@ -128,10 +129,10 @@ async fn set_embedded_admin(
     let mut conn = mysql
         .get()
         .await
-        .map_err(|e| IdentityError::Unavailable(e.to_string()))?;
+        .map_err(|e| IdentityError::Unavailable(e.into()))?;
     let found = users::set_admin(&mut conn, email.as_str(), is_admin)
         .await
-        .map_err(|e| IdentityError::Unavailable(e.to_string()))?;
+        .map_err(|e| IdentityError::Unavailable(e.into()))?;
     if found {
         Ok(())
     } else {

@@ -3,6 +3,7 @@
 
 use crate::adapters::mysql::{MysqlPool, orders};
 use crate::adapters::redis::pending_orders::PendingOrders;
+use crate::domain::failure::Failure;
 use crate::domain::identity::UserId;
 use crate::domain::order::{OrderError, OrderId, OrderView};
 
@@ -15,8 +16,8 @@ pub struct Orders {
     pending: PendingOrders,
 }
 
-fn unavailable(e: impl std::fmt::Display) -> OrderError {
-    OrderError::Unavailable(e.to_string())
+fn unavailable(e: impl Into<Failure>) -> OrderError {
+    OrderError::Unavailable(e.into())
 }
 
 impl Orders {

@@ -24,6 +24,7 @@ use crate::adapters::kafka::consumer::PartitionReader;
 use crate::adapters::mysql::{MysqlPool, consumer_offsets, coupons, orders};
 use crate::adapters::redis::stock_gate::StockGate;
 use crate::domain::coupon::CouponId;
+use crate::domain::failure::Failure;
 use crate::domain::identity::UserId;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,12 +33,12 @@ pub enum ReconcileError {
     NotFound(CouponId),
     #[error("coupon {0} is being rebuilt by another reconcile; try again shortly")]
     Busy(CouponId),
-    #[error("reconcile failed: {0}")]
-    Unavailable(String),
+    #[error("reconcile failed")]
+    Unavailable(#[source] Failure),
 }
 
-fn unavailable(e: impl std::fmt::Display) -> ReconcileError {
-    ReconcileError::Unavailable(e.to_string())
+fn unavailable(e: impl Into<Failure>) -> ReconcileError {
+    ReconcileError::Unavailable(e.into())
 }
 
 /// What the reconciler found and changed.
@@ -216,7 +217,7 @@ impl Reconciler {
             .reconcile(&coupon, token, stock, &buyers)
             .await
             .map_err(unavailable)?
-            .map_err(unavailable)?;
+            .map_err(|fenced| unavailable(Failure::unavailable(fenced)))?;
         let report = ReconcileReport {
             coupon_id,
             previous_stock,

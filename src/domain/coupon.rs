@@ -1,5 +1,6 @@
 //! Coupons and their sale windows.
 
+use super::failure::Failure;
 use chrono::{DateTime, Utc};
 
 /// Database id of a coupon.
@@ -107,8 +108,8 @@ pub enum CatalogError {
     /// Another request is rebuilding this cache entry: retry shortly.
     #[error("the catalog is busy, try again shortly")]
     Busy,
-    #[error("catalog storage unavailable: {0}")]
-    Unavailable(String),
+    #[error("catalog storage failed")]
+    Unavailable(#[source] Failure),
 }
 
 impl CouponDraft {

@@ -1,6 +1,7 @@
 //! Who is calling: users, their credentials as typed values, and the principal a
 //! verified token yields.
 
+use super::failure::Failure;
 use std::fmt;
 
 /// The identity provider's subject (`sub`): a decimal id for the built-in issuer, a
@@ -186,8 +187,8 @@ pub enum IdentityError {
     #[error("no user with e-mail {0}")]
     UnknownUser(String),
     /// The identity provider (or its database) did not answer.
-    #[error("identity provider unavailable: {0}")]
-    Unavailable(String),
+    #[error("identity provider failed")]
+    Unavailable(#[source] Failure),
 }
 
 #[cfg(test)]

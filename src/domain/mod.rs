@@ -2,6 +2,7 @@
 //! rskafka.
 
 pub mod coupon;
+pub mod failure;
 pub mod identity;
 pub mod order;
 pub mod payment;

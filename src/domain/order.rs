@@ -1,5 +1,6 @@
 //! Orders: the outcome of a purchase attempt, order ids and the legal status moves.
 
+use super::failure::Failure;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -121,8 +122,8 @@ pub enum PurchaseError {
     #[error(transparent)]
     Rejected(#[from] PurchaseRejection),
     /// Redis or Kafka did not answer in time; nothing was sold (the unit was given back).
-    #[error("purchase could not be completed: {0}")]
-    Unavailable(String),
+    #[error("purchase could not be completed")]
+    Unavailable(#[source] Failure),
     /// The sale's state is being rebuilt (it was lost in Redis); nothing was decided.
     #[error("the sale is being restored; try again shortly")]
     Rebuilding,
@@ -133,8 +134,8 @@ pub enum OrderError {
     /// Also for someone else's order: no probing of ids.
     #[error("order not found")]
     NotFound,
-    #[error("orders unavailable: {0}")]
-    Unavailable(String),
+    #[error("orders unavailable")]
+    Unavailable(#[source] Failure),
 }
 
 #[cfg(test)]

@@ -93,6 +93,6 @@ async fn get_object(
         Err(ObjectStoreError::NotFound(_) | ObjectStoreError::InvalidKey(_)) => {
             Err(AppError::RouteNotFound)
         }
-        Err(e) => Err(AppError::Catalog(CatalogError::Unavailable(e.to_string()))),
+        Err(e) => Err(AppError::Catalog(CatalogError::Unavailable(e.into()))),
     }
 }

@@ -3,12 +3,13 @@
 import { session, endSession, startSession, setUser } from './session.js';
 
 export class ApiError extends Error {
-  constructor(status, code, message, { field = null, retryAfter = null } = {}) {
+  constructor(status, code, message, { field = null, retryAfter = null, maxBytes = null } = {}) {
     super(message);
     this.status = status;
     this.code = code;
     this.field = field;
     this.retryAfter = retryAfter;
+    this.maxBytes = maxBytes;
   }
 }
 
@@ -59,6 +60,7 @@ async function send(method, path, { body, form, headers = {}, auth = true } = {}
   throw new ApiError(response.status, code, error.message || response.statusText, {
     field: error.field || null,
     retryAfter,
+    maxBytes: error.max_bytes || null,
   });
 }
 
@@ -108,9 +110,8 @@ export function errorMessage(err) {
     return `${label} ${detail}.`;
   }
   if (err.code === 'IMAGE_TOO_LARGE') {
-    const bytes = Number((err.message.match(/(\d+) bytes/) || [])[1]);
-    return bytes
-      ? `The image is too large: the limit is ${formatBytes(bytes)}.`
+    return err.maxBytes
+      ? `The image is too large: the limit is ${formatBytes(err.maxBytes)}.`
       : 'The image is too large.';
   }
   if (MESSAGES[err.code]) return MESSAGES[err.code];

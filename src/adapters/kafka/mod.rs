@@ -19,6 +19,7 @@ use rskafka::client::{Client, ClientBuilder};
 use tokio::sync::OnceCell;
 
 use crate::config::KafkaSettings;
+use crate::domain::failure::Failure;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaError {
@@ -30,6 +31,12 @@ pub enum KafkaError {
     Timeout(Duration),
     #[error("Kafka administration failed: {0}")]
     Admin(String),
+}
+
+impl From<KafkaError> for Failure {
+    fn from(error: KafkaError) -> Self {
+        Failure::unavailable(error)
+    }
 }
 
 /// How a topic the application creates is laid out.

@@ -6,6 +6,7 @@ use diesel_async::{AsyncMysqlConnection, RunQueryDsl};
 use secrecy::ExposeSecret;
 
 use crate::config::MysqlSettings;
+use crate::domain::failure::Failure;
 
 pub type MysqlConnection = Object<AsyncMysqlConnection>;
 
@@ -24,6 +25,21 @@ pub enum MysqlError {
     Conflict(String),
     #[error("migration failed: {0}")]
     Migration(String),
+}
+
+impl From<MysqlError> for Failure {
+    fn from(error: MysqlError) -> Self {
+        let corrupt = matches!(
+            error,
+            MysqlError::Corrupt(_)
+                | MysqlError::Query(diesel::result::Error::DeserializationError(_))
+        );
+        if corrupt {
+            Failure::corrupt(error)
+        } else {
+            Failure::unavailable(error)
+        }
+    }
 }
 
 /// A bounded pool. Connections open lazily, so a role starts (and reports "not ready")

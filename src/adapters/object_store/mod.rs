@@ -12,6 +12,7 @@ pub use fs::FilesystemStore;
 pub use s3::S3Store;
 
 use crate::config::{ObjectStoreKind, ObjectStoreSettings};
+use crate::domain::failure::Failure;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectStoreError {
@@ -25,6 +26,12 @@ pub enum ObjectStoreError {
     Remote(String),
     #[error("object store call timed out")]
     Timeout,
+}
+
+impl From<ObjectStoreError> for Failure {
+    fn from(error: ObjectStoreError) -> Self {
+        Failure::unavailable(error)
+    }
 }
 
 /// A stored object.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::password::{hash_password, verify_password};
 use super::{AccessClaims, SigningKeys, now_secs};
 use crate::adapters::mysql::{MysqlPool, users};
+use crate::domain::failure::{BoxError, Failure};
 use crate::domain::identity::{Email, IdentityError, Password, UserId};
 use crate::domain::ports::{IdentityProvider, IssuedToken};
 
@@ -88,7 +89,7 @@ impl EmbeddedIssuer {
         let access_token = self
             .keys
             .sign(&claims)
-            .map_err(|e| IdentityError::Unavailable(e.to_string()))?;
+            .map_err(|e| IdentityError::Unavailable(Failure::unavailable(e)))?;
         Ok(IssuedToken {
             access_token,
             token_type: "Bearer",
@@ -99,8 +100,8 @@ impl EmbeddedIssuer {
     }
 }
 
-fn unavailable(e: impl std::fmt::Display) -> IdentityError {
-    IdentityError::Unavailable(e.to_string())
+fn unavailable(e: impl Into<BoxError>) -> IdentityError {
+    IdentityError::Unavailable(Failure::unavailable(e))
 }
 
 #[async_trait::async_trait]

@@ -21,6 +21,7 @@ use tokio::sync::{Mutex, RwLock};
 
 use super::now_secs;
 use crate::config::IdentitySettings;
+use crate::domain::failure::Failure;
 use crate::domain::identity::{IdentityError, Principal, Role, UserId};
 
 /// How many verified tokens are remembered.
@@ -52,7 +53,7 @@ impl TokenVerifier {
             .timeout(Duration::from_millis(settings.http_timeout_ms))
             .connect_timeout(Duration::from_millis(settings.http_timeout_ms))
             .build()
-            .map_err(|e| IdentityError::Unavailable(e.to_string()))?;
+            .map_err(|e| IdentityError::Unavailable(Failure::unavailable(e)))?;
         Ok(Self {
             issuer: issuer.trim_end_matches('/').to_owned(),
             audience: settings.audience.clone(),
@@ -163,10 +164,10 @@ impl TokenVerifier {
         let url = format!("{}/.well-known/openid-configuration", self.issuer);
         let discovery: Discovery = self.get_json(&url).await?;
         if discovery.issuer.trim_end_matches('/') != self.issuer {
-            return Err(IdentityError::Unavailable(format!(
+            return Err(IdentityError::Unavailable(Failure::corrupt(format!(
                 "discovery document at {url} names issuer {:?}, expected {:?}",
                 discovery.issuer, self.issuer
-            )));
+            ))));
         }
         let jwks: JwkSet = self.get_json(&discovery.jwks_uri).await?;
         let keys: HashMap<_, _> = jwks
@@ -186,7 +187,9 @@ impl TokenVerifier {
         &self,
         url: &str,
     ) -> Result<T, IdentityError> {
-        let unavailable = |e: reqwest::Error| IdentityError::Unavailable(format!("GET {url}: {e}"));
+        let unavailable = |e: reqwest::Error| {
+            IdentityError::Unavailable(Failure::unavailable(format!("GET {url}: {e}")))
+        };
         self.http
             .get(url)
             .send()

@@ -8,6 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::OnceCell;
 
 use crate::config::RedisSettings;
+use crate::domain::failure::Failure;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RedisError {
@@ -17,6 +18,28 @@ pub enum RedisError {
     Command(#[from] deadpool_redis::redis::RedisError),
     #[error("Redis call timed out after {0:?}")]
     Timeout(Duration),
+    /// A value in Redis (or a script's answer) breaks what the code relies on.
+    #[error("unexpected data in Redis: {0}")]
+    Corrupt(String),
+}
+
+impl From<RedisError> for Failure {
+    fn from(error: RedisError) -> Self {
+        use deadpool_redis::redis::ErrorKind;
+        let corrupt = match &error {
+            RedisError::Corrupt(_) => true,
+            // A reply of the wrong shape, or a script that raised: not an outage.
+            RedisError::Command(e) => {
+                matches!(e.kind(), ErrorKind::UnexpectedReturnType | ErrorKind::Parse)
+            }
+            _ => false,
+        };
+        if corrupt {
+            Failure::corrupt(error)
+        } else {
+            Failure::unavailable(error)
+        }
+    }
 }
 
 /// A deadpool of multiplexed connections, plus one shared auto-reconnecting

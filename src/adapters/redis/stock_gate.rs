@@ -114,9 +114,7 @@ impl StockGate {
             .await?;
         let order = || {
             OrderId::parse(&value).ok_or_else(|| {
-                RedisError::Unavailable(format!(
-                    "purchase script returned a bad order id {value:?}"
-                ))
+                RedisError::Corrupt(format!("purchase script returned a bad order id {value:?}"))
             })
         };
         Ok(match code {
@@ -129,7 +127,7 @@ impl StockGate {
             -5 => Reservation::Rejected(PurchaseRejection::SoldOut),
             -6 => Reservation::Rebuilding,
             other => {
-                return Err(RedisError::Unavailable(format!(
+                return Err(RedisError::Corrupt(format!(
                     "purchase script returned code {other}"
                 )));
             }
@@ -392,7 +390,7 @@ impl StockGate {
             })
             .await?;
         let strings: Vec<String> = deadpool_redis::redis::from_redis_value(value)
-            .map_err(|e| RedisError::Unavailable(format!("unexpected buyer records: {e}")))?;
+            .map_err(|e| RedisError::Corrupt(format!("unexpected buyer records: {e}")))?;
         Ok(if per_user_limit == 1 {
             strings.into_iter().map(|user| (user, 1)).collect()
         } else {

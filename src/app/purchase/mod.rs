@@ -20,6 +20,7 @@ use crate::app::catalog::Catalog;
 use crate::app::orders::Orders;
 use crate::app::reconcile::SaleRebuilds;
 use crate::domain::coupon::{CatalogError, CouponId};
+use crate::domain::failure::Failure;
 use crate::domain::identity::UserId;
 use crate::domain::order::{
     OrderError, OrderId, OrderPlaced, OrderStatus, OrderView, PurchaseError, PurchaseRejection,
@@ -53,8 +54,8 @@ pub struct Purchases {
     outcomes: IntCounterVec,
 }
 
-fn unavailable(e: impl std::fmt::Display) -> PurchaseError {
-    PurchaseError::Unavailable(e.to_string())
+fn unavailable(e: impl Into<Failure>) -> PurchaseError {
+    PurchaseError::Unavailable(e.into())
 }
 
 impl Purchases {
@@ -267,11 +268,13 @@ impl Purchases {
                 // this claim comes first decides whether the order exists.
                 match self.gate.confirm_published(coupon, order_id).await {
                     Ok(true) => Ok(()),
-                    Ok(false) => Err(unavailable("the first attempt gave the unit back")),
+                    Ok(false) => Err(unavailable(Failure::unavailable(
+                        "the first attempt gave the unit back",
+                    ))),
                     Err(error) => Err(unavailable(error)),
                 }
             }
-            Err(other) => Err(unavailable(other)),
+            Err(OrderError::Unavailable(failure)) => Err(PurchaseError::Unavailable(failure)),
         }
     }
 
@@ -289,10 +292,11 @@ impl Purchases {
                 }
                 None => {
                     tracing::error!(coupon.id = %coupon, "sale state missing in Redis; run `flash-sale reconcile {coupon}`");
-                    unavailable("sale state missing")
+                    unavailable(Failure::unavailable("sale state missing"))
                 }
             },
-            Err(other) => unavailable(other),
+            Err(CatalogError::Unavailable(failure)) => PurchaseError::Unavailable(failure),
+            Err(other) => unavailable(Failure::unavailable(other)),
         }
     }
 }

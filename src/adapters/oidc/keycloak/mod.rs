@@ -18,6 +18,7 @@ use tokio::sync::{Mutex, OnceCell};
 use oidc_client::{Http, OidcClient, OidcError};
 
 use crate::config::KeycloakSettings;
+use crate::domain::failure::Failure;
 use crate::domain::identity::{Email, IdentityError, Password, UserId};
 use crate::domain::ports::{IdentityProvider, IssuedToken};
 
@@ -40,7 +41,7 @@ struct UserRepresentation {
 }
 
 fn unavailable(e: impl std::fmt::Display) -> IdentityError {
-    IdentityError::Unavailable(format!("Keycloak: {e}"))
+    IdentityError::Unavailable(Failure::unavailable(format!("Keycloak: {e}")))
 }
 
 impl KeycloakProvider {

@@ -1,0 +1,164 @@
+//! The error codes of the HTTP API: the one table of codes, statuses and retry hints.
+//! Codes are stable API; clients switch on them, never on messages.
+
+use actix_web::http::StatusCode;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    /// The request could not be parsed: bad JSON, query string, path segment or header.
+    InvalidRequest,
+    /// No route matches the path.
+    NotFound,
+    /// No bearer token, or one that is not acceptable.
+    Unauthorized,
+    /// The caller lacks the role the endpoint needs.
+    Forbidden,
+    InvalidEmail,
+    WeakPassword,
+    EmailTaken,
+    /// Unknown e-mail or wrong password (not told apart).
+    InvalidCredentials,
+    /// Expired, revoked or never-issued refresh token: log in again.
+    InvalidRefreshToken,
+    /// Too many login attempts for this e-mail or client; see `retry_after_secs`.
+    TooManyAttempts,
+    UserNotFound,
+    CouponNotFound,
+    /// A coupon field is invalid; see `field`.
+    InvalidCoupon,
+    /// `page` or `size` out of range; see `field` and `max_size`.
+    InvalidPage,
+    /// The upload exceeds the limit in `max_bytes`.
+    ImageTooLarge,
+    /// Not a PNG, JPEG, WebP or GIF image.
+    UnsupportedImage,
+    /// The change is not allowed while the sale is running; see `field`.
+    SaleInProgress,
+    SaleNotStarted,
+    SaleEnded,
+    PurchaseLimitReached,
+    SoldOut,
+    OrderNotFound,
+    /// Overloaded, a dependency is down, or state is being rebuilt: retry after
+    /// `Retry-After` seconds; nothing was decided.
+    ServerBusy,
+    /// A bug or corrupt data; the cause is in the server's log.
+    Internal,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 24] = [
+        Self::InvalidRequest,
+        Self::NotFound,
+        Self::Unauthorized,
+        Self::Forbidden,
+        Self::InvalidEmail,
+        Self::WeakPassword,
+        Self::EmailTaken,
+        Self::InvalidCredentials,
+        Self::InvalidRefreshToken,
+        Self::TooManyAttempts,
+        Self::UserNotFound,
+        Self::CouponNotFound,
+        Self::InvalidCoupon,
+        Self::InvalidPage,
+        Self::ImageTooLarge,
+        Self::UnsupportedImage,
+        Self::SaleInProgress,
+        Self::SaleNotStarted,
+        Self::SaleEnded,
+        Self::PurchaseLimitReached,
+        Self::SoldOut,
+        Self::OrderNotFound,
+        Self::ServerBusy,
+        Self::Internal,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "INVALID_REQUEST",
+            Self::NotFound => "NOT_FOUND",
+            Self::Unauthorized => "UNAUTHORIZED",
+            Self::Forbidden => "FORBIDDEN",
+            Self::InvalidEmail => "INVALID_EMAIL",
+            Self::WeakPassword => "WEAK_PASSWORD",
+            Self::EmailTaken => "EMAIL_TAKEN",
+            Self::InvalidCredentials => "INVALID_CREDENTIALS",
+            Self::InvalidRefreshToken => "INVALID_REFRESH_TOKEN",
+            Self::TooManyAttempts => "TOO_MANY_ATTEMPTS",
+            Self::UserNotFound => "USER_NOT_FOUND",
+            Self::CouponNotFound => "COUPON_NOT_FOUND",
+            Self::InvalidCoupon => "INVALID_COUPON",
+            Self::InvalidPage => "INVALID_PAGE",
+            Self::ImageTooLarge => "IMAGE_TOO_LARGE",
+            Self::UnsupportedImage => "UNSUPPORTED_IMAGE",
+            Self::SaleInProgress => "SALE_IN_PROGRESS",
+            Self::SaleNotStarted => "SALE_NOT_STARTED",
+            Self::SaleEnded => "SALE_ENDED",
+            Self::PurchaseLimitReached => "PURCHASE_LIMIT_REACHED",
+            Self::SoldOut => "SOLD_OUT",
+            Self::OrderNotFound => "ORDER_NOT_FOUND",
+            Self::ServerBusy => "SERVER_BUSY",
+            Self::Internal => "INTERNAL",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        use StatusCode as S;
+        match self {
+            Self::InvalidRequest => S::BAD_REQUEST,
+            Self::NotFound | Self::UserNotFound | Self::CouponNotFound | Self::OrderNotFound => {
+                S::NOT_FOUND
+            }
+            Self::Unauthorized | Self::InvalidCredentials | Self::InvalidRefreshToken => {
+                S::UNAUTHORIZED
+            }
+            Self::Forbidden => S::FORBIDDEN,
+            Self::InvalidEmail | Self::WeakPassword | Self::InvalidCoupon | Self::InvalidPage => {
+                S::UNPROCESSABLE_ENTITY
+            }
+            Self::EmailTaken
+            | Self::SaleInProgress
+            | Self::SaleNotStarted
+            | Self::SaleEnded
+            | Self::PurchaseLimitReached
+            | Self::SoldOut => S::CONFLICT,
+            Self::TooManyAttempts => S::TOO_MANY_REQUESTS,
+            Self::ImageTooLarge => S::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedImage => S::UNSUPPORTED_MEDIA_TYPE,
+            Self::ServerBusy => S::SERVICE_UNAVAILABLE,
+            Self::Internal => S::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Seconds for `Retry-After` when the code always carries one.
+    pub fn retry_after(self) -> Option<u64> {
+        matches!(self, Self::ServerBusy).then_some(1)
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_lists_every_code_once_as_serialized() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            assert!(seen.insert(code.as_str()), "{code} twice");
+            assert_eq!(
+                serde_json::to_value(code).unwrap(),
+                serde_json::Value::String(code.as_str().to_owned())
+            );
+            assert!(code.status().is_client_error() || code.status().is_server_error());
+        }
+    }
+}
