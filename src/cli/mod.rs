@@ -1,11 +1,26 @@
 //! Command line: `flash-sale --role api|payment|ws|all` serves; subcommands run one-shot
 //! administration tasks and exit.
 
+pub mod audit;
+pub mod keys;
+pub mod migrate;
+pub mod reconcile;
+pub mod seed_demo;
+pub mod serve;
+pub mod user;
+
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::roles::Role;
+use crate::adapters::mysql::MysqlPool;
+use crate::adapters::redis::{Keys, RedisPool, stock_gate::StockGate};
+use crate::config::Settings;
+use crate::roles::{Role, StartupError};
+
+pub use keys::KeysCommand;
+pub use user::UserCommand;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -56,24 +71,15 @@ pub enum Command {
     Keys(KeysCommand),
 }
 
-#[derive(Debug, Subcommand)]
-pub enum UserCommand {
-    /// Grant the admin role (effective at the user's next login).
-    Promote { email: String },
-    /// Revoke the admin role.
-    Demote { email: String },
-    /// Create a user if the e-mail is free (idempotent); the password is read from the
-    /// FLASH_USER_PASSWORD environment variable so it stays out of shell history.
-    Create {
-        email: String,
-        /// Also grant the admin role.
-        #[arg(long)]
-        admin: bool,
-    },
+fn mysql(settings: &Settings) -> Result<MysqlPool, StartupError> {
+    MysqlPool::new(&settings.mysql).map_err(StartupError::runtime)
 }
 
-#[derive(Debug, Subcommand)]
-pub enum KeysCommand {
-    /// Write a new RS256 private key (PKCS#8 PEM, mode 0600) to PATH; refuses to overwrite.
-    Generate { path: PathBuf },
+fn stock_gate(settings: &Settings) -> Result<StockGate, StartupError> {
+    let redis = RedisPool::new(&settings.redis).map_err(StartupError::runtime)?;
+    Ok(StockGate::new(
+        redis,
+        Keys::new(settings.redis.namespace.clone()),
+        Duration::from_secs(settings.purchase.idempotency_ttl_secs),
+    ))
 }

@@ -2,79 +2,16 @@
 //! (WebSocket memory, orders/s), correctness checks, and the targets we aim for. A run
 //! whose correctness checks fail is a failed run, whatever its speed.
 
+mod entry;
+mod markdown;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// One load run of one scenario at one concurrency.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Run {
-    pub scenario: String,
-    pub connections: u32,
-    pub requests: u64,
-    pub rps: f64,
-    pub p50_ms: f64,
-    pub p99_ms: f64,
-    /// Transport errors and unexpected statuses (5xx, timeouts).
-    pub errors: u64,
-    /// Responses by HTTP status.
-    #[serde(default)]
-    pub statuses: BTreeMap<String, u64>,
-    /// The scenario this run's ratio is computed against (same connections).
-    #[serde(default)]
-    pub baseline: Option<String>,
-}
+pub use entry::{Check, Entry, Figure, Run};
 
-/// A correctness check attached to a run (no oversell, no user over limit, …).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Check {
-    pub name: String,
-    pub expected: String,
-    pub actual: String,
-    pub ok: bool,
-}
-
-impl Check {
-    pub fn equal(name: &str, expected: impl ToString, actual: impl ToString) -> Self {
-        let (expected, actual) = (expected.to_string(), actual.to_string());
-        Self {
-            name: name.to_owned(),
-            ok: expected == actual,
-            expected,
-            actual,
-        }
-    }
-
-    pub fn at_most(name: &str, limit: i64, actual: i64) -> Self {
-        Self {
-            name: name.to_owned(),
-            expected: format!("<= {limit}"),
-            actual: actual.to_string(),
-            ok: actual <= limit,
-        }
-    }
-}
-
-/// A measured figure that is not a request rate (memory per socket, orders/s, …).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Figure {
-    pub name: String,
-    pub value: f64,
-    pub unit: String,
-    #[serde(default)]
-    pub note: String,
-}
-
-/// Everything one `make bench` produced; one JSON line each in the raw results file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Entry {
-    Run(Run),
-    Check(Check),
-    Figure(Figure),
-    Fact { name: String, value: String },
-}
-
+/// Every entry of one `make bench`, grouped by kind.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub facts: BTreeMap<String, String>,
@@ -117,7 +54,7 @@ impl Report {
         (baseline.rps > 0.0).then(|| run.rps / baseline.rps)
     }
 
-    /// The targets of the benchmark issue, evaluated (reported, never a failure).
+    /// The targets the benchmark aims for, evaluated (reported, never a failure).
     pub fn targets(&self) -> Vec<(String, Option<bool>, String)> {
         let mut targets = Vec::new();
         let purchase = self.run("purchase (hot coupon, redis)", 256);
@@ -153,86 +90,6 @@ impl Report {
             r.map_or("n/a".into(), |r| format!("{:.0}%", r * 100.0)),
         ));
         targets
-    }
-
-    pub fn to_markdown(&self, title: &str) -> String {
-        use std::fmt::Write;
-        let mut md = String::new();
-        let _ = writeln!(md, "# {title}\n");
-        let verdict = if self.passed() {
-            "PASSED (every correctness check held)"
-        } else {
-            "FAILED (a correctness check did not hold)"
-        };
-        let _ = writeln!(md, "Result: **{verdict}**\n");
-        let _ = writeln!(md, "## Machine\n");
-        for (name, value) in &self.facts {
-            let _ = writeln!(md, "- {name}: {value}");
-        }
-        let _ = writeln!(md, "\n## Runs\n");
-        let _ = writeln!(
-            md,
-            "| scenario | conns | requests | RPS | p50 ms | p99 ms | errors | ratio | statuses |"
-        );
-        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---|---|");
-        for run in &self.runs {
-            let ratio = match (self.ratio(run), &run.baseline) {
-                (Some(r), Some(base)) => format!("{r:.2} × {base}"),
-                _ => "—".to_owned(),
-            };
-            let statuses = run
-                .statuses
-                .iter()
-                .map(|(s, n)| format!("{s}: {n}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {} | {} | {} |",
-                run.scenario,
-                run.connections,
-                run.requests,
-                run.rps,
-                run.p50_ms,
-                run.p99_ms,
-                run.errors,
-                ratio,
-                statuses
-            );
-        }
-        if !self.figures.is_empty() {
-            let _ = writeln!(md, "\n## Figures\n");
-            let _ = writeln!(md, "| figure | value | note |");
-            let _ = writeln!(md, "|---|---:|---|");
-            for figure in &self.figures {
-                let _ = writeln!(
-                    md,
-                    "| {} | {:.2} {} | {} |",
-                    figure.name, figure.value, figure.unit, figure.note
-                );
-            }
-        }
-        let _ = writeln!(md, "\n## Correctness checks\n");
-        let _ = writeln!(md, "| check | expected | actual | ok |");
-        let _ = writeln!(md, "|---|---|---|---|");
-        for check in &self.checks {
-            let ok = if check.ok { "yes" } else { "**NO**" };
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} |",
-                check.name, check.expected, check.actual, ok
-            );
-        }
-        let _ = writeln!(md, "\n## Targets (reported, not enforced)\n");
-        for (target, met, value) in self.targets() {
-            let mark = match met {
-                Some(true) => "met",
-                Some(false) => "missed",
-                None => "not measured",
-            };
-            let _ = writeln!(md, "- {target}: {value} ({mark})");
-        }
-        md
     }
 }
 

@@ -1,0 +1,49 @@
+//! The sale itself: the catalog's caches and the purchase gate.
+
+use serde::Deserialize;
+
+/// How the purchase gate decides. Only `redis` is for production; the MySQL ones are the
+/// alternatives the requirements rejected, kept so `make bench` can measure them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PurchaseStrategy {
+    Redis,
+    MysqlPessimistic,
+    MysqlOptimistic,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PurchaseSettings {
+    pub strategy: PurchaseStrategy,
+    /// How long a retried request with the same `Idempotency-Key` gets the first answer.
+    pub idempotency_ttl_secs: u64,
+    /// How long an accepted purchase stays readable from Redis before the payment role
+    /// has written its order (it normally takes milliseconds).
+    pub pending_ttl_secs: u64,
+    /// Order events queued per partition before purchases are answered 503.
+    pub publish_queue: usize,
+    /// Largest batch of order events per produce call.
+    pub publish_max_batch: usize,
+    /// How often each api instance audits the live sales in Redis (0: never).
+    pub audit_interval_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogSettings {
+    /// Lifetime of an entry in each instance's memory (requirements: 30 s).
+    pub local_ttl_ms: u64,
+    /// Lifetime of a page or coupon in Redis (requirements: 2 min).
+    pub redis_ttl_ms: u64,
+    /// Lifetime of the null marker cached for an id that does not exist.
+    pub null_ttl_ms: u64,
+    /// Base TTL of a rebuild lock; the holder's watchdog extends it every third.
+    pub lock_ttl_ms: u64,
+    /// Entries kept in each instance's memory.
+    pub local_capacity: usize,
+    pub max_page_size: u32,
+    pub default_page_size: u32,
+    /// Largest accepted image upload, in bytes.
+    pub max_image_bytes: usize,
+}

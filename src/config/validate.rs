@@ -1,0 +1,262 @@
+//! The rules a deserialised [`Settings`] must also satisfy; the first one broken is
+//! reported with its key.
+
+use super::{ConfigError, IdentityProviderKind, ObjectStoreKind, Settings};
+
+impl Settings {
+    /// Cross-field and format rules that serde's types cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        use secrecy::ExposeSecret;
+
+        if self.server.host.trim().is_empty() {
+            return Err(ConfigError::invalid("server.host", "must not be empty"));
+        }
+        check_url("mysql.url", self.mysql.url.expose_secret(), &["mysql"])?;
+        let mysql = url::Url::parse(self.mysql.url.expose_secret())
+            .map_err(|e| ConfigError::invalid("mysql.url", e.to_string()))?;
+        if mysql.path().trim_start_matches('/').is_empty() {
+            return Err(ConfigError::invalid(
+                "mysql.url",
+                "must name a database, e.g. mysql://root@127.0.0.1:3306/flash_sale",
+            ));
+        }
+        check_url(
+            "redis.url",
+            self.redis.url.expose_secret(),
+            &["redis", "rediss"],
+        )?;
+        positive("mysql.max_connections", self.mysql.max_connections as u64)?;
+        positive("mysql.connect_timeout_ms", self.mysql.connect_timeout_ms)?;
+        positive("mysql.acquire_timeout_ms", self.mysql.acquire_timeout_ms)?;
+        positive("redis.pool_size", self.redis.pool_size as u64)?;
+        positive("redis.timeout_ms", self.redis.timeout_ms)?;
+        positive("kafka.timeout_ms", self.kafka.timeout_ms)?;
+        if !is_key_safe(&self.redis.namespace) {
+            return Err(ConfigError::invalid(
+                "redis.namespace",
+                "must be 1-64 characters of [A-Za-z0-9_.-] (no braces: they would break hash tags)",
+            ));
+        }
+        if self.kafka.brokers.is_empty() {
+            return Err(ConfigError::invalid(
+                "kafka.brokers",
+                "needs at least one host:port",
+            ));
+        }
+        for broker in &self.kafka.brokers {
+            let ok = broker
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+            if !ok {
+                return Err(ConfigError::invalid(
+                    "kafka.brokers",
+                    format!("{broker:?} is not host:port"),
+                ));
+            }
+        }
+        if !(1..=1024).contains(&self.kafka.orders_partitions) {
+            return Err(ConfigError::invalid(
+                "kafka.orders_partitions",
+                "must be between 1 and 1024",
+            ));
+        }
+        if !(1..=16).contains(&self.kafka.orders_replication_factor) {
+            return Err(ConfigError::invalid(
+                "kafka.orders_replication_factor",
+                "must be between 1 and 16",
+            ));
+        }
+        if !(1..=self.kafka.orders_replication_factor)
+            .contains(&self.kafka.orders_min_insync_replicas)
+        {
+            return Err(ConfigError::invalid(
+                "kafka.orders_min_insync_replicas",
+                "must be between 1 and kafka.orders_replication_factor",
+            ));
+        }
+        let topic = self.kafka.orders_topic_name();
+        if topic.is_empty()
+            || topic.len() > 249
+            || !topic
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            return Err(ConfigError::invalid(
+                "kafka.orders_topic",
+                format!("{topic:?} is not a valid Kafka topic name"),
+            ));
+        }
+        self.validate_identity()?;
+        let catalog = &self.catalog;
+        positive("catalog.local_ttl_ms", catalog.local_ttl_ms)?;
+        positive("catalog.redis_ttl_ms", catalog.redis_ttl_ms)?;
+        positive("catalog.null_ttl_ms", catalog.null_ttl_ms)?;
+        if catalog.lock_ttl_ms < 30 {
+            return Err(ConfigError::invalid(
+                "catalog.lock_ttl_ms",
+                "must be at least 30",
+            ));
+        }
+        positive("catalog.local_capacity", catalog.local_capacity as u64)?;
+        if catalog.default_page_size == 0 || catalog.default_page_size > catalog.max_page_size {
+            return Err(ConfigError::invalid(
+                "catalog.default_page_size",
+                "must be between 1 and catalog.max_page_size",
+            ));
+        }
+        positive("catalog.max_image_bytes", catalog.max_image_bytes as u64)?;
+        positive(
+            "purchase.idempotency_ttl_secs",
+            self.purchase.idempotency_ttl_secs,
+        )?;
+        positive("purchase.pending_ttl_secs", self.purchase.pending_ttl_secs)?;
+        positive("purchase.publish_queue", self.purchase.publish_queue as u64)?;
+        positive(
+            "purchase.publish_max_batch",
+            self.purchase.publish_max_batch as u64,
+        )?;
+        if self.object_store.kind == ObjectStoreKind::S3 {
+            if self.object_store.s3.bucket.is_empty() {
+                return Err(ConfigError::invalid(
+                    "object_store.s3.bucket",
+                    "must be set when object_store.kind = \"s3\"",
+                ));
+            }
+            if !self.object_store.s3.endpoint.is_empty() {
+                check_url(
+                    "object_store.s3.endpoint",
+                    &self.object_store.s3.endpoint,
+                    &["http", "https"],
+                )?;
+            }
+            positive(
+                "object_store.s3.timeout_ms",
+                self.object_store.s3.timeout_ms,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn validate_identity(&self) -> Result<(), ConfigError> {
+        let identity = &self.identity;
+        if !identity.issuer.is_empty() {
+            check_url("identity.issuer", &identity.issuer, &["http", "https"])?;
+        }
+        if identity.audience.is_empty() {
+            return Err(ConfigError::invalid(
+                "identity.audience",
+                "must not be empty",
+            ));
+        }
+        if identity.leeway_secs > 300 {
+            return Err(ConfigError::invalid(
+                "identity.leeway_secs",
+                "clock skew above 300 s would accept long-expired tokens",
+            ));
+        }
+        positive("identity.http_timeout_ms", identity.http_timeout_ms)?;
+        positive(
+            "identity.login_attempts_per_email",
+            u64::from(identity.login_attempts_per_email),
+        )?;
+        positive(
+            "identity.login_attempts_per_ip",
+            u64::from(identity.login_attempts_per_ip),
+        )?;
+        match identity.provider {
+            IdentityProviderKind::Embedded => {
+                positive(
+                    "identity.embedded.token_ttl_secs",
+                    identity.embedded.token_ttl_secs,
+                )?;
+            }
+            IdentityProviderKind::Keycloak => {
+                check_url(
+                    "identity.keycloak.base_url",
+                    &identity.keycloak.base_url,
+                    &["http", "https"],
+                )?;
+                if identity.issuer.is_empty() {
+                    return Err(ConfigError::invalid(
+                        "identity.issuer",
+                        "must be set for Keycloak (<base_url>/realms/<realm>)",
+                    ));
+                }
+                if identity.keycloak.realm.is_empty() || identity.keycloak.client_id.is_empty() {
+                    return Err(ConfigError::invalid(
+                        "identity.keycloak.realm",
+                        "realm and client_id must be set",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_url(key: &'static str, value: &str, schemes: &[&str]) -> Result<(), ConfigError> {
+    // Parse errors never echo the value: URLs may carry passwords.
+    let parsed = url::Url::parse(value)
+        .map_err(|e| ConfigError::invalid(key, format!("not a valid URL ({e})")))?;
+    if !schemes.contains(&parsed.scheme()) {
+        return Err(ConfigError::invalid(
+            key,
+            format!(
+                "scheme must be one of {schemes:?}, got {:?}",
+                parsed.scheme()
+            ),
+        ));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(ConfigError::invalid(key, "has no host"));
+    }
+    Ok(())
+}
+
+fn positive(key: &'static str, value: u64) -> Result<(), ConfigError> {
+    if value == 0 {
+        return Err(ConfigError::invalid(key, "must be greater than 0"));
+    }
+    Ok(())
+}
+
+fn is_key_safe(namespace: &str) -> bool {
+    (1..=64).contains(&namespace.len())
+        && namespace
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | ':'))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::tests::load;
+
+    #[test]
+    fn invalid_values_name_the_key() {
+        for (var, value, key) in [
+            ("FLASH__REDIS__URL", "not a url", "redis.url"),
+            ("FLASH__REDIS__URL", "http://127.0.0.1:6379", "redis.url"),
+            (
+                "FLASH__MYSQL__URL",
+                "mysql://root@127.0.0.1:3306",
+                "mysql.url",
+            ),
+            ("FLASH__KAFKA__BROKERS", "no-port", "kafka.brokers"),
+            ("FLASH__REDIS__NAMESPACE", "a{b}", "redis.namespace"),
+            ("FLASH__REDIS__POOL_SIZE", "0", "redis.pool_size"),
+        ] {
+            let err = load("dev", &[(var, value)]).unwrap_err();
+            assert!(err.to_string().contains(key), "{var}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn url_errors_never_echo_the_password() {
+        let err = load(
+            "dev",
+            &[("FLASH__MYSQL__URL", "mysql://u:s3cret@h:notaport/db")],
+        )
+        .unwrap_err();
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+    }
+}
