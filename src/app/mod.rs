@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod health;
 pub mod identity;
 pub mod orders;
+pub mod payments;
 pub mod purchase;
 pub mod reconcile;
 pub mod seed_demo;

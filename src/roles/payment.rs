@@ -9,6 +9,7 @@ use crate::adapters::gateway::SimulatedGateway;
 use crate::adapters::kafka::group::GroupSettings;
 use crate::adapters::redis::notifier::PaymentNotifier;
 use crate::adapters::redis::stock_gate::StockGate;
+use crate::app::payments::Payments;
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
@@ -40,24 +41,26 @@ pub(super) async fn start(
         fetch_max_wait: Duration::from_millis(config.fetch_max_wait_ms),
         request_timeout: Duration::from_millis(settings.kafka.timeout_ms),
     };
-    let deps = PaymentDeps {
-        mysql: required(&adapters.mysql, "MySQL")?,
-        group,
-        redis: redis.clone(),
-        keys: keys.clone(),
-        gate: StockGate::new(
+    let payments = Payments::new(
+        required(&adapters.mysql, "MySQL")?,
+        StockGate::new(
             redis.clone(),
             keys.clone(),
             Duration::from_secs(settings.purchase.idempotency_ttl_secs),
         ),
-        notifier: PaymentNotifier::new(redis, keys),
+        PaymentNotifier::new(redis, keys),
+        group.topic.clone(),
+        partitions,
+    );
+    let deps = PaymentDeps {
+        payments,
+        group,
         gateway: Arc::new(SimulatedGateway::new(
             Duration::from_millis(config.gateway_latency_ms),
             config.gateway_failure_rate,
             config.gateway_seed,
         )),
         metrics: payment_metrics,
-        partitions,
         pool_size: config.pool_size,
         queue: config.queue,
     };

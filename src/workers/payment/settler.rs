@@ -1,0 +1,53 @@
+//! The settler: collects charged orders into batches and settles each batch (one
+//! transaction), retrying failures; the charges are idempotent on the order id and
+//! settling is guarded, so a retry never moves an order twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::PaymentDeps;
+use crate::domain::payment::{PaymentJob, PaymentOutcome};
+
+/// Largest batch settled in one transaction.
+const SETTLE_BATCH: usize = 1_000;
+
+pub(super) async fn run(
+    deps: Arc<PaymentDeps>,
+    mut results: mpsc::Receiver<(PaymentJob, PaymentOutcome)>,
+) {
+    let mut batch = Vec::with_capacity(SETTLE_BATCH);
+    while results.recv_many(&mut batch, SETTLE_BATCH).await > 0 {
+        settle_with_retries(&deps, &batch).await;
+        batch.clear();
+    }
+}
+
+/// Settles a batch; retries MySQL/Redis failures with a capped backoff.
+async fn settle_with_retries(deps: &PaymentDeps, batch: &[(PaymentJob, PaymentOutcome)]) {
+    let mut backoff = Duration::from_millis(50);
+    // Long enough to outlast a sale-state rebuild (its mark lives 15 s at most).
+    for attempt in 1..=60 {
+        match deps.payments.settle(batch).await {
+            Ok(settled) => {
+                for status in settled {
+                    deps.metrics
+                        .settled
+                        .with_label_values(&[status.as_str()])
+                        .inc();
+                }
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(orders = batch.len(), attempt, %error, "settling failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+    tracing::error!(
+        orders = batch.len(),
+        "giving up settling for now; the orders stay PENDING until their partition is resumed"
+    );
+}
