@@ -6,13 +6,19 @@
 //! process for development.
 //!
 //! ## Layout
-//! Dependencies point inward:
-//! - [`roles`] wires a role: builds the [`adapters`] it needs, mounts [`http`] modules,
-//!   starts background workers, and owns graceful shutdown ([`shutdown`]).
-//! - [`http`] holds thin handlers; [`error`] is the one place errors become responses.
-//! - [`adapters`] talk to MySQL, Redis, Kafka and object storage, each call bounded by a
-//!   timeout, none connecting eagerly (a role starts and reports "not ready" while a
-//!   dependency is down).
+//! Dependencies point inward, and `layering.rs` checks it by reading the sources:
+//! - [`domain`] holds types and rules and does no I/O; its [`domain::ports`] are the
+//!   traits for services that cannot run here (identity provider, object store,
+//!   payment gateway).
+//! - [`app`] holds the use cases (purchase, catalog, orders, payments, reconcile, …);
+//!   they call [`adapters`], which talk to MySQL, Redis, Kafka and object storage, each
+//!   call bounded by a timeout, none connecting eagerly (a role starts and reports "not
+//!   ready" while a dependency is down).
+//! - [`http`] holds thin handlers over the use cases; [`error`] is the one place errors
+//!   become responses. [`live`] keeps the open WebSockets; [`workers`] only loop
+//!   (payment consumer, relay, audit), calling use cases.
+//! - [`roles`] wires a role: builds the adapters it needs, mounts the HTTP modules,
+//!   starts the workers, and owns graceful shutdown ([`shutdown`]).
 //! - [`config`] loads layered settings once and validates them; nothing reads a global.
 
 pub mod adapters;
@@ -29,3 +35,6 @@ pub mod roles;
 pub mod shutdown;
 pub mod telemetry;
 pub mod workers;
+
+#[cfg(test)]
+mod layering;

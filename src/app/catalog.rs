@@ -21,7 +21,6 @@ use quick_cache::sync::Cache;
 use serde::{Deserialize, Serialize};
 
 use crate::adapters::mysql::{MysqlError, MysqlPool, coupons};
-use crate::adapters::object_store::ObjectStore;
 use crate::adapters::redis::RedisError;
 use crate::adapters::redis::catalog_cache::{Cached, CatalogCache};
 use crate::adapters::redis::coupon_state::{CouponState, WarmUp};
@@ -31,6 +30,7 @@ use crate::domain::coupon::{
     CatalogError, Coupon, CouponDraft, CouponId, ImageFormat, InvalidCoupon, SaleState,
 };
 use crate::domain::failure::{BoxError, Failure};
+use crate::domain::ports::{ObjectStore, ObjectStoreError, StoredObject};
 
 /// A coupon as the API shows it (also the cached form).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,8 +174,13 @@ impl Catalog {
         }
     }
 
-    pub fn objects(&self) -> &Arc<dyn ObjectStore> {
-        &self.objects
+    /// A stored image; None for a key that names none.
+    pub async fn object(&self, key: &str) -> Result<Option<StoredObject>, CatalogError> {
+        match self.objects.get(key).await {
+            Ok(object) => Ok(Some(object)),
+            Err(ObjectStoreError::NotFound(_) | ObjectStoreError::InvalidKey(_)) => Ok(None),
+            Err(e) => Err(unavailable(e)),
+        }
     }
 
     fn redis_ttl(&self) -> Duration {

@@ -100,7 +100,6 @@ impl Payments {
         let events = self.claim(events).await?;
         let rows: Vec<OrderRow> = events.iter().map(order_row).collect();
         let topic = &self.topic;
-        let timeout = self.mysql.query_timeout();
         let write = async {
             let mut conn = self.mysql.get().await?;
             conn.transaction::<_, CommitError, _>(async |conn| {
@@ -110,11 +109,7 @@ impl Payments {
             })
             .await
         };
-        let fresh: HashSet<String> = tokio::time::timeout(timeout, write)
-            .await
-            .map_err(|_| MysqlError::Timeout(timeout))??
-            .into_iter()
-            .collect();
+        let fresh: HashSet<String> = self.mysql.bounded(write).await?.into_iter().collect();
         Ok(Recorded {
             fresh: events
                 .iter()
@@ -259,7 +254,6 @@ impl Payments {
             .iter()
             .map(|(job, _)| job.order_id.to_string())
             .collect();
-        let timeout = self.mysql.query_timeout();
         let write = async {
             let mut conn = self.mysql.get().await?;
             conn.transaction::<_, MysqlError, _>(async |conn| {
@@ -279,9 +273,7 @@ impl Payments {
             })
             .await
         };
-        let changed = tokio::time::timeout(timeout, write)
-            .await
-            .map_err(|_| MysqlError::Timeout(timeout))??;
+        let changed = self.mysql.bounded(write).await?;
 
         // Idempotent (a per-order marker): safe for orders a previous attempt already
         // settled but could not release, and a no-op on any replay.

@@ -1,4 +1,4 @@
-//! The report as Markdown, as written to bench/results/<date>-<host>.md.
+//! The report as Markdown, as written to `bench/results/<date>-<host>.md`.
 
 use super::Report;
 

@@ -43,3 +43,45 @@ pub trait PaymentGateway: Send + Sync {
         amount_cents: i64,
     ) -> crate::domain::payment::PaymentOutcome;
 }
+
+/// Where coupon images live.
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectStoreError {
+    #[error("object {0:?} not found")]
+    NotFound(String),
+    #[error("object key {0:?} is not allowed (use [A-Za-z0-9/._-], no '..')")]
+    InvalidKey(String),
+    #[error("object store I/O failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("object store call failed: {0}")]
+    Remote(String),
+    #[error("object store call timed out")]
+    Timeout,
+}
+
+impl From<ObjectStoreError> for crate::domain::failure::Failure {
+    fn from(error: ObjectStoreError) -> Self {
+        Self::unavailable(error)
+    }
+}
+
+/// A stored object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    pub bytes: bytes::Bytes,
+    pub content_type: String,
+}
+
+#[async_trait::async_trait]
+pub trait ObjectStore: Send + Sync {
+    async fn put(
+        &self,
+        key: &str,
+        bytes: bytes::Bytes,
+        content_type: &str,
+    ) -> Result<(), ObjectStoreError>;
+    async fn get(&self, key: &str) -> Result<StoredObject, ObjectStoreError>;
+    async fn delete(&self, key: &str) -> Result<(), ObjectStoreError>;
+    /// Readiness probe.
+    async fn ping(&self) -> Result<(), ObjectStoreError>;
+}

@@ -2,7 +2,7 @@
 //!
 //! Domain and adapter errors keep their own `thiserror` types and know nothing of HTTP;
 //! [`AppError`] wraps them and decides which [`ErrorCode`] answers each
-//! ([`AppError::describe`]); the code fixes the status. Every error body has the shape
+//! (`AppError::describe`); the code fixes the status. Every error body has the shape
 //! `{"error": {"code": "SOLD_OUT", "message": "..."}}` plus structured fields where they
 //! apply (`field`, `max_bytes`, `max_size`, `retry_after_secs`). Bugs and corrupt data
 //! are logged once here with their cause chain and reach the client as an opaque 500;

@@ -82,17 +82,13 @@ async fn get_object(
     catalog: web::Data<Catalog>,
     key: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    use crate::adapters::object_store::ObjectStoreError;
-    match catalog.objects().get(&key).await {
-        Ok(object) => Ok(HttpResponse::Ok()
+    match catalog.object(&key).await? {
+        Some(object) => Ok(HttpResponse::Ok()
             .content_type(object.content_type)
             // Keys are unique per upload, so an object never changes.
             .insert_header(("Cache-Control", "public, max-age=31536000, immutable"))
             .insert_header(("X-Content-Type-Options", "nosniff"))
             .body(object.bytes)),
-        Err(ObjectStoreError::NotFound(_) | ObjectStoreError::InvalidKey(_)) => {
-            Err(AppError::RouteNotFound)
-        }
-        Err(e) => Err(AppError::Catalog(CatalogError::Unavailable(e.into()))),
+        None => Err(AppError::RouteNotFound),
     }
 }

@@ -85,10 +85,10 @@ impl MysqlPool {
 
     /// Runs `call` (which may take a connection and query) within the query timeout, so
     /// a locked table or a stuck server becomes an error instead of a hung request.
-    pub async fn bounded<T>(
+    pub async fn bounded<T, E: From<MysqlError>>(
         &self,
-        call: impl Future<Output = Result<T, MysqlError>>,
-    ) -> Result<T, MysqlError> {
+        call: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
         tokio::time::timeout(self.query_timeout, call)
             .await
             .map_err(|_| MysqlError::Timeout(self.query_timeout))?
@@ -109,13 +109,10 @@ impl MysqlPool {
 
     /// Readiness probe: `SELECT 1` within the query timeout.
     pub async fn ping(&self) -> Result<(), MysqlError> {
-        let probe = async {
-            let mut conn = self.get().await?;
-            diesel::sql_query("SELECT 1").execute(&mut conn).await?;
+        self.with_conn(async |conn| {
+            diesel::sql_query("SELECT 1").execute(conn).await?;
             Ok(())
-        };
-        tokio::time::timeout(self.query_timeout, probe)
-            .await
-            .map_err(|_| MysqlError::Timeout(self.query_timeout))?
+        })
+        .await
     }
 }

@@ -1,59 +1,17 @@
-//! Object storage for coupon images: a trait with a local-filesystem implementation
-//! (the embedded default) and an S3 one (AWS or any S3-compatible server).
+//! Object storage for coupon images: the [`ObjectStore`] port implemented on the local
+//! filesystem (the embedded default) and on S3 (AWS or any S3-compatible server).
 
 mod fs;
 mod s3;
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 pub use fs::FilesystemStore;
 pub use s3::S3Store;
 
+pub use crate::domain::ports::{ObjectStore, ObjectStoreError, StoredObject};
+
 use crate::config::{ObjectStoreKind, ObjectStoreSettings};
-use crate::domain::failure::Failure;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ObjectStoreError {
-    #[error("object {0:?} not found")]
-    NotFound(String),
-    #[error("object key {0:?} is not allowed (use [A-Za-z0-9/._-], no '..')")]
-    InvalidKey(String),
-    #[error("object store I/O failed: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("object store call failed: {0}")]
-    Remote(String),
-    #[error("object store call timed out")]
-    Timeout,
-}
-
-impl From<ObjectStoreError> for Failure {
-    fn from(error: ObjectStoreError) -> Self {
-        Failure::unavailable(error)
-    }
-}
-
-/// A stored object.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredObject {
-    pub bytes: Bytes,
-    pub content_type: String,
-}
-
-#[async_trait::async_trait]
-pub trait ObjectStore: Send + Sync {
-    async fn put(
-        &self,
-        key: &str,
-        bytes: Bytes,
-        content_type: &str,
-    ) -> Result<(), ObjectStoreError>;
-    async fn get(&self, key: &str) -> Result<StoredObject, ObjectStoreError>;
-    async fn delete(&self, key: &str) -> Result<(), ObjectStoreError>;
-    /// Readiness probe.
-    async fn ping(&self) -> Result<(), ObjectStoreError>;
-}
 
 /// Builds the configured store.
 pub fn from_settings(settings: &ObjectStoreSettings) -> Arc<dyn ObjectStore> {

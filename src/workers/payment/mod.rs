@@ -1,15 +1,15 @@
 //! The payment role's long-running work; the decisions are the use cases of
 //! [`crate::app::payments`].
 //!
-//! - The **consumer** ([`consumer`]) is one member of the payment instances' Kafka
+//! - The **consumer** (`consumer.rs`) is one member of the payment instances' Kafka
 //!   consumer group and batches the records it is handed; the **coordinator**
-//!   ([`coordinator`]) keeps the partitions this instance owns (claimed in MySQL with
+//!   (`coordinator.rs`) keeps the partitions this instance owns (claimed in MySQL with
 //!   an epoch that fences every earlier owner) and records each batch with the
 //!   partition's next offset in one transaction, so a crash, a replay or a stale owner
 //!   never doubles an order. On assignment it resumes payments a previous owner left
 //!   PENDING.
-//! - A bounded **worker pool** ([`pool`]) charges each new order through the gateway;
-//!   the **settler** ([`settler`]) moves charged orders to PAID or FAILED in batches.
+//! - A bounded **worker pool** (`pool.rs`) charges each new order through the gateway;
+//!   the **settler** (`settler.rs`) moves charged orders to PAID or FAILED in batches.
 //!   Full queues block the consumer (backpressure), never memory.
 
 mod consumer;
