@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use crate::adapters::mysql::{MysqlPool, users};
 use crate::adapters::oidc::KeycloakProvider;
-use crate::adapters::oidc::password::hash_password;
-use crate::adapters::redis::rate_limit::LoginLimiter;
+use crate::adapters::oidc::password::{PasswordHashError, hash_password};
+use crate::adapters::redis::rate_limit::{LoginLimiter, RegistrationLimiter};
 use crate::domain::failure::Failure;
 use crate::domain::identity::{Email, IdentityError, Password, UserId};
 use crate::domain::ports::{IdentityProvider, IssuedToken};
@@ -14,16 +14,33 @@ use crate::domain::ports::{IdentityProvider, IssuedToken};
 pub struct Identity {
     provider: Arc<dyn IdentityProvider>,
     limiter: LoginLimiter,
+    registrations: RegistrationLimiter,
 }
 
 impl Identity {
-    pub fn new(provider: Arc<dyn IdentityProvider>, limiter: LoginLimiter) -> Self {
-        Self { provider, limiter }
+    pub fn new(
+        provider: Arc<dyn IdentityProvider>,
+        limiter: LoginLimiter,
+        registrations: RegistrationLimiter,
+    ) -> Self {
+        Self {
+            provider,
+            limiter,
+            registrations,
+        }
     }
 
-    pub async fn register(&self, email: &str, password: &str) -> Result<UserId, IdentityError> {
+    /// Bad input is refused before the sign-up counts; the count comes before the
+    /// provider (and its password hash).
+    pub async fn register(
+        &self,
+        email: &str,
+        password: &str,
+        client_ip: &str,
+    ) -> Result<UserId, IdentityError> {
         let email = Email::parse(email)?;
         let password = Password::parse(password)?;
+        self.registrations.attempt(client_ip).await?;
         let user_id = self.provider.register(&email, &password).await?;
         tracing::info!(user.id = %user_id, "user registered");
         Ok(user_id)
@@ -101,7 +118,10 @@ async fn create_embedded_user(
 ) -> Result<bool, IdentityError> {
     let hash = hash_password(password.expose().to_owned())
         .await
-        .map_err(|e| IdentityError::Unavailable(Failure::unavailable(e)))?;
+        .map_err(|e| match e {
+            PasswordHashError::Busy => IdentityError::Busy,
+            other => IdentityError::Unavailable(Failure::unavailable(other)),
+        })?;
     let mut conn = mysql
         .get()
         .await

@@ -33,6 +33,9 @@ pub struct IdentitySettings {
     /// Login attempts allowed per e-mail and per client IP in one minute.
     pub login_attempts_per_email: u32,
     pub login_attempts_per_ip: u32,
+    /// Sign-ups allowed per client IP, and from everyone together, in one minute.
+    pub registrations_per_ip: u32,
+    pub registrations_total: u32,
     /// Take the client IP from `X-Forwarded-For` (only behind a proxy that sets it).
     pub trust_proxy_headers: bool,
     pub embedded: EmbeddedIssuerSettings,

@@ -31,6 +31,9 @@ pub struct WsSettings {
     pub send_queue: usize,
     /// Open sockets this instance accepts at most.
     pub max_connections: usize,
+    /// Open sockets one user may hold on this instance (tabs, phone and laptop), so one
+    /// account cannot take every slot.
+    pub max_sockets_per_user: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

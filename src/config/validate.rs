@@ -26,6 +26,10 @@ impl Settings {
             &["redis", "rediss"],
         )?;
         positive("mysql.max_connections", self.mysql.max_connections as u64)?;
+        positive(
+            "ws.max_sockets_per_user",
+            self.ws.max_sockets_per_user as u64,
+        )?;
         positive("mysql.connect_timeout_ms", self.mysql.connect_timeout_ms)?;
         positive("mysql.acquire_timeout_ms", self.mysql.acquire_timeout_ms)?;
         positive("redis.pool_size", self.redis.pool_size as u64)?;
@@ -162,6 +166,14 @@ impl Settings {
         positive(
             "identity.login_attempts_per_ip",
             u64::from(identity.login_attempts_per_ip),
+        )?;
+        positive(
+            "identity.registrations_per_ip",
+            u64::from(identity.registrations_per_ip),
+        )?;
+        positive(
+            "identity.registrations_total",
+            u64::from(identity.registrations_total),
         )?;
         match identity.provider {
             IdentityProviderKind::Embedded => {

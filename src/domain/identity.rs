@@ -186,6 +186,9 @@ pub enum IdentityError {
     Forbidden,
     #[error("no user with e-mail {0}")]
     UnknownUser(String),
+    /// Too many password hashes are running; nothing was decided.
+    #[error("the server is busy, try again shortly")]
+    Busy,
     /// The identity provider (or its database) did not answer.
     #[error("identity provider failed")]
     Unavailable(#[source] Failure),

@@ -22,8 +22,11 @@ pub enum ErrorCode {
     InvalidCredentials,
     /// Expired, revoked or never-issued refresh token: log in again.
     InvalidRefreshToken,
-    /// Too many login attempts for this e-mail or client; see `retry_after_secs`.
+    /// Too many login attempts or sign-ups from this e-mail or client; see
+    /// `retry_after_secs`.
     TooManyAttempts,
+    /// This user already holds the most live-result connections allowed.
+    TooManyConnections,
     UserNotFound,
     CouponNotFound,
     /// A coupon field is invalid; see `field`.
@@ -49,7 +52,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 24] = [
+    pub const ALL: [ErrorCode; 25] = [
         Self::InvalidRequest,
         Self::NotFound,
         Self::Unauthorized,
@@ -60,6 +63,7 @@ impl ErrorCode {
         Self::InvalidCredentials,
         Self::InvalidRefreshToken,
         Self::TooManyAttempts,
+        Self::TooManyConnections,
         Self::UserNotFound,
         Self::CouponNotFound,
         Self::InvalidCoupon,
@@ -88,6 +92,7 @@ impl ErrorCode {
             Self::InvalidCredentials => "INVALID_CREDENTIALS",
             Self::InvalidRefreshToken => "INVALID_REFRESH_TOKEN",
             Self::TooManyAttempts => "TOO_MANY_ATTEMPTS",
+            Self::TooManyConnections => "TOO_MANY_CONNECTIONS",
             Self::UserNotFound => "USER_NOT_FOUND",
             Self::CouponNotFound => "COUPON_NOT_FOUND",
             Self::InvalidCoupon => "INVALID_COUPON",
@@ -125,7 +130,7 @@ impl ErrorCode {
             | Self::SaleEnded
             | Self::PurchaseLimitReached
             | Self::SoldOut => S::CONFLICT,
-            Self::TooManyAttempts => S::TOO_MANY_REQUESTS,
+            Self::TooManyAttempts | Self::TooManyConnections => S::TOO_MANY_REQUESTS,
             Self::ImageTooLarge => S::PAYLOAD_TOO_LARGE,
             Self::UnsupportedImage => S::UNSUPPORTED_MEDIA_TYPE,
             Self::ServerBusy => S::SERVICE_UNAVAILABLE,

@@ -139,6 +139,7 @@ impl AppError {
                 IdentityError::Unauthorized(_) => Described::new(C::Unauthorized),
                 IdentityError::Forbidden => Described::new(C::Forbidden),
                 IdentityError::UnknownUser(_) => Described::new(C::UserNotFound),
+                IdentityError::Busy => Described::new(C::ServerBusy),
                 IdentityError::Unavailable(failure) => Described::failure(failure),
             },
             Self::Catalog(e) | Self::Admin(AdminError::Catalog(e)) => catalog(e),
@@ -160,6 +161,7 @@ impl AppError {
             Self::Order(OrderError::NotFound) => Described::new(C::OrderNotFound),
             Self::Order(OrderError::Unavailable(failure)) => Described::failure(failure),
             Self::Sockets(HubError::Full(_)) => Described::new(C::ServerBusy),
+            Self::Sockets(HubError::UserFull(_)) => Described::new(C::TooManyConnections),
             Self::Sockets(HubError::Redis(_)) => Described::new(C::ServerBusy),
             Self::Unexpected(_) => Described::new(C::Internal),
         }

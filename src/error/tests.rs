@@ -66,6 +66,7 @@ fn one_of_each() -> Vec<AppError> {
         }
         .into(),
         IdentityError::UnknownUser("nobody@example.com".into()).into(),
+        HubError::UserFull(8).into(),
         CatalogError::NotFound.into(),
         CatalogError::Invalid(InvalidCoupon {
             field: "name",

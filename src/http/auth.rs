@@ -1,13 +1,13 @@
 //! Register, log in, who am I; and, with the built-in issuer, its discovery document
 //! and JWKS.
 
-use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use actix_web::{HttpResponse, get, post, web};
 use serde::Deserialize;
 
 use crate::app::access::IssuerDocuments;
 use crate::app::identity::Identity;
 use crate::error::AppError;
-use crate::http::extract::AuthUser;
+use crate::http::extract::{AuthUser, ClientIp};
 
 /// Whether to take the client address from `X-Forwarded-For`.
 #[derive(Clone, Copy)]
@@ -37,30 +37,22 @@ struct Credentials {
 #[post("/api/auth/register")]
 async fn register(
     identity: web::Data<Identity>,
+    ClientIp(client_ip): ClientIp,
     body: web::Json<Credentials>,
 ) -> Result<HttpResponse, AppError> {
-    let user_id = identity.register(&body.email, &body.password).await?;
+    let user_id = identity
+        .register(&body.email, &body.password, &client_ip)
+        .await?;
     Ok(HttpResponse::Created().json(serde_json::json!({ "user_id": user_id })))
 }
 
 /// Exchanges e-mail and password for a bearer token.
 #[post("/api/auth/login")]
 async fn login(
-    req: HttpRequest,
     identity: web::Data<Identity>,
-    trust: web::Data<TrustProxyHeaders>,
+    ClientIp(client_ip): ClientIp,
     body: web::Json<Credentials>,
 ) -> Result<HttpResponse, AppError> {
-    let client_ip = {
-        let info = req.connection_info();
-        if trust.0 {
-            info.realip_remote_addr()
-        } else {
-            info.peer_addr()
-        }
-        .unwrap_or("unknown")
-        .to_owned()
-    };
     let token = identity
         .login(&body.email, &body.password, &client_ip)
         .await?;

@@ -147,3 +147,25 @@ impl FromRequest for IdempotencyKey {
         ready(key)
     }
 }
+
+/// The client's address: the peer, or with `identity.trust_proxy_headers` the address
+/// the proxy reports (`X-Forwarded-For`/`Forwarded`).
+pub struct ClientIp(pub String);
+
+impl FromRequest for ClientIp {
+    type Error = AppError;
+    type Future = Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let trust = req
+            .app_data::<web::Data<crate::http::auth::TrustProxyHeaders>>()
+            .is_some_and(|trust| trust.0);
+        let info = req.connection_info();
+        let ip = if trust {
+            info.realip_remote_addr()
+        } else {
+            info.peer_addr()
+        };
+        ready(Ok(ClientIp(ip.unwrap_or("unknown").to_owned())))
+    }
+}

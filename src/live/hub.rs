@@ -54,8 +54,15 @@ pub struct Hub {
     sockets: Mutex<HashMap<UserId, Vec<(u64, Outbox)>>>,
     next_id: AtomicU64,
     send_queue: usize,
-    max_connections: usize,
+    limits: SocketLimits,
     metrics: WsMetrics,
+}
+
+/// How many sockets an instance holds.
+#[derive(Debug, Clone, Copy)]
+pub struct SocketLimits {
+    pub total: usize,
+    pub per_user: usize,
 }
 
 /// Removes its socket from the hub when dropped.
@@ -69,6 +76,8 @@ pub struct Registration {
 pub enum HubError {
     #[error("this instance holds its maximum of {0} sockets")]
     Full(usize),
+    #[error("you already have {0} live connections open; close one first")]
+    UserFull(usize),
     #[error(transparent)]
     Redis(#[from] RedisError),
 }
@@ -77,7 +86,7 @@ impl Hub {
     pub fn new(
         routes: WsRoutes,
         send_queue: usize,
-        max_connections: usize,
+        limits: SocketLimits,
         metrics: WsMetrics,
     ) -> Self {
         Self {
@@ -85,7 +94,7 @@ impl Hub {
             sockets: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             send_queue,
-            max_connections,
+            limits,
             metrics,
         }
     }
@@ -106,13 +115,25 @@ impl Hub {
         self: &Arc<Self>,
         user: &UserId,
     ) -> Result<(Registration, mpsc::Receiver<Arc<str>>), HubError> {
-        if self.open_sockets() >= self.max_connections {
-            return Err(HubError::Full(self.max_connections));
+        if self.open_sockets() >= self.limits.total {
+            return Err(HubError::Full(self.limits.total));
+        }
+        let users_sockets = || self.lock().get(user).map_or(0, Vec::len);
+        if users_sockets() >= self.limits.per_user {
+            return Err(HubError::UserFull(self.limits.per_user));
         }
         self.routes.claim(user).await?;
         let (tx, rx) = mpsc::channel(self.send_queue.max(1));
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.lock().entry(user.clone()).or_default().push((id, tx));
+        {
+            // Checked again under the lock: the same user may be connecting twice at once.
+            let mut sockets = self.lock();
+            let own = sockets.entry(user.clone()).or_default();
+            if own.len() >= self.limits.per_user {
+                return Err(HubError::UserFull(self.limits.per_user));
+            }
+            own.push((id, tx));
+        }
         self.metrics.open_sockets.inc();
         Ok((
             Registration {

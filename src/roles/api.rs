@@ -14,7 +14,7 @@ use crate::adapters::oidc::{EmbeddedIssuer, KeycloakProvider, SigningKeys};
 use crate::adapters::redis::catalog_cache::CatalogCache;
 use crate::adapters::redis::coupon_state::CouponState;
 use crate::adapters::redis::pending_orders::PendingOrders;
-use crate::adapters::redis::rate_limit::LoginLimiter;
+use crate::adapters::redis::rate_limit::{LoginLimiter, RegistrationLimiter};
 use crate::adapters::redis::rebuild_lock::RebuildLocks;
 use crate::adapters::redis::stock_gate::StockGate;
 use crate::app::access::IssuerDocuments;
@@ -101,6 +101,12 @@ impl ApiModules {
             identity_settings.login_attempts_per_email,
             identity_settings.login_attempts_per_ip,
         );
+        let registrations = RegistrationLimiter::new(
+            required(&adapters.redis, "Redis")?,
+            adapters.keys.clone(),
+            identity_settings.registrations_per_ip,
+            identity_settings.registrations_total,
+        );
         let (purchases, orders) =
             build_purchases(settings, adapters, catalog.clone(), metrics, shutdown).await?;
         Ok(Self {
@@ -109,7 +115,7 @@ impl ApiModules {
             orders: web::Data::new(orders),
             serve_objects: settings.object_store.kind == ObjectStoreKind::Filesystem,
             static_dir: settings.server.static_dir.clone(),
-            identity: web::Data::new(Identity::new(provider, limiter)),
+            identity: web::Data::new(Identity::new(provider, limiter, registrations)),
             issuer,
             trust_proxy: web::Data::new(TrustProxyHeaders(identity_settings.trust_proxy_headers)),
         })

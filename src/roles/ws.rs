@@ -11,7 +11,7 @@ use crate::adapters::redis::ws_routes::WsRoutes;
 use crate::config::Settings;
 use crate::http::ws;
 use crate::live::Hub;
-use crate::live::hub::WsMetrics;
+use crate::live::hub::{SocketLimits, WsMetrics};
 use crate::live::session::{ConnectionsClosing, SocketTiming};
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
@@ -43,7 +43,10 @@ impl WsModules {
         let hub = Arc::new(Hub::new(
             routes,
             config.send_queue,
-            config.max_connections,
+            SocketLimits {
+                total: config.max_connections,
+                per_user: config.max_sockets_per_user,
+            },
             ws_metrics,
         ));
         relay::start(

@@ -275,7 +275,7 @@ async fn slow_clients_are_dropped_never_buffered() {
     use flash_sale::domain::identity::UserId;
     use flash_sale::domain::order::{OrderId, OrderStatus};
     use flash_sale::live::Hub;
-    use flash_sale::live::hub::WsMetrics;
+    use flash_sale::live::hub::{SocketLimits, WsMetrics};
 
     let ctx = TestContext::new().await;
     let routes = WsRoutes::new(
@@ -285,7 +285,11 @@ async fn slow_clients_are_dropped_never_buffered() {
         Duration::from_secs(5),
     );
     let metrics = WsMetrics::new().unwrap();
-    let hub = std::sync::Arc::new(Hub::new(routes, 4, 100, metrics.clone()));
+    let limits = SocketLimits {
+        total: 100,
+        per_user: 3,
+    };
+    let hub = std::sync::Arc::new(Hub::new(routes, 4, limits, metrics.clone()));
     let user = UserId::parse("slowpoke").unwrap();
     let (registration, mut outbox) = hub.register(&user).await.unwrap();
     let update = PaymentUpdate {

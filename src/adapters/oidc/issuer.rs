@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::password::{hash_password, verify_password};
+use super::password::{PasswordHashError, hash_password, verify_password};
 use super::{AccessClaims, SigningKeys, now_secs};
 use crate::adapters::mysql::{MysqlPool, users};
 use crate::domain::failure::{BoxError, Failure};
@@ -104,12 +104,30 @@ fn unavailable(e: impl Into<BoxError>) -> IdentityError {
     IdentityError::Unavailable(Failure::unavailable(e))
 }
 
+fn hashing(e: PasswordHashError) -> IdentityError {
+    match e {
+        PasswordHashError::Busy => IdentityError::Busy,
+        other => unavailable(other),
+    }
+}
+
 #[async_trait::async_trait]
 impl IdentityProvider for EmbeddedIssuer {
+    /// A taken e-mail is refused before hashing (409 tells that much anyway), so
+    /// replays of a sign-up cost no hashing; the insert still decides races.
     async fn register(&self, email: &Email, password: &Password) -> Result<UserId, IdentityError> {
+        let taken = self
+            .mysql
+            .with_conn(async |conn| users::find_by_email(conn, email.as_str()).await)
+            .await
+            .map_err(unavailable)?
+            .is_some();
+        if taken {
+            return Err(IdentityError::EmailTaken);
+        }
         let hash = hash_password(password.expose().to_owned())
             .await
-            .map_err(unavailable)?;
+            .map_err(hashing)?;
         let mut conn = self.mysql.get().await.map_err(unavailable)?;
         match users::insert(&mut conn, email.as_str(), &hash)
             .await
@@ -137,7 +155,7 @@ impl IdentityProvider for EmbeddedIssuer {
         );
         let matches = verify_password(password.expose().to_owned(), hash)
             .await
-            .map_err(unavailable)?;
+            .map_err(hashing)?;
         match user {
             Some(user) if matches => self.issue(&user.id.to_string(), &user.email, user.is_admin),
             _ => Err(IdentityError::InvalidCredentials),

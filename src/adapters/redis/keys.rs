@@ -107,6 +107,16 @@ impl Keys {
         format!("{}:login:ip:{ip_digest}", self.namespace)
     }
 
+    /// Sign-ups in the current window from one client IP (hashed).
+    pub fn registrations_ip(&self, ip_digest: &str) -> String {
+        format!("{}:register:ip:{ip_digest}", self.namespace)
+    }
+
+    /// Sign-ups in the current window from everyone.
+    pub fn registrations_all(&self) -> String {
+        format!("{}:register:all", self.namespace)
+    }
+
     /// Buyers of a coupon (a set for limit 1, a hash of counts above it).
     pub fn coupon_buyers(&self, coupon_id: i64) -> String {
         format!("{}:fs:{{c:{coupon_id}}}:buyers", self.namespace)

@@ -1,4 +1,6 @@
-//! Fixed-window login attempt counters: one per e-mail and one per client IP.
+//! Fixed-window counters: login attempts per e-mail and per client IP, sign-ups per
+//! client IP and in total. Both fail open when Redis is down (logged): they limit
+//! abuse, they must not lock everyone out.
 
 use sha2::{Digest, Sha256};
 
@@ -92,6 +94,66 @@ impl LoginLimiter {
         }
         if by_ip > self.per_ip {
             return Err(retry(ip_ttl));
+        }
+        Ok(())
+    }
+}
+
+/// Limits sign-ups: unlimited accounts would make per-user purchase limits meaningless,
+/// and each sign-up costs a password hash.
+pub struct RegistrationLimiter {
+    redis: RedisPool,
+    keys: Keys,
+    per_ip: u32,
+    total: u32,
+}
+
+impl RegistrationLimiter {
+    pub fn new(redis: RedisPool, keys: Keys, per_ip: u32, total: u32) -> Self {
+        Self {
+            redis,
+            keys,
+            per_ip,
+            total,
+        }
+    }
+
+    /// Counts one sign-up from `ip`; `TooManyAttempts` once this IP or everyone together
+    /// is over the limit in the current window.
+    pub async fn attempt(&self, ip: &str) -> Result<(), IdentityError> {
+        let ip_key = self.keys.registrations_ip(&digest(ip));
+        let all_key = self.keys.registrations_all();
+        let counted = self
+            .redis
+            .run(|mut conn| async move {
+                let mut pipe = deadpool_redis::redis::pipe();
+                for key in [&ip_key, &all_key] {
+                    pipe.incr(key, 1)
+                        .cmd("EXPIRE")
+                        .arg(key)
+                        .arg(WINDOW_SECS)
+                        .arg("NX")
+                        .ignore()
+                        .ttl(key);
+                }
+                pipe.query_async::<(u32, i64, u32, i64)>(&mut conn).await
+            })
+            .await;
+        let (by_ip, ip_ttl, all, all_ttl) = match counted {
+            Ok(counts) => counts,
+            Err(error) => {
+                tracing::warn!(%error, "sign-up rate limiter unavailable; allowing the sign-up");
+                return Ok(());
+            }
+        };
+        let retry = |ttl: i64| IdentityError::TooManyAttempts {
+            retry_after_secs: u64::try_from(ttl).unwrap_or(WINDOW_SECS).max(1),
+        };
+        if by_ip > self.per_ip {
+            return Err(retry(ip_ttl));
+        }
+        if all > self.total {
+            return Err(retry(all_ttl));
         }
         Ok(())
     }
