@@ -99,8 +99,8 @@ async fn chaos_sale(seed: u64) {
     let proxy_port = free_port();
     let broker = PrivateBroker::start_behind(proxy_port).await;
     let proxy = KafkaFaultProxy::start(proxy_port, broker.port).await;
+    // The processes use the private Redis through the context (`use_redis`).
     let env: Vec<(String, String)> = [
-        ("FLASH__REDIS__URL", redis.url.clone()),
         ("FLASH__KAFKA__BROKERS", format!("127.0.0.1:{proxy_port}")),
         ("FLASH__KAFKA__TIMEOUT_MS", "1000".to_owned()),
         ("FLASH__PAYMENT__GATEWAY_LATENCY_MS", "20".to_owned()),
@@ -111,22 +111,14 @@ async fn chaos_sale(seed: u64) {
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
     let api_port = free_port();
-    let api = start(&ctx, "api", api_port, &env).await;
-    let payment = start(&ctx, "payment", free_port(), &env).await;
+    let api = ChildApp::start_on(&ctx, "api", api_port, &env).await;
+    let payment = ChildApp::start_with(&ctx, "payment", &env).await;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
     let base = api.base.clone();
-    let discovery: Value = http
-        .get(format!("{base}/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let issuer = discovery["issuer"].as_str().unwrap().to_owned();
+    let issuer = api.issuer().await;
     let mut sale = Sale {
         ctx,
         env,
@@ -182,11 +174,6 @@ async fn chaos_sale(seed: u64) {
     }
     sale.check(&answered).await;
     drop(broker);
-}
-
-async fn start(ctx: &TestContext, role: &str, port: u16, env: &[(String, String)]) -> ChildApp {
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    ChildApp::start_on(ctx, role, port, &env).await
 }
 
 impl Sale {
@@ -255,7 +242,7 @@ impl Sale {
             Fault::RestartApi => {
                 let mut api = self.api.lock().await;
                 api.kill();
-                *api = start(&self.ctx, "api", self.api_port, &self.env).await;
+                *api = ChildApp::start_on(&self.ctx, "api", self.api_port, &self.env).await;
             }
             Fault::StallRedis => {
                 let mut redis = self.ctx.redis().await;
@@ -297,7 +284,7 @@ impl Sale {
             Fault::RestartPayment => {
                 let mut payment = self.payment.lock().await;
                 payment.kill();
-                *payment = start(&self.ctx, "payment", free_port(), &self.env).await;
+                *payment = ChildApp::start_with(&self.ctx, "payment", &self.env).await;
             }
             Fault::StallBroker => {
                 self.proxy.drop_produce_answers(true);

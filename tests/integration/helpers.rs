@@ -12,6 +12,7 @@
 //! DATABASE ... TEMPLATE`), which is cheaper than migrating, and tests that start
 //! together no longer queue on the migrations' advisory lock.
 
+use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::sync::Once;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -513,10 +514,7 @@ impl TestApp {
     /// The value of one Prometheus sample, e.g.
     /// `flash_sale_catalog_lookups_total{kind="coupon",outcome="db_load"}`; 0 if absent.
     pub async fn metric(&self, sample: &str) -> f64 {
-        let text = self.get("/metrics").await.text().await.expect("metrics");
-        text.lines()
-            .find_map(|line| line.strip_prefix(sample)?.trim().parse().ok())
-            .unwrap_or(0.0)
+        metric(&self.client, &self.base, sample).await
     }
 
     pub async fn stop(mut self) {
@@ -534,14 +532,31 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
-/// The `flash-sale` binary configured for `ctx` (test overlay, its database, namespace,
-/// topics and signing key), as an operator would run it.
+/// One Prometheus sample of the process at `base` (0 when absent).
+async fn metric(client: &reqwest::Client, base: &str, sample: &str) -> f64 {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .find_map(|line| line.strip_prefix(sample)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The `flash-sale` binary configured for `ctx` (test overlay, its database, Redis,
+/// namespace, topics and signing key), as an operator would run it. Every test that
+/// runs the binary starts here: one-shot commands directly, roles through [`ChildApp`].
 pub fn flash_sale_command(ctx: &TestContext) -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_flash-sale"));
     cmd.arg("--config-dir")
         .arg(config_dir())
         .env("FLASH_ENV", "test")
         .env("FLASH__MYSQL__URL", ctx.settings.mysql.url.expose_secret())
+        .env("FLASH__REDIS__URL", ctx.settings.redis.url.expose_secret())
         .env("FLASH__REDIS__NAMESPACE", &ctx.settings.redis.namespace)
         .env(
             "FLASH__KAFKA__TOPIC_PREFIX",
@@ -558,18 +573,33 @@ pub fn flash_sale_command(ctx: &TestContext) -> std::process::Command {
 
 /// A role running as a child process on its own port; SIGKILLed on drop.
 pub struct ChildApp {
-    pub child: std::process::Child,
+    child: std::process::Child,
     pub base: String,
+    client: reqwest::Client,
 }
 
 impl ChildApp {
     /// Starts `--role role` and waits until `/readyz` answers 200.
-    pub async fn start(ctx: &TestContext, role: &str, env: &[(&str, &str)]) -> Self {
+    pub async fn start(ctx: &TestContext, role: &str) -> Self {
+        Self::start_on(ctx, role, free_port(), &[] as &[(&str, &str)]).await
+    }
+
+    /// Like [`Self::start`] with more environment (settings of this process only).
+    pub async fn start_with<K, V>(ctx: &TestContext, role: &str, env: &[(K, V)]) -> Self
+    where
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
         Self::start_on(ctx, role, free_port(), env).await
     }
 
-    /// Like [`Self::start`] on a given port (a restart keeps its address).
-    pub async fn start_on(ctx: &TestContext, role: &str, port: u16, env: &[(&str, &str)]) -> Self {
+    /// Like [`Self::start`] on a given port (a restart keeps its address). `env` is
+    /// applied last, over the context's settings.
+    pub async fn start_on<K, V>(ctx: &TestContext, role: &str, port: u16, env: &[(K, V)]) -> Self
+    where
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
         let mut cmd = flash_sale_command(ctx);
         cmd.args(["--role", role])
             .env("FLASH__SERVER__PORT", port.to_string())
@@ -579,22 +609,30 @@ impl ChildApp {
             } else {
                 std::process::Stdio::null()
             });
-        for (key, value) in env {
-            cmd.env(key, value);
+        if role == "ws" && ctx.settings.identity.issuer.is_empty() {
+            // As in [`TestContext::spawn_with`]: a ws process alone has no issuer to
+            // derive; tests that send tokens to it pass one in `env`.
+            cmd.env("FLASH__IDENTITY__ISSUER", NO_ISSUER);
         }
-        let app = Self {
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
+        let mut app = Self {
             child: cmd.spawn().expect("spawn flash-sale"),
             base: format!("http://127.0.0.1:{port}"),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("client"),
         };
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .build()
-            .expect("client");
+        let readyz = format!("{}/readyz", app.base);
         for _ in 0..200 {
-            if let Ok(response) = http.get(format!("{}/readyz", app.base)).send().await
+            let probe = app.client.get(&readyz).timeout(Duration::from_secs(2));
+            if let Ok(response) = probe.send().await
                 && response.status() == 200
             {
                 return app;
+            }
+            if let Ok(Some(status)) = app.child.try_wait() {
+                panic!("{role} process exited early: {status}");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -607,17 +645,46 @@ impl ChildApp {
         let _ = self.child.wait();
     }
 
+    /// Sends a signal by name (`TERM`, `STOP`, `CONT`...).
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{signal}");
+    }
+
+    /// How the process exited, if it does within `timeout`.
+    pub async fn exit_within(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The issuer this process names in its discovery document.
+    pub async fn issuer(&self) -> String {
+        let discovery: serde_json::Value = self
+            .client
+            .get(format!("{}/.well-known/openid-configuration", self.base))
+            .send()
+            .await
+            .expect("discovery")
+            .json()
+            .await
+            .expect("discovery document");
+        discovery["issuer"].as_str().expect("issuer").to_owned()
+    }
+
     /// One Prometheus sample of this process (0 when absent).
     pub async fn metric(&self, sample: &str) -> f64 {
-        let text = reqwest::get(format!("{}/metrics", self.base))
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("metrics text");
-        text.lines()
-            .find_map(|line| line.strip_prefix(sample)?.trim().parse().ok())
-            .unwrap_or(0.0)
+        metric(&self.client, &self.base, sample).await
     }
 }
 

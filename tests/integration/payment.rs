@@ -225,7 +225,7 @@ pub(crate) async fn committed_offsets(ctx: &TestContext) -> i64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn crash_mid_stream_loses_nothing_and_doubles_nothing() {
     let ctx = TestContext::new().await;
-    let mut first = ChildApp::start(&ctx, "payment", &[]).await;
+    let mut first = ChildApp::start(&ctx, "payment").await;
     // 5,000 events as a stream of about 5 s, while the consumer runs.
     let stream = publish_paced(&ctx, 5_000, 100, Duration::from_millis(100));
     let crash = async {
@@ -235,7 +235,7 @@ async fn crash_mid_stream_loses_nothing_and_doubles_nothing() {
         .await;
         first.kill();
         let written = count_orders(&ctx, None).await;
-        let second = ChildApp::start(&ctx, "payment", &[]).await;
+        let second = ChildApp::start(&ctx, "payment").await;
         (written, second)
     };
     let (ids, (written_at_crash, _second)) = tokio::join!(stream, crash);
@@ -266,8 +266,8 @@ async fn crash_mid_stream_loses_nothing_and_doubles_nothing() {
 async fn a_live_instance_takes_over_a_dead_ones_partitions() {
     let ctx = TestContext::new().await;
     let partitions = ctx.settings.kafka.orders_partitions;
-    let mut a = ChildApp::start(&ctx, "payment", &[]).await;
-    let b = ChildApp::start(&ctx, "payment", &[]).await;
+    let mut a = ChildApp::start(&ctx, "payment").await;
+    let b = ChildApp::start(&ctx, "payment").await;
     let owned = r#"flash_sale_payment_owned_partitions"#;
     eventually(
         Duration::from_secs(20),
@@ -284,23 +284,9 @@ async fn a_live_instance_takes_over_a_dead_ones_partitions() {
         count_orders(&ctx, None).await == 2_000
     })
     .await;
-    let consumed = |app: &ChildApp, p: i32| {
-        let sample = format!(r#"flash_sale_payment_consumed_records_total{{partition="{p}"}}"#);
-        let base = app.base.clone();
-        async move {
-            let text = reqwest::get(format!("{base}/metrics"))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-            text.lines()
-                .find_map(|l| l.strip_prefix(sample.as_str())?.trim().parse::<f64>().ok())
-                .unwrap_or(0.0)
-        }
-    };
     for p in 0..partitions {
-        let (by_a, by_b) = (consumed(&a, p).await, consumed(&b, p).await);
+        let consumed = format!(r#"flash_sale_payment_consumed_records_total{{partition="{p}"}}"#);
+        let (by_a, by_b) = (a.metric(&consumed).await, b.metric(&consumed).await);
         assert!(
             by_a == 0.0 || by_b == 0.0,
             "partition {p} consumed by both ({by_a} and {by_b})"
@@ -521,7 +507,7 @@ async fn killed_with_thousands_of_payments_in_flight_every_order_is_settled() {
         // Room for every job, so the consumer writes them all before it is killed.
         ("FLASH__PAYMENT__QUEUE", "8192"),
     ];
-    let mut first = ChildApp::start(&ctx, "payment", &slow).await;
+    let mut first = ChildApp::start_with(&ctx, "payment", &slow).await;
     // One coupon, so one partition holds every interrupted payment.
     let ids = publish_to(&ctx, ORDERS, 1, ORDERS, Duration::ZERO).await;
     eventually(Duration::from_secs(60), "every order written", || async {
@@ -535,7 +521,7 @@ async fn killed_with_thousands_of_payments_in_flight_every_order_is_settled() {
         "killed with several pages of payments in flight ({pending} PENDING)"
     );
 
-    let _second = ChildApp::start(&ctx, "payment", &slow).await;
+    let _second = ChildApp::start_with(&ctx, "payment", &slow).await;
     eventually(
         Duration::from_secs(120),
         "no order left PENDING",

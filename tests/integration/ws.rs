@@ -165,7 +165,7 @@ async fn routes_follow_connects_and_disconnects_and_stale_ones_expire() {
     );
 
     // ...and gone by TTL after a crash.
-    let mut child = ChildApp::start(&ctx, "ws", &[("FLASH__IDENTITY__ISSUER", &issuer)]).await;
+    let mut child = ChildApp::start_with(&ctx, "ws", &[("FLASH__IDENTITY__ISSUER", &issuer)]).await;
     let stale_token = api.mint_token(&ctx, "crashed").await;
     let on_child = keep_open(connect(&child.base, &stale_token).await);
     eventually(Duration::from_secs(5), "route to the child", || async {
