@@ -422,9 +422,8 @@ async fn ttls_are_honoured_at_both_levels() {
     app.get_json(&path).await;
     assert_eq!(app.metric(DB_LOADS).await, 1.0);
     let mut redis = ctx.redis().await;
-    let key = format!("{}:{{catalog}}:coupon:{id}", ctx.settings.redis.namespace);
     let pttl: i64 = deadpool_redis::redis::cmd("PTTL")
-        .arg(&key)
+        .arg(ctx.keys().catalog_coupon(id))
         .query_async(&mut redis)
         .await
         .unwrap();
@@ -474,7 +473,8 @@ async fn rebuild_lock_watchdog_and_crashed_holder() {
     let ttl = Duration::from_millis(300);
     let pool = RedisPool::new(&ctx.settings.redis).unwrap();
     let locks = RebuildLocks::new(&ctx.settings.redis, pool, ttl).unwrap();
-    let resource = format!("{}:test:lock", ctx.settings.redis.namespace);
+    let keys = ctx.keys();
+    let resource = keys.rebuild_lock(&keys.catalog_coupon(1));
 
     let holder = locks
         .try_acquire(&resource)
@@ -666,11 +666,11 @@ async fn s3_store_round_trip() {
 /// entry back after the invalidation.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rebuild_that_began_before_an_admin_change_does_not_write() {
+    use flash_sale::adapters::redis::RedisPool;
     use flash_sale::adapters::redis::catalog_cache::{Cached, CatalogCache};
-    use flash_sale::adapters::redis::{Keys, RedisPool};
 
     let ctx = TestContext::new().await;
-    let keys = Keys::new(ctx.settings.redis.namespace.clone());
+    let keys = ctx.keys();
     let cache = CatalogCache::new(RedisPool::new(&ctx.settings.redis).unwrap(), keys.clone());
     let ttl = Duration::from_secs(60);
     let (page, coupon) = (keys.catalog_page(1, 20), keys.catalog_coupon(7));

@@ -231,11 +231,12 @@ impl Sale {
     async fn inject(&self, fault: Fault, admin: &str) {
         match fault {
             Fault::LoseSaleKeys => {
-                let ns = &self.ctx.settings.redis.namespace;
-                let keys: Vec<String> = ["stock", "meta", "buyers"]
-                    .iter()
-                    .map(|k| format!("{ns}:fs:{{c:{}}}:{k}", self.coupon))
-                    .collect();
+                let keys = self.ctx.keys();
+                let keys = [
+                    keys.coupon_stock(self.coupon),
+                    keys.coupon_meta(self.coupon),
+                    keys.coupon_buyers(self.coupon),
+                ];
                 let mut redis = self.ctx.redis().await;
                 let _: Result<i64, _> = redis::cmd("DEL").arg(&keys).query_async(&mut redis).await;
             }

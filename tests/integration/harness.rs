@@ -51,7 +51,7 @@ async fn contexts_are_isolated_and_cleaned_up() {
 
     // Keys written under a's namespace are invisible to b's and removed with a.
     let mut redis = a.redis().await;
-    let key = format!("{}:probe", a.settings.redis.namespace);
+    let key = a.keys().coupon_stock(1);
     let _: () = redis.set(&key, "1").await.unwrap();
     assert_eq!(
         namespace_keys(&mut redis, &a.settings.redis.namespace)

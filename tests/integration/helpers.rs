@@ -20,6 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use deadpool_redis::redis;
 use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl, SimpleAsyncConnection};
 use flash_sale::adapters::mysql::{MysqlPool, migrate};
+use flash_sale::adapters::redis::Keys;
 use flash_sale::config::Settings;
 use flash_sale::roles::{self, Role, RunningApp};
 use secrecy::{ExposeSecret, SecretString};
@@ -137,6 +138,19 @@ impl TestContext {
         }
     }
 
+    /// This context's Redis keys, spelled as the app spells them.
+    pub fn keys(&self) -> Keys {
+        Keys::new(self.settings.redis.namespace.clone())
+    }
+
+    /// Deletes every key of this context's namespace, as a Redis that lost its data
+    /// would; how many there were.
+    pub async fn delete_redis_keys(&self) -> usize {
+        delete_namespace(&self.redis_url, &self.settings.redis.namespace)
+            .await
+            .expect("delete the namespace")
+    }
+
     /// A Redis connection to the shared server (keys must use this context's namespace).
     pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
         redis::Client::open(self.redis_url.as_str())
@@ -227,7 +241,7 @@ pub async fn namespace_keys(
         let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
             .arg(cursor)
             .arg("MATCH")
-            .arg(format!("{namespace}:*"))
+            .arg(Keys::new(namespace).all_pattern())
             .arg("COUNT")
             .arg(1000)
             .query_async(conn)

@@ -10,6 +10,7 @@ use diesel_async::RunQueryDsl;
 use flash_sale::adapters::kafka::producer::{OrderPublisher, PublisherLimits};
 use flash_sale::adapters::kafka::{Kafka, TopicSpec};
 use flash_sale::adapters::mysql::schema::{consumer_offsets, orders};
+use flash_sale::adapters::redis::notifier::PAYMENT_UPDATE_PREFIX;
 use flash_sale::domain::coupon::CouponId;
 use flash_sale::domain::identity::UserId;
 use flash_sale::domain::order::{OrderId, OrderPlaced};
@@ -57,10 +58,7 @@ async fn purchases_become_paid_orders_and_results_reach_the_right_channel() {
     let mut redis = ctx.redis().await;
     for n in 0..10 {
         let _: () = redis
-            .set(
-                format!("{}:ws:user:payer-{n}", ctx.settings.redis.namespace),
-                &server_b,
-            )
+            .set(ctx.keys().ws_route(&format!("payer-{n}")), &server_b)
             .await
             .unwrap();
     }
@@ -70,12 +68,12 @@ async fn purchases_become_paid_orders_and_results_reach_the_right_channel() {
     .unwrap();
     let mut pubsub = client.get_async_pubsub().await.unwrap();
     pubsub
-        .subscribe(format!("payment_update:{server_b}"))
+        .subscribe(format!("{PAYMENT_UPDATE_PREFIX}{server_b}"))
         .await
         .unwrap();
     let mut other = client.get_async_pubsub().await.unwrap();
     other
-        .subscribe(format!("payment_update:{}", uuid::Uuid::new_v4()))
+        .subscribe(format!("{PAYMENT_UPDATE_PREFIX}{}", uuid::Uuid::new_v4()))
         .await
         .unwrap();
 
@@ -325,8 +323,10 @@ async fn failed_payments_give_units_back_once_even_on_replay() {
     let coupon = create_coupon(&app, &admin, &coupon_body("Declined", 10, -5, 3600)).await["id"]
         .as_i64()
         .unwrap();
-    let stock_key = format!("{}:fs:{{c:{coupon}}}:stock", ctx.settings.redis.namespace);
-    let buyers_key = format!("{}:fs:{{c:{coupon}}}:buyers", ctx.settings.redis.namespace);
+    let (stock_key, buyers_key) = (
+        ctx.keys().coupon_stock(coupon),
+        ctx.keys().coupon_buyers(coupon),
+    );
     let mut redis = ctx.redis().await;
 
     let mut tokens = Vec::new();

@@ -16,7 +16,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::catalog::{coupon_body, create_coupon};
-use crate::helpers::{TestApp, TestContext, delete_namespace};
+use crate::helpers::{TestApp, TestContext};
 use crate::private_servers::PrivateBroker;
 
 async fn buy(
@@ -30,13 +30,7 @@ async fn buy(
 
 pub(crate) async fn redis_stock(ctx: &TestContext, coupon: i64) -> Option<i64> {
     let mut redis = ctx.redis().await;
-    redis
-        .get(format!(
-            "{}:fs:{{c:{coupon}}}:stock",
-            ctx.settings.redis.namespace
-        ))
-        .await
-        .unwrap()
+    redis.get(ctx.keys().coupon_stock(coupon)).await.unwrap()
 }
 
 /// The OrderPlaced events of `coupon` on the orders topic.
@@ -312,10 +306,7 @@ async fn broker_down_means_503_and_nothing_sold_then_purchases_resume() {
     );
     let mut redis = ctx.redis().await;
     let buyers: Vec<String> = redis
-        .smembers(format!(
-            "{}:fs:{{c:{coupon}}}:buyers",
-            ctx.settings.redis.namespace
-        ))
+        .smembers(ctx.keys().coupon_buyers(coupon))
         .await
         .unwrap();
     assert_eq!(buyers, ["alice"], "bob's buyer record was removed");
@@ -361,13 +352,7 @@ async fn a_lost_sale_state_is_rebuilt_automatically() {
     assert_eq!(redis_stock(&ctx, coupon).await, Some(15));
 
     // Redis loses the namespace mid-sale.
-    let redis_url = secrecy::ExposeSecret::expose_secret(&ctx.settings.redis.url).to_owned();
-    assert!(
-        delete_namespace(&redis_url, &ctx.settings.redis.namespace)
-            .await
-            .unwrap()
-            > 0
-    );
+    assert!(ctx.delete_redis_keys().await > 0);
     let newcomer = app.mint_token(&ctx, "newcomer").await;
     let (status, body) = buy(&app, &newcomer, coupon, None).await;
     assert_eq!(
@@ -490,10 +475,7 @@ async fn lost_sale_state_is_not_recreated_by_a_restart() {
         let token = app.mint_token(&ctx, &format!("early-{n}")).await;
         assert_eq!(buy(&app, &token, coupon, None).await.0, 202);
     }
-    let redis_url = secrecy::ExposeSecret::expose_secret(&ctx.settings.redis.url).to_owned();
-    delete_namespace(&redis_url, &ctx.settings.redis.namespace)
-        .await
-        .unwrap();
+    ctx.delete_redis_keys().await;
     app.stop().await;
 
     let app = ctx.spawn(Role::Api).await;
@@ -716,8 +698,10 @@ async fn audit_reports_drift_and_lost_state() {
 
     // The stock reset to the total while the buyers stay: 3 units too many for sale.
     let mut redis = ctx.redis().await;
-    let stock_key = format!("{}:fs:{{c:{coupon}}}:stock", ctx.settings.redis.namespace);
-    let _: () = redis.set(&stock_key, 10).await.unwrap();
+    let _: () = redis
+        .set(ctx.keys().coupon_stock(coupon), 10)
+        .await
+        .unwrap();
     let (code, out) = audit();
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("DRIFT +3"), "{out}");
@@ -728,10 +712,7 @@ async fn audit_reports_drift_and_lost_state() {
     })
     .await;
 
-    let redis_url = secrecy::ExposeSecret::expose_secret(&ctx.settings.redis.url).to_owned();
-    delete_namespace(&redis_url, &ctx.settings.redis.namespace)
-        .await
-        .unwrap();
+    ctx.delete_redis_keys().await;
     let (code, out) = audit();
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("STATE MISSING"), "{out}");

@@ -30,10 +30,7 @@ async fn connect(base: &str, token: &str) -> Socket {
 
 async fn route(ctx: &TestContext, user: &str) -> Option<String> {
     let mut redis = ctx.redis().await;
-    redis
-        .get(format!("{}:ws:user:{user}", ctx.settings.redis.namespace))
-        .await
-        .unwrap()
+    redis.get(ctx.keys().ws_route(user)).await.unwrap()
 }
 
 /// The next text message (pings are answered by the client library).
@@ -269,9 +266,9 @@ async fn a_lost_message_leaves_the_order_readable_and_shutdown_closes_sockets() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn slow_clients_are_dropped_never_buffered() {
+    use flash_sale::adapters::redis::RedisPool;
     use flash_sale::adapters::redis::notifier::PaymentUpdate;
     use flash_sale::adapters::redis::ws_routes::WsRoutes;
-    use flash_sale::adapters::redis::{Keys, RedisPool};
     use flash_sale::domain::identity::UserId;
     use flash_sale::domain::order::{OrderId, OrderStatus};
     use flash_sale::http::ws::Hub;
@@ -280,7 +277,7 @@ async fn slow_clients_are_dropped_never_buffered() {
     let ctx = TestContext::new().await;
     let routes = WsRoutes::new(
         RedisPool::new(&ctx.settings.redis).unwrap(),
-        Keys::new(ctx.settings.redis.namespace.clone()),
+        ctx.keys(),
         "server-x".into(),
         Duration::from_secs(5),
     );
