@@ -15,12 +15,10 @@ use flash_sale::adapters::mysql::schema::orders;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-use crate::catalog::coupon_body;
 use crate::fault_proxy::KafkaFaultProxy;
-use crate::helpers::{ChildApp, TestContext, eventually, free_port, sign_token};
-use crate::payment::count_orders;
+use crate::fixtures::{count_orders, coupon_body, redis_stock, sign_token};
+use crate::helpers::{ChildApp, TestContext, eventually, free_port};
 use crate::private_servers::{PrivateBroker, PrivateRedis};
-use crate::purchase::redis_stock;
 
 const STOCK: i64 = 120;
 const SHOPPERS: usize = 200;

@@ -9,8 +9,8 @@ use flash_sale::adapters::mysql::consumer_offsets::{self, CommitError};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+use crate::fixtures::{committed_offsets, count_orders, publish_stream, stored_ids};
 use crate::helpers::{ChildApp, TestContext, eventually};
-use crate::payment::{committed_offsets, count_orders, publish_stream, stored_ids};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stale_owner_cannot_commit_after_the_partition_is_claimed_again() {
