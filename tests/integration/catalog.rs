@@ -10,31 +10,11 @@ use futures_util::StreamExt;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::fixtures::coupon_body;
 use crate::helpers::{TestApp, TestContext};
 
 const DB_LOADS: &str = r#"flash_sale_catalog_lookups_total{kind="coupon",outcome="db_load"}"#;
 const PAGE_LOADS: &str = r#"flash_sale_catalog_lookups_total{kind="page",outcome="db_load"}"#;
-
-pub fn coupon_body(name: &str, total: i64, starts_in_secs: i64, lasts_secs: i64) -> Value {
-    let start = chrono::Utc::now() + chrono::Duration::seconds(starts_in_secs);
-    json!({
-        "name": name,
-        "description": "test coupon",
-        "price_cents": 500,
-        "total_quantity": total,
-        "per_user_limit": 1,
-        "sale_starts_at": start.to_rfc3339(),
-        "sale_ends_at": (start + chrono::Duration::seconds(lasts_secs)).to_rfc3339(),
-    })
-}
-
-pub async fn create_coupon(app: &TestApp, admin: &str, body: &Value) -> Value {
-    let (status, coupon) = app
-        .send(Method::POST, "/api/admin/coupons", Some(admin), Some(body))
-        .await;
-    assert_eq!(status, 201, "{coupon}");
-    coupon
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn admin_manages_coupons_and_shoppers_browse_them() {
@@ -67,7 +47,7 @@ async fn admin_manages_coupons_and_shoppers_browse_them() {
         (403, Some("FORBIDDEN"))
     );
 
-    let coupon = create_coupon(&app, &admin, &body).await;
+    let coupon = app.create_coupon(&admin, &body).await;
     let id = coupon["id"].as_i64().unwrap();
     assert_eq!(coupon["name"], "Coffee");
     assert_eq!(coupon["remaining"], 100);
@@ -108,7 +88,9 @@ async fn admin_manages_coupons_and_shoppers_browse_them() {
     assert_eq!(one["name"], "Coffee 2");
 
     // A running sale's quantity is fixed.
-    let live = create_coupon(&app, &admin, &coupon_body("Live", 10, -10, 3600)).await;
+    let live = app
+        .create_coupon(&admin, &coupon_body("Live", 10, -10, 3600))
+        .await;
     let live_id = live["id"].as_i64().unwrap();
     let (status, err) = app
         .send(
@@ -318,9 +300,9 @@ async fn expired_hot_coupon_is_rebuilt_by_exactly_one_request() {
     let ctx = TestContext::new().await;
     let app = ctx.spawn(Role::Api).await;
     let admin = app.admin_token(&ctx).await;
-    let id = create_coupon(&app, &admin, &coupon_body("Hot", 1000, -10, 3600)).await["id"]
-        .as_i64()
-        .unwrap();
+    let id = app
+        .coupon_id(&admin, &coupon_body("Hot", 1000, -10, 3600))
+        .await;
     let path = format!("/api/coupons/{id}");
     assert_eq!(app.get_json(&path).await.0, 200);
     let loads_before = app.metric(DB_LOADS).await;
@@ -409,9 +391,9 @@ async fn ttls_are_honoured_at_both_levels() {
     let ctx = TestContext::new().await;
     let app = ctx.spawn(Role::Api).await;
     let admin = app.admin_token(&ctx).await;
-    let id = create_coupon(&app, &admin, &coupon_body("TTL", 5, 3600, 3600)).await["id"]
-        .as_i64()
-        .unwrap();
+    let id = app
+        .coupon_id(&admin, &coupon_body("TTL", 5, 3600, 3600))
+        .await;
     let path = format!("/api/coupons/{id}");
     let local = Duration::from_millis(ctx.settings.catalog.local_ttl_ms);
     let shared = Duration::from_millis(ctx.settings.catalog.redis_ttl_ms);
@@ -422,9 +404,8 @@ async fn ttls_are_honoured_at_both_levels() {
     app.get_json(&path).await;
     assert_eq!(app.metric(DB_LOADS).await, 1.0);
     let mut redis = ctx.redis().await;
-    let key = format!("{}:{{catalog}}:coupon:{id}", ctx.settings.redis.namespace);
     let pttl: i64 = deadpool_redis::redis::cmd("PTTL")
-        .arg(&key)
+        .arg(ctx.keys().catalog_coupon(id))
         .query_async(&mut redis)
         .await
         .unwrap();
@@ -474,7 +455,8 @@ async fn rebuild_lock_watchdog_and_crashed_holder() {
     let ttl = Duration::from_millis(300);
     let pool = RedisPool::new(&ctx.settings.redis).unwrap();
     let locks = RebuildLocks::new(&ctx.settings.redis, pool, ttl).unwrap();
-    let resource = format!("{}:test:lock", ctx.settings.redis.namespace);
+    let keys = ctx.keys();
+    let resource = keys.rebuild_lock(&keys.catalog_coupon(1));
 
     let holder = locks
         .try_acquire(&resource)
@@ -555,9 +537,9 @@ async fn image_upload_round_trip_and_bad_uploads() {
     let shopper = app
         .register_and_login("pic@example.com", "shopper password")
         .await;
-    let id = create_coupon(&app, &admin, &coupon_body("Pic", 5, 3600, 3600)).await["id"]
-        .as_i64()
-        .unwrap();
+    let id = app
+        .coupon_id(&admin, &coupon_body("Pic", 5, 3600, 3600))
+        .await;
 
     let (status, coupon) = upload(&app, &admin, id, "image", png(), "image/png").await;
     assert_eq!(status, 200, "{coupon}");
@@ -629,12 +611,7 @@ async fn s3_store_round_trip() {
         .unwrap();
     assert!(created.status().is_success(), "{}", created.status());
 
-    let mut settings = TestContext::unmigrated()
-        .await
-        .settings
-        .object_store
-        .s3
-        .clone();
+    let mut settings = crate::helpers::base_settings().object_store.s3;
     settings.bucket = bucket;
     settings.endpoint = endpoint;
     settings.path_style = true;
@@ -666,11 +643,11 @@ async fn s3_store_round_trip() {
 /// entry back after the invalidation.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rebuild_that_began_before_an_admin_change_does_not_write() {
+    use flash_sale::adapters::redis::RedisPool;
     use flash_sale::adapters::redis::catalog_cache::{Cached, CatalogCache};
-    use flash_sale::adapters::redis::{Keys, RedisPool};
 
     let ctx = TestContext::new().await;
-    let keys = Keys::new(ctx.settings.redis.namespace.clone());
+    let keys = ctx.keys();
     let cache = CatalogCache::new(RedisPool::new(&ctx.settings.redis).unwrap(), keys.clone());
     let ttl = Duration::from_secs(60);
     let (page, coupon) = (keys.catalog_page(1, 20), keys.catalog_coupon(7));

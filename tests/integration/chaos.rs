@@ -15,12 +15,10 @@ use flash_sale::adapters::mysql::schema::orders;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-use crate::catalog::coupon_body;
 use crate::fault_proxy::KafkaFaultProxy;
-use crate::helpers::{ChildApp, TestContext, eventually, free_port, sign_token};
-use crate::payment::count_orders;
+use crate::fixtures::{count_orders, coupon_body, redis_stock, sign_token};
+use crate::helpers::{ChildApp, TestContext, eventually, free_port};
 use crate::private_servers::{PrivateBroker, PrivateRedis};
-use crate::purchase::redis_stock;
 
 const STOCK: i64 = 120;
 const SHOPPERS: usize = 200;
@@ -99,8 +97,8 @@ async fn chaos_sale(seed: u64) {
     let proxy_port = free_port();
     let broker = PrivateBroker::start_behind(proxy_port).await;
     let proxy = KafkaFaultProxy::start(proxy_port, broker.port).await;
+    // The processes use the private Redis through the context (`use_redis`).
     let env: Vec<(String, String)> = [
-        ("FLASH__REDIS__URL", redis.url.clone()),
         ("FLASH__KAFKA__BROKERS", format!("127.0.0.1:{proxy_port}")),
         ("FLASH__KAFKA__TIMEOUT_MS", "1000".to_owned()),
         ("FLASH__PAYMENT__GATEWAY_LATENCY_MS", "20".to_owned()),
@@ -111,22 +109,14 @@ async fn chaos_sale(seed: u64) {
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
     let api_port = free_port();
-    let api = start(&ctx, "api", api_port, &env).await;
-    let payment = start(&ctx, "payment", free_port(), &env).await;
+    let api = ChildApp::start_on(&ctx, "api", api_port, &env).await;
+    let payment = ChildApp::start_with(&ctx, "payment", &env).await;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
     let base = api.base.clone();
-    let discovery: Value = http
-        .get(format!("{base}/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let issuer = discovery["issuer"].as_str().unwrap().to_owned();
+    let issuer = api.issuer().await;
     let mut sale = Sale {
         ctx,
         env,
@@ -184,11 +174,6 @@ async fn chaos_sale(seed: u64) {
     drop(broker);
 }
 
-async fn start(ctx: &TestContext, role: &str, port: u16, env: &[(String, String)]) -> ChildApp {
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    ChildApp::start_on(ctx, role, port, &env).await
-}
-
 impl Sale {
     fn token(&self, sub: &str, role: &str) -> String {
         sign_token(&self.ctx, &self.issuer, sub, role)
@@ -244,18 +229,19 @@ impl Sale {
     async fn inject(&self, fault: Fault, admin: &str) {
         match fault {
             Fault::LoseSaleKeys => {
-                let ns = &self.ctx.settings.redis.namespace;
-                let keys: Vec<String> = ["stock", "meta", "buyers"]
-                    .iter()
-                    .map(|k| format!("{ns}:fs:{{c:{}}}:{k}", self.coupon))
-                    .collect();
+                let keys = self.ctx.keys();
+                let keys = [
+                    keys.coupon_stock(self.coupon),
+                    keys.coupon_meta(self.coupon),
+                    keys.coupon_buyers(self.coupon),
+                ];
                 let mut redis = self.ctx.redis().await;
                 let _: Result<i64, _> = redis::cmd("DEL").arg(&keys).query_async(&mut redis).await;
             }
             Fault::RestartApi => {
                 let mut api = self.api.lock().await;
                 api.kill();
-                *api = start(&self.ctx, "api", self.api_port, &self.env).await;
+                *api = ChildApp::start_on(&self.ctx, "api", self.api_port, &self.env).await;
             }
             Fault::StallRedis => {
                 let mut redis = self.ctx.redis().await;
@@ -297,7 +283,7 @@ impl Sale {
             Fault::RestartPayment => {
                 let mut payment = self.payment.lock().await;
                 payment.kill();
-                *payment = start(&self.ctx, "payment", free_port(), &self.env).await;
+                *payment = ChildApp::start_with(&self.ctx, "payment", &self.env).await;
             }
             Fault::StallBroker => {
                 self.proxy.drop_produce_answers(true);

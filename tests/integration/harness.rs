@@ -4,6 +4,8 @@ use deadpool_redis::redis::AsyncCommands;
 use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
 use secrecy::ExposeSecret;
 
+use flash_sale::adapters::mysql::{MysqlPool, migrate};
+
 use crate::helpers::{TestContext, base_settings, namespace_keys};
 
 #[derive(diesel::QueryableByName)]
@@ -49,7 +51,7 @@ async fn contexts_are_isolated_and_cleaned_up() {
 
     // Keys written under a's namespace are invisible to b's and removed with a.
     let mut redis = a.redis().await;
-    let key = format!("{}:probe", a.settings.redis.namespace);
+    let key = a.keys().coupon_stock(1);
     let _: () = redis.set(&key, "1").await.unwrap();
     assert_eq!(
         namespace_keys(&mut redis, &a.settings.redis.namespace)
@@ -77,5 +79,60 @@ async fn contexts_are_isolated_and_cleaned_up() {
     assert!(
         database_exists(&b.db_name).await,
         "the other context is untouched"
+    );
+}
+
+#[derive(diesel::QueryableByName)]
+struct CreateTable {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    #[diesel(column_name = "Create Table")]
+    sql: String,
+}
+
+#[derive(diesel::QueryableByName)]
+struct TableName {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
+}
+
+/// Each table's `SHOW CREATE TABLE`, by name.
+async fn schema(ctx: &TestContext) -> Vec<(String, String)> {
+    let mut conn = ctx.mysql().await;
+    let tables: Vec<TableName> = diesel::sql_query(format!(
+        "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = '{}' \
+         ORDER BY table_name",
+        ctx.db_name
+    ))
+    .load(&mut conn)
+    .await
+    .unwrap();
+    let mut schema = Vec::new();
+    for TableName { name } in tables {
+        let create: CreateTable = diesel::sql_query(format!("SHOW CREATE TABLE `{name}`"))
+            .get_result(&mut conn)
+            .await
+            .unwrap();
+        schema.push((name, create.sql));
+    }
+    schema
+}
+
+/// A context's database is a copy of this run's migrated template: it must be what
+/// migrating would have made (indexes, checks, defaults), and migrated as far as the
+/// app can tell.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_copied_database_is_the_migrated_schema() {
+    let copied = TestContext::new().await;
+    let migrated = TestContext::unmigrated().await;
+    let pool = MysqlPool::new(&migrated.settings.mysql).unwrap();
+    assert!(!migrate::run_pending(&pool).await.unwrap().is_empty());
+
+    let (copy, original) = (schema(&copied).await, schema(&migrated).await);
+    assert!(copy.iter().any(|(name, _)| name == "coupons"), "{copy:?}");
+    assert_eq!(copy, original);
+    let pool = MysqlPool::new(&copied.settings.mysql).unwrap();
+    assert!(
+        migrate::run_pending(&pool).await.unwrap().is_empty(),
+        "nothing pending in a copy"
     );
 }

@@ -6,14 +6,21 @@
 //! drops the database and deletes the namespace's keys; databases left behind by crashed
 //! runs are swept at the next start. Nothing is mocked: MariaDB, Redis and the broker are
 //! the real servers.
+//!
+//! Migrations run once per run of the test binary, into a template database; each
+//! context's database is a copy of the template's tables (MariaDB has no `CREATE
+//! DATABASE ... TEMPLATE`), which is cheaper than migrating, and tests that start
+//! together no longer queue on the migrations' advisory lock.
 
+use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::sync::Once;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use deadpool_redis::redis;
-use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl, SimpleAsyncConnection};
 use flash_sale::adapters::mysql::{MysqlPool, migrate};
+use flash_sale::adapters::redis::Keys;
 use flash_sale::config::Settings;
 use flash_sale::roles::{self, Role, RunningApp};
 use secrecy::{ExposeSecret, SecretString};
@@ -59,30 +66,33 @@ pub struct TestContext {
 impl TestContext {
     /// A fresh, migrated database, a new Redis namespace and topic prefix.
     pub async fn new() -> Self {
-        let ctx = Self::unmigrated().await;
-        let pool = MysqlPool::new(&ctx.settings.mysql).expect("pool");
-        migrate::run_pending(&pool).await.expect("migrations");
-        ctx
+        Self::create(true).await
     }
 
     /// Like [`TestContext::new`] but the database has no tables yet.
     pub async fn unmigrated() -> Self {
+        Self::create(false).await
+    }
+
+    async fn create(migrated: bool) -> Self {
         init_logging();
         let mut settings = base_settings();
         let server_url = server_url(&settings);
         let id = uuid::Uuid::new_v4().simple().to_string();
         let db_name = format!("{DB_PREFIX}{}_{}", now_secs(), &id[..12]);
 
-        let mut admin = AsyncMysqlConnection::establish(&format!("{server_url}/test"))
-            .await
-            .unwrap_or_else(|e| {
-                panic!("MariaDB at {server_url} must be up (make test starts it): {e}")
-            });
-        sweep_stale_databases(&mut admin).await;
+        let mut admin = admin_connection(&server_url).await;
+        SWEPT
+            .get_or_init(|| sweep_stale_databases(&mut admin))
+            .await;
         diesel::sql_query(format!("CREATE DATABASE `{db_name}` CHARACTER SET utf8mb4"))
             .execute(&mut admin)
             .await
             .expect("create database");
+        if migrated {
+            let template = Template::of_this_run(&server_url, &mut admin).await;
+            template.copy_into(&db_name, &mut admin).await;
+        }
 
         settings.mysql.url = SecretString::from(format!("{server_url}/{db_name}"));
         settings.redis.namespace = format!("t:{}", &id[..16]);
@@ -126,6 +136,19 @@ impl TestContext {
                 .build()
                 .expect("http client"),
         }
+    }
+
+    /// This context's Redis keys, spelled as the app spells them.
+    pub fn keys(&self) -> Keys {
+        Keys::new(self.settings.redis.namespace.clone())
+    }
+
+    /// Deletes every key of this context's namespace, as a Redis that lost its data
+    /// would; how many there were.
+    pub async fn delete_redis_keys(&self) -> usize {
+        delete_namespace(&self.redis_url, &self.settings.redis.namespace)
+            .await
+            .expect("delete the namespace")
     }
 
     /// A Redis connection to the shared server (keys must use this context's namespace).
@@ -218,7 +241,7 @@ pub async fn namespace_keys(
         let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
             .arg(cursor)
             .arg("MATCH")
-            .arg(format!("{namespace}:*"))
+            .arg(Keys::new(namespace).all_pattern())
             .arg("COUNT")
             .arg(1000)
             .query_async(conn)
@@ -228,6 +251,82 @@ pub async fn namespace_keys(
             return Ok(keys);
         }
         cursor = next;
+    }
+}
+
+async fn admin_connection(server_url: &str) -> AsyncMysqlConnection {
+    AsyncMysqlConnection::establish(&format!("{server_url}/test"))
+        .await
+        .unwrap_or_else(|e| panic!("MariaDB at {server_url} must be up (make test starts it): {e}"))
+}
+
+/// Set once the stale databases of crashed runs are gone (once a run is enough).
+static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+
+/// The migrated database of this run that every [`TestContext::new`] copies.
+static TEMPLATE: tokio::sync::OnceCell<Template> = tokio::sync::OnceCell::const_new();
+
+struct Template {
+    /// Named like a test database, so a crashed or finished run's template is swept
+    /// with them; the run's own id keeps concurrent runs apart.
+    name: String,
+    /// Every table the migrations made, diesel's record of them included.
+    tables: Vec<String>,
+}
+
+#[derive(diesel::QueryableByName)]
+struct TableName {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
+}
+
+impl Template {
+    /// This run's template, migrated by the first caller.
+    async fn of_this_run(server_url: &str, admin: &mut AsyncMysqlConnection) -> &'static Self {
+        TEMPLATE
+            .get_or_init(|| async {
+                let id = uuid::Uuid::new_v4().simple().to_string();
+                let name = format!("{DB_PREFIX}{}_template_{}", now_secs(), &id[..12]);
+                diesel::sql_query(format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+                    .execute(admin)
+                    .await
+                    .expect("create template database");
+                let mut mysql = base_settings().mysql;
+                mysql.url = SecretString::from(format!("{server_url}/{name}"));
+                let pool = MysqlPool::new(&mysql).expect("pool");
+                migrate::run_pending(&pool).await.expect("migrations");
+                let tables = diesel::sql_query(format!(
+                    "SELECT table_name AS name FROM information_schema.tables \
+                     WHERE table_schema = '{name}' ORDER BY table_name"
+                ))
+                .load::<TableName>(admin)
+                .await
+                .expect("template tables")
+                .into_iter()
+                .map(|t| t.name)
+                .collect();
+                Self { name, tables }
+            })
+            .await
+    }
+
+    /// Gives the empty database `db` the template's tables and diesel's record of the
+    /// migrations, so the app (and `migrate::run_pending`) sees it as migrated.
+    async fn copy_into(&self, db: &str, admin: &mut AsyncMysqlConnection) {
+        let template = &self.name;
+        let mut sql = String::new();
+        for table in &self.tables {
+            sql.push_str(&format!(
+                "CREATE TABLE `{db}`.`{table}` LIKE `{template}`.`{table}`;\n"
+            ));
+        }
+        // The migrations may leave rows behind; today only diesel's record has any.
+        for table in &self.tables {
+            sql.push_str(&format!(
+                "INSERT INTO `{db}`.`{table}` SELECT * FROM `{template}`.`{table}`;\n"
+            ));
+        }
+        admin.batch_execute(&sql).await.expect("copy the template");
     }
 }
 
@@ -360,46 +459,6 @@ impl TestApp {
         )
     }
 
-    /// Registers `email` and logs in; returns the access token.
-    pub async fn register_and_login(&self, email: &str, password: &str) -> String {
-        let credentials = serde_json::json!({"email": email, "password": password});
-        let (status, body) = self.post_json("/api/auth/register", &credentials).await;
-        assert_eq!(status, 201, "register {email}: {body}");
-        let (status, body) = self.post_json("/api/auth/login", &credentials).await;
-        assert_eq!(status, 200, "login {email}: {body}");
-        body["access_token"]
-            .as_str()
-            .expect("access_token")
-            .to_owned()
-    }
-
-    /// A token for subject `sub`, signed with this app's key (no registration: the
-    /// token is the identity, which lets tests act as hundreds of users cheaply).
-    pub async fn mint_token(&self, ctx: &TestContext, sub: &str) -> String {
-        let (_, discovery) = self.get_json("/.well-known/openid-configuration").await;
-        sign_token(
-            ctx,
-            discovery["issuer"].as_str().expect("issuer"),
-            sub,
-            "user",
-        )
-    }
-
-    /// A token for a new user who has the admin role.
-    pub async fn admin_token(&self, ctx: &TestContext) -> String {
-        let email = format!("admin-{}@example.com", uuid::Uuid::new_v4().simple());
-        let credentials = serde_json::json!({"email": email, "password": "admin password"});
-        let (status, body) = self.post_json("/api/auth/register", &credentials).await;
-        assert_eq!(status, 201, "{body}");
-        let pool = flash_sale::adapters::mysql::MysqlPool::new(&ctx.settings.mysql).expect("pool");
-        flash_sale::app::identity::set_admin(&pool, &email, true)
-            .await
-            .expect("promote");
-        let (status, body) = self.post_json("/api/auth/login", &credentials).await;
-        assert_eq!(status, 200, "{body}");
-        body["access_token"].as_str().expect("token").to_owned()
-    }
-
     /// A request with a method, optional token and optional JSON body.
     pub async fn send(
         &self,
@@ -429,10 +488,7 @@ impl TestApp {
     /// The value of one Prometheus sample, e.g.
     /// `flash_sale_catalog_lookups_total{kind="coupon",outcome="db_load"}`; 0 if absent.
     pub async fn metric(&self, sample: &str) -> f64 {
-        let text = self.get("/metrics").await.text().await.expect("metrics");
-        text.lines()
-            .find_map(|line| line.strip_prefix(sample)?.trim().parse().ok())
-            .unwrap_or(0.0)
+        metric(&self.client, &self.base, sample).await
     }
 
     pub async fn stop(mut self) {
@@ -450,14 +506,31 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
-/// The `flash-sale` binary configured for `ctx` (test overlay, its database, namespace,
-/// topics and signing key), as an operator would run it.
+/// One Prometheus sample of the process at `base` (0 when absent).
+async fn metric(client: &reqwest::Client, base: &str, sample: &str) -> f64 {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .find_map(|line| line.strip_prefix(sample)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The `flash-sale` binary configured for `ctx` (test overlay, its database, Redis,
+/// namespace, topics and signing key), as an operator would run it. Every test that
+/// runs the binary starts here: one-shot commands directly, roles through [`ChildApp`].
 pub fn flash_sale_command(ctx: &TestContext) -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_flash-sale"));
     cmd.arg("--config-dir")
         .arg(config_dir())
         .env("FLASH_ENV", "test")
         .env("FLASH__MYSQL__URL", ctx.settings.mysql.url.expose_secret())
+        .env("FLASH__REDIS__URL", ctx.settings.redis.url.expose_secret())
         .env("FLASH__REDIS__NAMESPACE", &ctx.settings.redis.namespace)
         .env(
             "FLASH__KAFKA__TOPIC_PREFIX",
@@ -474,18 +547,33 @@ pub fn flash_sale_command(ctx: &TestContext) -> std::process::Command {
 
 /// A role running as a child process on its own port; SIGKILLed on drop.
 pub struct ChildApp {
-    pub child: std::process::Child,
+    child: std::process::Child,
     pub base: String,
+    client: reqwest::Client,
 }
 
 impl ChildApp {
     /// Starts `--role role` and waits until `/readyz` answers 200.
-    pub async fn start(ctx: &TestContext, role: &str, env: &[(&str, &str)]) -> Self {
+    pub async fn start(ctx: &TestContext, role: &str) -> Self {
+        Self::start_on(ctx, role, free_port(), &[] as &[(&str, &str)]).await
+    }
+
+    /// Like [`Self::start`] with more environment (settings of this process only).
+    pub async fn start_with<K, V>(ctx: &TestContext, role: &str, env: &[(K, V)]) -> Self
+    where
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
         Self::start_on(ctx, role, free_port(), env).await
     }
 
-    /// Like [`Self::start`] on a given port (a restart keeps its address).
-    pub async fn start_on(ctx: &TestContext, role: &str, port: u16, env: &[(&str, &str)]) -> Self {
+    /// Like [`Self::start`] on a given port (a restart keeps its address). `env` is
+    /// applied last, over the context's settings.
+    pub async fn start_on<K, V>(ctx: &TestContext, role: &str, port: u16, env: &[(K, V)]) -> Self
+    where
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
         let mut cmd = flash_sale_command(ctx);
         cmd.args(["--role", role])
             .env("FLASH__SERVER__PORT", port.to_string())
@@ -495,22 +583,30 @@ impl ChildApp {
             } else {
                 std::process::Stdio::null()
             });
-        for (key, value) in env {
-            cmd.env(key, value);
+        if role == "ws" && ctx.settings.identity.issuer.is_empty() {
+            // As in [`TestContext::spawn_with`]: a ws process alone has no issuer to
+            // derive; tests that send tokens to it pass one in `env`.
+            cmd.env("FLASH__IDENTITY__ISSUER", NO_ISSUER);
         }
-        let app = Self {
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
+        let mut app = Self {
             child: cmd.spawn().expect("spawn flash-sale"),
             base: format!("http://127.0.0.1:{port}"),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("client"),
         };
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .build()
-            .expect("client");
+        let readyz = format!("{}/readyz", app.base);
         for _ in 0..200 {
-            if let Ok(response) = http.get(format!("{}/readyz", app.base)).send().await
+            let probe = app.client.get(&readyz).timeout(Duration::from_secs(2));
+            if let Ok(response) = probe.send().await
                 && response.status() == 200
             {
                 return app;
+            }
+            if let Ok(Some(status)) = app.child.try_wait() {
+                panic!("{role} process exited early: {status}");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -523,17 +619,46 @@ impl ChildApp {
         let _ = self.child.wait();
     }
 
+    /// Sends a signal by name (`TERM`, `STOP`, `CONT`...).
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{signal}");
+    }
+
+    /// How the process exited, if it does within `timeout`.
+    pub async fn exit_within(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The issuer this process names in its discovery document.
+    pub async fn issuer(&self) -> String {
+        let discovery: serde_json::Value = self
+            .client
+            .get(format!("{}/.well-known/openid-configuration", self.base))
+            .send()
+            .await
+            .expect("discovery")
+            .json()
+            .await
+            .expect("discovery document");
+        discovery["issuer"].as_str().expect("issuer").to_owned()
+    }
+
     /// One Prometheus sample of this process (0 when absent).
     pub async fn metric(&self, sample: &str) -> f64 {
-        let text = reqwest::get(format!("{}/metrics", self.base))
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("metrics text");
-        text.lines()
-            .find_map(|line| line.strip_prefix(sample)?.trim().parse().ok())
-            .unwrap_or(0.0)
+        metric(&self.client, &self.base, sample).await
     }
 }
 
@@ -557,114 +682,4 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("timed out after {timeout:?} waiting for {what}");
-}
-
-/// What a crowd of shoppers has heard so far.
-#[derive(Default)]
-pub struct CrowdCounts {
-    pub accepted: std::sync::atomic::AtomicUsize,
-    /// 503 answers (each followed by a retry).
-    pub busy: std::sync::atomic::AtomicUsize,
-}
-
-impl CrowdCounts {
-    pub fn accepted(&self) -> usize {
-        std::sync::atomic::AtomicUsize::load(&self.accepted, std::sync::atomic::Ordering::SeqCst)
-    }
-
-    pub fn busy(&self) -> usize {
-        std::sync::atomic::AtomicUsize::load(&self.busy, std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
-/// `count` shoppers arriving `spacing` apart, each buying one unit of `coupon` and
-/// retrying on 503 (with the same Idempotency-Key when `with_keys`) until 202 (its order
-/// id) or 409 (None). Anything else fails the test.
-pub async fn spawn_shoppers(
-    ctx: &TestContext,
-    api: &std::sync::Arc<TestApp>,
-    coupon: i64,
-    count: usize,
-    spacing: Duration,
-    with_keys: bool,
-) -> (
-    Vec<tokio::task::JoinHandle<Option<String>>>,
-    std::sync::Arc<CrowdCounts>,
-) {
-    use std::sync::atomic::Ordering;
-    let counts = std::sync::Arc::new(CrowdCounts::default());
-    let mut shoppers = Vec::new();
-    for n in 0..count {
-        let token = api.mint_token(ctx, &format!("shopper-{n}")).await;
-        let (api, counts) = (api.clone(), counts.clone());
-        shoppers.push(tokio::spawn(async move {
-            tokio::time::sleep(spacing * u32::try_from(n).unwrap()).await;
-            let key = with_keys.then(|| format!("key-{n}"));
-            let deadline = std::time::Instant::now() + Duration::from_secs(90);
-            while std::time::Instant::now() < deadline {
-                let (status, body) = api.purchase(&token, coupon, key.as_deref()).await;
-                match status {
-                    202 => {
-                        counts.accepted.fetch_add(1, Ordering::SeqCst);
-                        return Some(body["order_id"].as_str().unwrap().to_owned());
-                    }
-                    409 => return None,
-                    503 => {
-                        counts.busy.fetch_add(1, Ordering::SeqCst);
-                        tokio::time::sleep(Duration::from_millis(250)).await;
-                    }
-                    other => panic!("unexpected {other}: {body}"),
-                }
-            }
-            panic!("shopper {n} never got an answer but 503");
-        }));
-    }
-    (shoppers, counts)
-}
-
-/// A token of `issuer` for subject `sub` with one role, signed with the context's key
-/// (no registration: the token is the identity).
-pub fn sign_token(ctx: &TestContext, issuer: &str, sub: &str, role: &str) -> String {
-    let pem =
-        std::fs::read_to_string(&ctx.settings.identity.embedded.signing_key).expect("signing key");
-    let keys = flash_sale::adapters::oidc::SigningKeys::from_pem(&pem).expect("key");
-    let now = chrono::Utc::now().timestamp();
-    keys.sign(&serde_json::json!({
-        "iss": issuer, "sub": sub, "aud": ctx.settings.identity.audience,
-        "iat": now, "nbf": now, "exp": now + 900, "roles": [role],
-    }))
-    .expect("sign")
-}
-
-/// An api and a payment role in-process with `settings`, selling `stock` units of a
-/// coupon that opened 5 s ago.
-pub struct OpenSale {
-    pub api: std::sync::Arc<TestApp>,
-    pub payment: TestApp,
-    pub coupon: i64,
-}
-
-impl OpenSale {
-    pub async fn start(ctx: &TestContext, settings: Settings, name: &str, stock: i64) -> Self {
-        let api = std::sync::Arc::new(ctx.spawn_with(Role::Api, settings.clone()).await);
-        let payment = ctx.spawn_with(Role::Payment, settings).await;
-        let admin = api.admin_token(ctx).await;
-        let body = crate::catalog::coupon_body(name, stock, -5, 3600);
-        let coupon = crate::catalog::create_coupon(&api, &admin, &body).await["id"]
-            .as_i64()
-            .expect("coupon id");
-        Self {
-            api,
-            payment,
-            coupon,
-        }
-    }
-
-    /// Stops both roles (the api once the shoppers have let go of it).
-    pub async fn stop(self) {
-        self.payment.stop().await;
-        if let Ok(api) = std::sync::Arc::try_unwrap(self.api) {
-            api.stop().await;
-        }
-    }
 }

@@ -9,9 +9,8 @@ use rskafka::record::Record;
 use flash_sale::adapters::kafka::codec::partition_for;
 use flash_sale::domain::coupon::CouponId;
 use flash_sale::roles::Role;
-use reqwest::Method;
 
-use crate::catalog::{coupon_body, create_coupon};
+use crate::fixtures::coupon_body;
 use crate::helpers::{TestContext, free_port};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -129,19 +128,11 @@ async fn a_topic_with_fewer_partitions_than_configured_is_used_as_it_is() {
     let shopper = app.mint_token(&ctx, "shopper").await;
     let mut partitions_seen = std::collections::BTreeSet::new();
     for n in 0..8 {
-        let coupon = create_coupon(&app, &admin, &coupon_body(&format!("P{n}"), 5, -5, 3600)).await
-            ["id"]
-            .as_i64()
-            .unwrap();
-        partitions_seen.insert(partition_for(CouponId::new(coupon).unwrap(), 4));
-        let (status, body) = app
-            .send(
-                Method::POST,
-                &format!("/api/coupons/{coupon}/purchase"),
-                Some(&shopper),
-                None,
-            )
+        let coupon = app
+            .coupon_id(&admin, &coupon_body(&format!("P{n}"), 5, -5, 3600))
             .await;
+        partitions_seen.insert(partition_for(CouponId::new(coupon).unwrap(), 4));
+        let (status, body) = app.purchase(&shopper, coupon, None).await;
         assert_eq!(status, 202, "coupon {coupon}: {body}");
     }
     assert!(partitions_seen.len() > 1, "{partitions_seen:?}");

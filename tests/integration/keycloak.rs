@@ -17,6 +17,7 @@ use reqwest::Method;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
+use crate::fixtures::{assert_login_gives_no_account_away, coupon_body, credentials};
 use crate::helpers::{TestApp, TestContext, free_port};
 
 const PASSWORD: &str = "correct horse battery";
@@ -172,10 +173,6 @@ impl Drop for TestRealm {
     }
 }
 
-fn credentials(email: &str, password: &str) -> Value {
-    json!({"email": email, "password": password})
-}
-
 fn email() -> String {
     format!(
         "kim-{}@example.com",
@@ -248,18 +245,7 @@ async fn register_login_and_errors_through_keycloak() {
     assert!(roles.contains(&"user"), "{me}");
     assert!(!roles.contains(&"admin"), "{me}");
 
-    let (wrong_status, wrong) = app
-        .post_json("/api/auth/login", &credentials(&email, "not the password"))
-        .await;
-    let (unknown_status, unknown) = app
-        .post_json(
-            "/api/auth/login",
-            &credentials("nobody@example.com", PASSWORD),
-        )
-        .await;
-    assert_eq!((wrong_status, unknown_status), (401, 401));
-    assert_eq!(wrong, unknown, "no account probing");
-    assert_eq!(wrong["error"]["code"], "INVALID_CREDENTIALS");
+    assert_login_gives_no_account_away(&app, &email, PASSWORD).await;
     app.stop().await;
 }
 
@@ -308,7 +294,7 @@ async fn admin_role_comes_from_the_realm() {
     let app = ctx.spawn_with(Role::Api, realm.api_settings(&ctx)).await;
     let email = register(&app).await;
     let shopper = login(&app, &email).await;
-    let coupon = crate::catalog::coupon_body("Realm roles", 5, -5, 3600);
+    let coupon = coupon_body("Realm roles", 5, -5, 3600);
     let shopper_token = shopper["access_token"].as_str().unwrap();
     let (status, _) = app
         .send(

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod fault_proxy;
+mod fixtures;
 mod helpers;
 mod private_servers;
 

@@ -7,60 +7,31 @@ use std::time::Duration;
 use deadpool_redis::redis::AsyncCommands;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use flash_sale::adapters::kafka::producer::{OrderPublisher, PublisherLimits};
-use flash_sale::adapters::kafka::{Kafka, TopicSpec};
 use flash_sale::adapters::mysql::schema::{consumer_offsets, orders};
-use flash_sale::domain::coupon::CouponId;
-use flash_sale::domain::identity::UserId;
-use flash_sale::domain::order::{OrderId, OrderPlaced};
+use flash_sale::adapters::redis::notifier::PAYMENT_UPDATE_PREFIX;
+use flash_sale::domain::order::OrderId;
 use flash_sale::roles::Role;
-use flash_sale::shutdown::Shutdown;
 use futures_util::StreamExt;
 
-use crate::catalog::{coupon_body, create_coupon};
-use crate::helpers::{ChildApp, OpenSale, TestApp, TestContext, eventually, spawn_shoppers};
+use crate::fixtures::{
+    OpenSale, answered, committed_offsets, count_orders, logged_order_ids, publish_paced,
+    publish_stream, publish_to, stored_ids, with_broker,
+};
+use crate::helpers::{ChildApp, TestContext, eventually};
 use crate::private_servers::PrivateBroker;
-
-pub(crate) async fn count_orders(ctx: &TestContext, status: Option<&str>) -> i64 {
-    let mut conn = ctx.mysql().await;
-    let mut query = orders::table.into_boxed();
-    if let Some(status) = status {
-        query = query.filter(orders::status.eq(status.to_owned()));
-    }
-    query.count().get_result(&mut conn).await.unwrap()
-}
-
-async fn buy(app: &TestApp, token: &str, coupon: i64) -> String {
-    let response = app
-        .client
-        .post(app.url(&format!("/api/coupons/{coupon}/purchase")))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
-    let body: serde_json::Value = response.json().await.unwrap();
-    body["order_id"].as_str().unwrap().to_owned()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn purchases_become_paid_orders_and_results_reach_the_right_channel() {
     let ctx = TestContext::new().await;
     let app = ctx.spawn(Role::All).await;
-    let admin = app.admin_token(&ctx).await;
-    let coupon = create_coupon(&app, &admin, &coupon_body("Pay", 50, -5, 3600)).await["id"]
-        .as_i64()
-        .unwrap();
+    let coupon = app.open_coupon(&ctx, "Pay", 50).await;
 
     // Users 0-9 have a socket on a ws instance "server-b"; users 10-19 have none.
     let server_b = uuid::Uuid::new_v4().to_string();
     let mut redis = ctx.redis().await;
     for n in 0..10 {
         let _: () = redis
-            .set(
-                format!("{}:ws:user:payer-{n}", ctx.settings.redis.namespace),
-                &server_b,
-            )
+            .set(ctx.keys().ws_route(&format!("payer-{n}")), &server_b)
             .await
             .unwrap();
     }
@@ -70,20 +41,17 @@ async fn purchases_become_paid_orders_and_results_reach_the_right_channel() {
     .unwrap();
     let mut pubsub = client.get_async_pubsub().await.unwrap();
     pubsub
-        .subscribe(format!("payment_update:{server_b}"))
+        .subscribe(format!("{PAYMENT_UPDATE_PREFIX}{server_b}"))
         .await
         .unwrap();
     let mut other = client.get_async_pubsub().await.unwrap();
     other
-        .subscribe(format!("payment_update:{}", uuid::Uuid::new_v4()))
+        .subscribe(format!("{PAYMENT_UPDATE_PREFIX}{}", uuid::Uuid::new_v4()))
         .await
         .unwrap();
 
-    let mut placed = Vec::new();
-    for n in 0..20 {
-        let token = app.mint_token(&ctx, &format!("payer-{n}")).await;
-        placed.push((n, buy(&app, &token, coupon).await, token));
-    }
+    // payer-0 to payer-19: tokens and order ids in that order.
+    let placed = app.sell_one_each(&ctx, coupon, "payer", 20).await;
     eventually(Duration::from_secs(30), "20 PAID orders", || async {
         count_orders(&ctx, Some("PAID")).await == 20
     })
@@ -103,11 +71,7 @@ async fn purchases_become_paid_orders_and_results_reach_the_right_channel() {
         assert_eq!(body["status"], "PAID");
         got.insert(body["order_id"].as_str().unwrap().to_owned());
     }
-    let expected: BTreeSet<String> = placed
-        .iter()
-        .filter(|(n, _, _)| *n < 10)
-        .map(|(_, id, _)| id.clone())
-        .collect();
+    let expected: BTreeSet<String> = placed[..10].iter().map(|(_, id)| id.clone()).collect();
     assert_eq!(
         got, expected,
         "exactly the connected users' results, on their server's channel"
@@ -125,7 +89,8 @@ async fn purchases_become_paid_orders_and_results_reach_the_right_channel() {
         "another server's channel gets nothing"
     );
 
-    let (n, order_id, token) = &placed[15];
+    let n = 15;
+    let (token, order_id) = &placed[n];
     let (status, order) = app
         .get_authed(&format!("/api/orders/{order_id}"), token)
         .await;
@@ -134,98 +99,10 @@ async fn purchases_become_paid_orders_and_results_reach_the_right_channel() {
     app.stop().await;
 }
 
-/// Publishes `count` events for coupons 1..=8 (spread over the partitions), in chunks of
-/// `chunk` with `pause` between chunks (a stream, not one burst).
-pub(crate) async fn publish_paced(
-    ctx: &TestContext,
-    count: usize,
-    chunk: usize,
-    pause: Duration,
-) -> BTreeSet<String> {
-    publish_to(ctx, count, 8, chunk, pause).await
-}
-
-/// Like [`publish_paced`], over coupons 1..=`coupons`.
-async fn publish_to(
-    ctx: &TestContext,
-    count: usize,
-    coupons: usize,
-    chunk: usize,
-    pause: Duration,
-) -> BTreeSet<String> {
-    let kafka = Kafka::new(&ctx.settings.kafka);
-    let topic = ctx.settings.kafka.orders_topic_name();
-    kafka
-        .ensure_topic(
-            &topic,
-            &TopicSpec::single_copy(ctx.settings.kafka.orders_partitions),
-        )
-        .await
-        .unwrap();
-    let shutdown = Shutdown::new();
-    let publisher = OrderPublisher::start(
-        kafka,
-        topic,
-        ctx.settings.kafka.orders_partitions,
-        PublisherLimits {
-            queue: 10_000,
-            max_batch: 500,
-        },
-        &shutdown,
-    );
-    let events: Vec<OrderPlaced> = (0..count)
-        .map(|n| OrderPlaced {
-            order_id: OrderId::generate(),
-            user_id: UserId::parse(&format!("streamer-{n}")).unwrap(),
-            coupon_id: CouponId::new(i64::try_from(n % coupons + 1).unwrap()).unwrap(),
-            price_cents: 100,
-            placed_at: chrono::Utc::now(),
-            idempotency_digest: None,
-        })
-        .collect();
-    let ids = events.iter().map(|e| e.order_id.to_string()).collect();
-    for part in events.chunks(chunk.max(1)) {
-        futures_util::stream::iter(part)
-            .map(|event| {
-                let publisher = publisher.clone();
-                async move { publisher.publish(event).await.unwrap() }
-            })
-            .buffer_unordered(500)
-            .collect::<Vec<()>>()
-            .await;
-        tokio::time::sleep(pause).await;
-    }
-    shutdown.stop(Duration::from_secs(5)).await;
-    ids
-}
-
-pub(crate) async fn publish_stream(ctx: &TestContext, count: usize) -> BTreeSet<String> {
-    publish_paced(ctx, count, count, Duration::ZERO).await
-}
-
-pub(crate) async fn stored_ids(ctx: &TestContext) -> Vec<String> {
-    let mut conn = ctx.mysql().await;
-    orders::table
-        .select(orders::id)
-        .load(&mut conn)
-        .await
-        .unwrap()
-}
-
-pub(crate) async fn committed_offsets(ctx: &TestContext) -> i64 {
-    let mut conn = ctx.mysql().await;
-    let offsets: Vec<i64> = consumer_offsets::table
-        .select(consumer_offsets::next_offset)
-        .load(&mut conn)
-        .await
-        .unwrap();
-    offsets.iter().sum()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn crash_mid_stream_loses_nothing_and_doubles_nothing() {
     let ctx = TestContext::new().await;
-    let mut first = ChildApp::start(&ctx, "payment", &[]).await;
+    let mut first = ChildApp::start(&ctx, "payment").await;
     // 5,000 events as a stream of about 5 s, while the consumer runs.
     let stream = publish_paced(&ctx, 5_000, 100, Duration::from_millis(100));
     let crash = async {
@@ -235,7 +112,7 @@ async fn crash_mid_stream_loses_nothing_and_doubles_nothing() {
         .await;
         first.kill();
         let written = count_orders(&ctx, None).await;
-        let second = ChildApp::start(&ctx, "payment", &[]).await;
+        let second = ChildApp::start(&ctx, "payment").await;
         (written, second)
     };
     let (ids, (written_at_crash, _second)) = tokio::join!(stream, crash);
@@ -266,8 +143,8 @@ async fn crash_mid_stream_loses_nothing_and_doubles_nothing() {
 async fn a_live_instance_takes_over_a_dead_ones_partitions() {
     let ctx = TestContext::new().await;
     let partitions = ctx.settings.kafka.orders_partitions;
-    let mut a = ChildApp::start(&ctx, "payment", &[]).await;
-    let b = ChildApp::start(&ctx, "payment", &[]).await;
+    let mut a = ChildApp::start(&ctx, "payment").await;
+    let b = ChildApp::start(&ctx, "payment").await;
     let owned = r#"flash_sale_payment_owned_partitions"#;
     eventually(
         Duration::from_secs(20),
@@ -284,23 +161,9 @@ async fn a_live_instance_takes_over_a_dead_ones_partitions() {
         count_orders(&ctx, None).await == 2_000
     })
     .await;
-    let consumed = |app: &ChildApp, p: i32| {
-        let sample = format!(r#"flash_sale_payment_consumed_records_total{{partition="{p}"}}"#);
-        let base = app.base.clone();
-        async move {
-            let text = reqwest::get(format!("{base}/metrics"))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-            text.lines()
-                .find_map(|l| l.strip_prefix(sample.as_str())?.trim().parse::<f64>().ok())
-                .unwrap_or(0.0)
-        }
-    };
     for p in 0..partitions {
-        let (by_a, by_b) = (consumed(&a, p).await, consumed(&b, p).await);
+        let consumed = format!(r#"flash_sale_payment_consumed_records_total{{partition="{p}"}}"#);
+        let (by_a, by_b) = (a.metric(&consumed).await, b.metric(&consumed).await);
         assert!(
             by_a == 0.0 || by_b == 0.0,
             "partition {p} consumed by both ({by_a} and {by_b})"
@@ -335,20 +198,14 @@ async fn failed_payments_give_units_back_once_even_on_replay() {
     let mut settings = ctx.settings.clone();
     settings.payment.gateway_failure_rate = 1.0;
     let app = ctx.spawn_with(Role::All, settings.clone()).await;
-    let admin = app.admin_token(&ctx).await;
-    let coupon = create_coupon(&app, &admin, &coupon_body("Declined", 10, -5, 3600)).await["id"]
-        .as_i64()
-        .unwrap();
-    let stock_key = format!("{}:fs:{{c:{coupon}}}:stock", ctx.settings.redis.namespace);
-    let buyers_key = format!("{}:fs:{{c:{coupon}}}:buyers", ctx.settings.redis.namespace);
+    let coupon = app.open_coupon(&ctx, "Declined", 10).await;
+    let (stock_key, buyers_key) = (
+        ctx.keys().coupon_stock(coupon),
+        ctx.keys().coupon_buyers(coupon),
+    );
     let mut redis = ctx.redis().await;
 
-    let mut tokens = Vec::new();
-    for n in 0..10 {
-        let token = app.mint_token(&ctx, &format!("declined-{n}")).await;
-        buy(&app, &token, coupon).await;
-        tokens.push(token);
-    }
+    let sold = app.sell_one_each(&ctx, coupon, "declined", 10).await;
     eventually(Duration::from_secs(30), "10 FAILED orders", || async {
         count_orders(&ctx, Some("FAILED")).await == 10
     })
@@ -361,7 +218,7 @@ async fn failed_payments_give_units_back_once_even_on_replay() {
     let buyers: Vec<String> = redis.smembers(&buyers_key).await.unwrap();
     assert!(buyers.is_empty(), "buyer records removed: {buyers:?}");
     // A buyer whose payment failed may buy again.
-    buy(&app, &tokens[0], coupon).await;
+    app.buy(&sold[0].0, coupon).await;
     eventually(Duration::from_secs(30), "11 FAILED orders", || async {
         count_orders(&ctx, Some("FAILED")).await == 11
     })
@@ -426,39 +283,21 @@ async fn broker_killed_mid_sale_loses_no_accepted_purchase() {
     const SHOPPERS: usize = 200;
     let ctx = TestContext::new().await;
     let mut broker = PrivateBroker::start_fresh().await;
-    let mut settings = ctx.settings.clone();
-    settings.kafka.brokers = vec![broker.address()];
-    settings.kafka.timeout_ms = 1500;
+    let settings = with_broker(&ctx, broker.address(), 1500);
     let sale = OpenSale::start(&ctx, settings.clone(), "Outage sale", STOCK).await;
-    let (api, coupon) = (sale.api.clone(), sale.coupon);
 
     // Arrivals spread over about 4 s, so the kill lands mid-sale.
-    let (shoppers, counts) = spawn_shoppers(
-        &ctx,
-        &api,
-        coupon,
-        SHOPPERS,
-        Duration::from_millis(20),
-        false,
-    )
-    .await;
-    eventually(
-        Duration::from_secs(30),
-        "a third of the stock sold",
-        || async { counts.accepted() >= 50 },
-    )
-    .await;
+    let (shoppers, counts) = sale
+        .spawn_shoppers(&ctx, SHOPPERS, Duration::from_millis(20), false)
+        .await;
+    // A third of the stock sold.
+    counts.wait_for_accepted(50).await;
     broker.kill();
     let sold_at_kill = counts.accepted();
     tokio::time::sleep(Duration::from_secs(2)).await;
     broker.restart().await;
 
-    let mut order_ids = BTreeSet::new();
-    for shopper in shoppers {
-        if let Some(id) = shopper.await.unwrap() {
-            order_ids.insert(id);
-        }
-    }
+    let order_ids = answered(shoppers).await;
     assert!(
         sold_at_kill < STOCK as usize,
         "killed mid-sale ({sold_at_kill} sold)"
@@ -470,24 +309,7 @@ async fn broker_killed_mid_sale_loses_no_accepted_purchase() {
         "the stock sold out exactly"
     );
 
-    let logged: BTreeSet<String> = {
-        let kafka = Kafka::new(&settings.kafka);
-        let topic = settings.kafka.orders_topic_name();
-        let mut ids = BTreeSet::new();
-        for partition in 0..settings.kafka.orders_partitions {
-            let reader = flash_sale::adapters::kafka::consumer::PartitionReader::new(
-                &kafka, &topic, partition,
-            )
-            .await
-            .unwrap();
-            for record in reader.read_to_end(0).await.unwrap() {
-                let event = flash_sale::adapters::kafka::codec::decode_order_placed(&record.record)
-                    .unwrap();
-                ids.insert(event.order_id.to_string());
-            }
-        }
-        ids
-    };
+    let logged = logged_order_ids(&settings.kafka).await;
     let missing: Vec<_> = order_ids.difference(&logged).collect();
     assert!(
         missing.is_empty(),
@@ -503,7 +325,6 @@ async fn broker_killed_mid_sale_loses_no_accepted_purchase() {
     let stored = stored_ids(&ctx).await;
     assert_eq!(stored.len(), STOCK as usize, "no duplicate, no extra order");
     assert_eq!(stored.into_iter().collect::<BTreeSet<_>>(), order_ids);
-    drop(api);
     sale.stop().await;
 }
 
@@ -521,7 +342,7 @@ async fn killed_with_thousands_of_payments_in_flight_every_order_is_settled() {
         // Room for every job, so the consumer writes them all before it is killed.
         ("FLASH__PAYMENT__QUEUE", "8192"),
     ];
-    let mut first = ChildApp::start(&ctx, "payment", &slow).await;
+    let mut first = ChildApp::start_with(&ctx, "payment", &slow).await;
     // One coupon, so one partition holds every interrupted payment.
     let ids = publish_to(&ctx, ORDERS, 1, ORDERS, Duration::ZERO).await;
     eventually(Duration::from_secs(60), "every order written", || async {
@@ -535,7 +356,7 @@ async fn killed_with_thousands_of_payments_in_flight_every_order_is_settled() {
         "killed with several pages of payments in flight ({pending} PENDING)"
     );
 
-    let _second = ChildApp::start(&ctx, "payment", &slow).await;
+    let _second = ChildApp::start_with(&ctx, "payment", &slow).await;
     eventually(
         Duration::from_secs(120),
         "no order left PENDING",
@@ -557,12 +378,8 @@ async fn a_failed_payment_frees_its_idempotency_key() {
     let ctx = TestContext::new().await;
     let mut settings = ctx.settings.clone();
     settings.payment.gateway_failure_rate = 1.0;
-    let api = ctx.spawn_with(Role::Api, settings.clone()).await;
-    let payment = ctx.spawn_with(Role::Payment, settings).await;
-    let admin = api.admin_token(&ctx).await;
-    let coupon = create_coupon(&api, &admin, &coupon_body("Declined", 5, -5, 3600)).await["id"]
-        .as_i64()
-        .unwrap();
+    let sale = OpenSale::start(&ctx, settings, "Declined", 5).await;
+    let (api, coupon) = (&sale.api, sale.coupon);
     let token = api.mint_token(&ctx, "declined-shopper").await;
 
     let (status, first) = api.purchase(&token, coupon, Some("intent-1")).await;
@@ -587,8 +404,7 @@ async fn a_failed_payment_frees_its_idempotency_key() {
         (202, replay["order_id"].as_str()),
         "the new attempt is idempotent in turn"
     );
-    payment.stop().await;
-    api.stop().await;
+    sale.stop().await;
 }
 
 /// A row another consumer commits after this transaction's snapshot is not reported as
@@ -642,37 +458,4 @@ async fn orders_written_meanwhile_by_another_consumer_are_a_conflict() {
         .await
         .unwrap();
     assert_eq!(fresh, vec![ours.id.clone()]);
-}
-
-/// After a sale of `stock` units sold out with every payment approved: once no order is
-/// PENDING, exactly `stock` orders are PAID, their ids are exactly the `answered` 202s,
-/// nobody holds two, and Redis has no stock left.
-pub(crate) async fn assert_sold_out_exactly(
-    ctx: &TestContext,
-    coupon: i64,
-    stock: i64,
-    answered: &BTreeSet<String>,
-) {
-    eventually(Duration::from_secs(60), "every order settled", || async {
-        count_orders(ctx, Some("PENDING")).await == 0 && count_orders(ctx, None).await >= stock
-    })
-    .await;
-    assert_eq!(count_orders(ctx, Some("PAID")).await, stock, "no oversell");
-    let stored: Vec<(String, String)> = {
-        let mut conn = ctx.mysql().await;
-        orders::table
-            .select((orders::id, orders::user_id))
-            .load(&mut conn)
-            .await
-            .unwrap()
-    };
-    let ids: BTreeSet<String> = stored.iter().map(|(id, _)| id.clone()).collect();
-    let buyers: BTreeSet<&String> = stored.iter().map(|(_, user)| user).collect();
-    assert_eq!(&ids, answered, "every 202 is an order, and no other order");
-    assert_eq!(buyers.len(), stored.len(), "nobody bought twice");
-    assert_eq!(
-        crate::purchase::redis_stock(ctx, coupon).await,
-        Some(0),
-        "stock + units sold == total"
-    );
 }

@@ -9,8 +9,8 @@ use flash_sale::adapters::mysql::consumer_offsets::{self, CommitError};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+use crate::fixtures::{committed_offsets, count_orders, publish_stream, stored_ids};
 use crate::helpers::{ChildApp, TestContext, eventually};
-use crate::payment::{committed_offsets, count_orders, publish_stream, stored_ids};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stale_owner_cannot_commit_after_the_partition_is_claimed_again() {
@@ -57,8 +57,8 @@ async fn a_frozen_instance_is_fenced_and_nothing_is_doubled() {
         ("FLASH__PAYMENT__QUEUE", "16"),
         ("FLASH__PAYMENT__GATEWAY_LATENCY_MS", "50"),
     ];
-    let a = ChildApp::start(&ctx, "payment", &slow).await;
-    let b = ChildApp::start(&ctx, "payment", &[]).await;
+    let a = ChildApp::start_with(&ctx, "payment", &slow).await;
+    let b = ChildApp::start(&ctx, "payment").await;
     eventually(Duration::from_secs(30), "partitions shared", || async {
         a.metric(owned).await + b.metric(owned).await == f64::from(partitions)
             && a.metric(owned).await > 0.0
@@ -72,14 +72,14 @@ async fn a_frozen_instance_is_fenced_and_nothing_is_doubled() {
         count_orders(&ctx, None).await >= 300
     })
     .await;
-    signal(&a, "STOP");
+    a.signal("STOP");
     eventually(
         Duration::from_secs(30),
         "the survivor owns every partition",
         || async { b.metric(owned).await == f64::from(partitions) },
     )
     .await;
-    signal(&a, "CONT");
+    a.signal("CONT");
 
     eventually(
         Duration::from_secs(30),
@@ -110,14 +110,6 @@ async fn a_frozen_instance_is_fenced_and_nothing_is_doubled() {
         || async { broker_committed(&ctx).await == i64::try_from(total).unwrap() },
     )
     .await;
-}
-
-fn signal(app: &ChildApp, signal: &str) {
-    let status = std::process::Command::new("kill")
-        .args([format!("-{signal}"), app.child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success(), "kill -{signal}");
 }
 
 /// The sum of the offsets the payment group committed to the broker.

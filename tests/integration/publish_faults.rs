@@ -1,11 +1,10 @@
 //! Publication faults between the api and the broker.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::fault_proxy::KafkaFaultProxy;
-use crate::helpers::{OpenSale, TestContext, eventually, free_port, spawn_shoppers};
-use crate::payment::assert_sold_out_exactly;
+use crate::fixtures::{OpenSale, answered, assert_sold_out_exactly, with_broker};
+use crate::helpers::{TestContext, free_port};
 use crate::private_servers::PrivateBroker;
 
 /// The broker's answers to produce requests are lost for a while (the events are on
@@ -23,35 +22,19 @@ async fn lost_produce_answers_never_make_a_phantom_or_an_oversell() {
     let proxy_port = free_port();
     let broker = PrivateBroker::start_behind(proxy_port).await;
     let proxy = KafkaFaultProxy::start(proxy_port, broker.port).await;
-    let mut settings = ctx.settings.clone();
-    settings.kafka.brokers = vec![format!("127.0.0.1:{proxy_port}")];
-    settings.kafka.timeout_ms = 1000;
+    let settings = with_broker(&ctx, format!("127.0.0.1:{proxy_port}"), 1000);
     let sale = OpenSale::start(&ctx, settings, "Lost acks", STOCK).await;
-    let (api, coupon) = (sale.api.clone(), sale.coupon);
 
-    let (shoppers, counts) = spawn_shoppers(
-        &ctx,
-        &api,
-        coupon,
-        SHOPPERS,
-        Duration::from_millis(25),
-        true,
-    )
-    .await;
-    eventually(Duration::from_secs(30), "a quarter sold", || async {
-        counts.accepted() >= 30
-    })
-    .await;
+    let (shoppers, counts) = sale
+        .spawn_shoppers(&ctx, SHOPPERS, Duration::from_millis(25), true)
+        .await;
+    // A quarter sold.
+    counts.wait_for_accepted(30).await;
     proxy.drop_produce_answers(true);
     tokio::time::sleep(Duration::from_secs(3)).await;
     proxy.drop_produce_answers(false);
 
-    let mut answered = BTreeSet::new();
-    for shopper in shoppers {
-        if let Some(id) = shopper.await.unwrap() {
-            answered.insert(id);
-        }
-    }
+    let answered = answered(shoppers).await;
     assert!(proxy.dropped_answers() > 0, "the fault was felt");
     eprintln!(
         "produce answers lost: {}, purchases answered 503 meanwhile: {}",
@@ -60,9 +43,8 @@ async fn lost_produce_answers_never_make_a_phantom_or_an_oversell() {
     );
     assert_eq!(answered.len(), STOCK as usize, "sold out exactly");
 
-    assert_sold_out_exactly(&ctx, coupon, STOCK, &answered).await;
+    assert_sold_out_exactly(&ctx, sale.coupon, STOCK, &answered).await;
 
-    drop(api);
     sale.stop().await;
     drop(proxy);
 }

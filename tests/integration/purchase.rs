@@ -5,57 +5,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use deadpool_redis::redis::AsyncCommands;
-use flash_sale::adapters::kafka::Kafka;
-use flash_sale::adapters::kafka::codec::{decode_order_placed, partition_for};
-use flash_sale::adapters::kafka::consumer::PartitionReader;
 use flash_sale::domain::coupon::CouponId;
-use flash_sale::domain::order::OrderPlaced;
 use flash_sale::roles::Role;
 use futures_util::StreamExt;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::catalog::{coupon_body, create_coupon};
-use crate::helpers::{TestApp, TestContext, delete_namespace};
+use crate::fixtures::{coupon_body, coupon_events, reconciler, redis_stock, with_broker};
+use crate::helpers::TestContext;
 use crate::private_servers::PrivateBroker;
-
-async fn buy(
-    app: &TestApp,
-    token: &str,
-    coupon: i64,
-    idempotency_key: Option<&str>,
-) -> (u16, Value) {
-    app.purchase(token, coupon, idempotency_key).await
-}
-
-pub(crate) async fn redis_stock(ctx: &TestContext, coupon: i64) -> Option<i64> {
-    let mut redis = ctx.redis().await;
-    redis
-        .get(format!(
-            "{}:fs:{{c:{coupon}}}:stock",
-            ctx.settings.redis.namespace
-        ))
-        .await
-        .unwrap()
-}
-
-/// The OrderPlaced events of `coupon` on the orders topic.
-async fn events(settings: &flash_sale::config::KafkaSettings, coupon: i64) -> Vec<OrderPlaced> {
-    let kafka = Kafka::new(settings);
-    let coupon = CouponId::new(coupon).unwrap();
-    let partition = partition_for(coupon, settings.orders_partitions);
-    let reader = PartitionReader::new(&kafka, &settings.orders_topic_name(), partition)
-        .await
-        .unwrap();
-    reader
-        .read_to_end(0)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| decode_order_placed(&r.record).unwrap())
-        .filter(|e| e.coupon_id == coupon)
-        .collect()
-}
 
 /// 500 users × 4 concurrent attempts on stock 100: exactly the stock is sold, to
 /// distinct users within the limit, with exactly one event per sale.
@@ -65,9 +23,7 @@ async fn race(limit: i64) {
     let admin = app.admin_token(&ctx).await;
     let mut body = coupon_body("Race", 100, -5, 3600);
     body["per_user_limit"] = json!(limit);
-    let coupon = create_coupon(&app, &admin, &body).await["id"]
-        .as_i64()
-        .unwrap();
+    let coupon = app.coupon_id(&admin, &body).await;
 
     let mut tokens = Vec::new();
     for user in 0..500 {
@@ -84,7 +40,7 @@ async fn race(limit: i64) {
         .map(|(user, token)| {
             let app = &app;
             async move {
-                let (status, body) = buy(app, &token, coupon, None).await;
+                let (status, body) = app.purchase(&token, coupon, None).await;
                 (user, status, body)
             }
         })
@@ -118,7 +74,7 @@ async fn race(limit: i64) {
     let (_, stock) = app.get_json(&format!("/api/coupons/{coupon}/stock")).await;
     assert_eq!(stock["remaining"], 0);
 
-    let events = events(&ctx.settings.kafka, coupon).await;
+    let events = coupon_events(&ctx.settings.kafka, coupon).await;
     assert_eq!(events.len(), 100, "exactly one event per sale");
     let event_orders: BTreeSet<String> = events.iter().map(|e| e.order_id.to_string()).collect();
     let answered: BTreeSet<String> = accepted
@@ -147,34 +103,34 @@ async fn windows_deleted_and_unknown_coupons() {
     let admin = app.admin_token(&ctx).await;
     let token = app.mint_token(&ctx, "window-user").await;
 
-    let soon = create_coupon(&app, &admin, &coupon_body("Soon", 5, 2, 3600)).await["id"]
-        .as_i64()
-        .unwrap();
-    let (status, body) = buy(&app, &token, soon, None).await;
+    let soon = app
+        .coupon_id(&admin, &coupon_body("Soon", 5, 2, 3600))
+        .await;
+    let (status, body) = app.purchase(&token, soon, None).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (409, Some("SALE_NOT_STARTED"))
     );
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(
-        buy(&app, &token, soon, None).await.0,
+        app.purchase(&token, soon, None).await.0,
         202,
         "open from its first instant"
     );
 
-    let ending = create_coupon(&app, &admin, &coupon_body("Ending", 5, -5, 6)).await["id"]
-        .as_i64()
-        .unwrap();
+    let ending = app
+        .coupon_id(&admin, &coupon_body("Ending", 5, -5, 6))
+        .await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let (status, body) = buy(&app, &token, ending, None).await;
+    let (status, body) = app.purchase(&token, ending, None).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (409, Some("SALE_ENDED"))
     );
 
-    let gone = create_coupon(&app, &admin, &coupon_body("Gone", 5, -5, 3600)).await["id"]
-        .as_i64()
-        .unwrap();
+    let gone = app
+        .coupon_id(&admin, &coupon_body("Gone", 5, -5, 3600))
+        .await;
     app.send(
         Method::DELETE,
         &format!("/api/admin/coupons/{gone}"),
@@ -182,13 +138,13 @@ async fn windows_deleted_and_unknown_coupons() {
         None,
     )
     .await;
-    let (status, body) = buy(&app, &token, gone, None).await;
+    let (status, body) = app.purchase(&token, gone, None).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (404, Some("COUPON_NOT_FOUND"))
     );
 
-    let (status, body) = buy(&app, &token, 987_654, None).await;
+    let (status, body) = app.purchase(&token, 987_654, None).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (404, Some("COUPON_NOT_FOUND"))
@@ -221,30 +177,27 @@ async fn windows_deleted_and_unknown_coupons() {
 async fn idempotency_key_returns_the_first_answer_and_orders_are_readable() {
     let ctx = TestContext::new().await;
     let app = ctx.spawn(Role::Api).await;
-    let admin = app.admin_token(&ctx).await;
-    let coupon = create_coupon(&app, &admin, &coupon_body("Once", 10, -5, 3600)).await["id"]
-        .as_i64()
-        .unwrap();
+    let coupon = app.open_coupon(&ctx, "Once", 10).await;
     let token = app.mint_token(&ctx, "double-clicker").await;
 
-    let (status, first) = buy(&app, &token, coupon, Some("click-1")).await;
+    let (status, first) = app.purchase(&token, coupon, Some("click-1")).await;
     assert_eq!(status, 202, "{first}");
-    let (status, again) = buy(&app, &token, coupon, Some("click-1")).await;
+    let (status, again) = app.purchase(&token, coupon, Some("click-1")).await;
     assert_eq!(status, 202, "{again}");
     assert_eq!(
         first["order_id"], again["order_id"],
         "a retry gets the first answer"
     );
     assert_eq!(redis_stock(&ctx, coupon).await, Some(9), "sold once");
-    let (status, other) = buy(&app, &token, coupon, Some("click-2")).await;
+    let (status, other) = app.purchase(&token, coupon, Some("click-2")).await;
     assert_eq!(
         (status, other["error"]["code"].as_str()),
         (409, Some("PURCHASE_LIMIT_REACHED"))
     );
     let long_key = "k".repeat(200);
-    let (status, _) = buy(&app, &token, coupon, Some(&long_key)).await;
+    let (status, _) = app.purchase(&token, coupon, Some(&long_key)).await;
     assert_eq!(status, 400);
-    assert_eq!(events(&ctx.settings.kafka, coupon).await.len(), 1);
+    assert_eq!(coupon_events(&ctx.settings.kafka, coupon).await.len(), 1);
 
     // Accepted but not yet written by the payment role: readable as PENDING.
     let order_id = first["order_id"].as_str().unwrap();
@@ -280,22 +233,17 @@ async fn idempotency_key_returns_the_first_answer_and_orders_are_readable() {
 async fn broker_down_means_503_and_nothing_sold_then_purchases_resume() {
     let ctx = TestContext::new().await;
     let mut broker = PrivateBroker::start_fresh().await;
-    let mut settings = ctx.settings.clone();
-    settings.kafka.brokers = vec![broker.address()];
-    settings.kafka.timeout_ms = 1500;
+    let settings = with_broker(&ctx, broker.address(), 1500);
     let app = ctx.spawn_with(Role::Api, settings.clone()).await;
-    let admin = app.admin_token(&ctx).await;
-    let coupon = create_coupon(&app, &admin, &coupon_body("Outage", 10, -5, 3600)).await["id"]
-        .as_i64()
-        .unwrap();
+    let coupon = app.open_coupon(&ctx, "Outage", 10).await;
     let alice = app.mint_token(&ctx, "alice").await;
     let bob = app.mint_token(&ctx, "bob").await;
-    assert_eq!(buy(&app, &alice, coupon, None).await.0, 202);
+    assert_eq!(app.purchase(&alice, coupon, None).await.0, 202);
     assert_eq!(redis_stock(&ctx, coupon).await, Some(9));
 
     broker.kill();
     let started = std::time::Instant::now();
-    let (status, body) = buy(&app, &bob, coupon, Some("bob-1")).await;
+    let (status, body) = app.purchase(&bob, coupon, Some("bob-1")).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (503, Some("SERVER_BUSY")),
@@ -312,24 +260,21 @@ async fn broker_down_means_503_and_nothing_sold_then_purchases_resume() {
     );
     let mut redis = ctx.redis().await;
     let buyers: Vec<String> = redis
-        .smembers(format!(
-            "{}:fs:{{c:{coupon}}}:buyers",
-            ctx.settings.redis.namespace
-        ))
+        .smembers(ctx.keys().coupon_buyers(coupon))
         .await
         .unwrap();
     assert_eq!(buyers, ["alice"], "bob's buyer record was removed");
 
     broker.restart().await;
     assert_eq!(
-        events(&settings.kafka, coupon).await.len(),
+        coupon_events(&settings.kafka, coupon).await.len(),
         1,
         "nothing of bob's on the topic"
     );
     // The client reconnects on its own; allow it a few attempts.
     let mut status = 0;
     for _ in 0..20 {
-        status = buy(&app, &bob, coupon, Some("bob-1")).await.0;
+        status = app.purchase(&bob, coupon, Some("bob-1")).await.0;
         if status == 202 {
             break;
         }
@@ -337,7 +282,7 @@ async fn broker_down_means_503_and_nothing_sold_then_purchases_resume() {
     }
     assert_eq!(status, 202, "purchases work again once the broker is back");
     assert_eq!(redis_stock(&ctx, coupon).await, Some(8));
-    assert_eq!(events(&settings.kafka, coupon).await.len(), 2);
+    assert_eq!(coupon_events(&settings.kafka, coupon).await.len(), 2);
     app.stop().await;
 }
 
@@ -348,28 +293,14 @@ async fn broker_down_means_503_and_nothing_sold_then_purchases_resume() {
 async fn a_lost_sale_state_is_rebuilt_automatically() {
     let ctx = TestContext::new().await;
     let app = ctx.spawn(Role::Api).await;
-    let admin = app.admin_token(&ctx).await;
-    let coupon = create_coupon(&app, &admin, &coupon_body("Lost", 20, -5, 3600)).await["id"]
-        .as_i64()
-        .unwrap();
-    let mut buyers = Vec::new();
-    for n in 0..5 {
-        let token = app.mint_token(&ctx, &format!("early-{n}")).await;
-        assert_eq!(buy(&app, &token, coupon, None).await.0, 202);
-        buyers.push(token);
-    }
+    let coupon = app.open_coupon(&ctx, "Lost", 20).await;
+    let buyers = app.sell_one_each(&ctx, coupon, "early", 5).await;
     assert_eq!(redis_stock(&ctx, coupon).await, Some(15));
 
     // Redis loses the namespace mid-sale.
-    let redis_url = secrecy::ExposeSecret::expose_secret(&ctx.settings.redis.url).to_owned();
-    assert!(
-        delete_namespace(&redis_url, &ctx.settings.redis.namespace)
-            .await
-            .unwrap()
-            > 0
-    );
+    assert!(ctx.delete_redis_keys().await > 0);
     let newcomer = app.mint_token(&ctx, "newcomer").await;
-    let (status, body) = buy(&app, &newcomer, coupon, None).await;
+    let (status, body) = app.purchase(&newcomer, coupon, None).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (503, Some("SERVER_BUSY")),
@@ -377,7 +308,7 @@ async fn a_lost_sale_state_is_rebuilt_automatically() {
     );
     let mut status = 503;
     for _ in 0..60 {
-        status = buy(&app, &newcomer, coupon, None).await.0;
+        status = app.purchase(&newcomer, coupon, None).await.0;
         if status != 503 {
             break;
         }
@@ -385,8 +316,8 @@ async fn a_lost_sale_state_is_rebuilt_automatically() {
     }
     assert_eq!(status, 202, "sold once the state is rebuilt");
     assert_eq!(redis_stock(&ctx, coupon).await, Some(14));
-    for token in &buyers {
-        let (status, body) = buy(&app, token, coupon, None).await;
+    for (token, _) in &buyers {
+        let (status, body) = app.purchase(token, coupon, None).await;
         assert_eq!(
             (status, body["error"]["code"].as_str()),
             (409, Some("PURCHASE_LIMIT_REACHED"))
@@ -411,23 +342,6 @@ async fn a_lost_sale_state_is_rebuilt_automatically() {
     app.stop().await;
 }
 
-pub(crate) fn reconciler(
-    settings: &flash_sale::config::Settings,
-) -> flash_sale::app::reconcile::Reconciler {
-    flash_sale::app::reconcile::Reconciler {
-        mysql: flash_sale::adapters::mysql::MysqlPool::new(&settings.mysql).unwrap(),
-        kafka: Kafka::new(&settings.kafka),
-        gate: flash_sale::adapters::redis::stock_gate::StockGate::new(
-            flash_sale::adapters::redis::RedisPool::new(&settings.redis).unwrap(),
-            flash_sale::adapters::redis::Keys::new(settings.redis.namespace.clone()),
-            Duration::from_secs(60),
-        ),
-        topic: settings.kafka.orders_topic_name(),
-        partitions: settings.kafka.orders_partitions,
-        settle: Duration::from_millis(2 * settings.kafka.timeout_ms + 500),
-    }
-}
-
 /// The MySQL strategies (compiled into benchmark builds only) keep the same promise
 /// under racing.
 #[cfg(feature = "bench")]
@@ -442,10 +356,7 @@ async fn mysql_strategies_also_sell_exactly_the_stock() {
         let mut settings = ctx.settings.clone();
         settings.purchase.strategy = strategy;
         let app = ctx.spawn_with(Role::Api, settings).await;
-        let admin = app.admin_token(&ctx).await;
-        let coupon = create_coupon(&app, &admin, &coupon_body("Locked", 20, -5, 3600)).await["id"]
-            .as_i64()
-            .unwrap();
+        let coupon = app.open_coupon(&ctx, "Locked", 20).await;
         let mut tokens = Vec::new();
         for n in 0..50 {
             tokens.push(app.mint_token(&ctx, &format!("locker-{n}")).await);
@@ -454,7 +365,7 @@ async fn mysql_strategies_also_sell_exactly_the_stock() {
         let statuses: Vec<(u16, Value)> = futures_util::stream::iter(attempts)
             .map(|token| {
                 let app = &app;
-                async move { buy(app, &token, coupon, None).await }
+                async move { app.purchase(&token, coupon, None).await }
             })
             .buffer_unordered(50)
             .collect()
@@ -469,7 +380,7 @@ async fn mysql_strategies_also_sell_exactly_the_stock() {
             );
         }
         assert_eq!(
-            events(&ctx.settings.kafka, coupon).await.len(),
+            coupon_events(&ctx.settings.kafka, coupon).await.len(),
             20,
             "{strategy:?}"
         );
@@ -484,18 +395,9 @@ async fn mysql_strategies_also_sell_exactly_the_stock() {
 async fn lost_sale_state_is_not_recreated_by_a_restart() {
     let ctx = TestContext::new().await;
     let app = ctx.spawn(Role::Api).await;
-    let admin = app.admin_token(&ctx).await;
-    let coupon = create_coupon(&app, &admin, &coupon_body("Lost keys", 10, -5, 3600)).await["id"]
-        .as_i64()
-        .unwrap();
-    for n in 0..6 {
-        let token = app.mint_token(&ctx, &format!("early-{n}")).await;
-        assert_eq!(buy(&app, &token, coupon, None).await.0, 202);
-    }
-    let redis_url = secrecy::ExposeSecret::expose_secret(&ctx.settings.redis.url).to_owned();
-    delete_namespace(&redis_url, &ctx.settings.redis.namespace)
-        .await
-        .unwrap();
+    let coupon = app.open_coupon(&ctx, "Lost keys", 10).await;
+    app.sell_one_each(&ctx, coupon, "early", 6).await;
+    ctx.delete_redis_keys().await;
     app.stop().await;
 
     let app = ctx.spawn(Role::Api).await;
@@ -503,7 +405,7 @@ async fn lost_sale_state_is_not_recreated_by_a_restart() {
     assert_eq!(redis_stock(&ctx, coupon).await, None, "not re-created");
     for n in 0..10 {
         let token = app.mint_token(&ctx, &format!("newcomer-{n}")).await;
-        let (status, body) = buy(&app, &token, coupon, None).await;
+        let (status, body) = app.purchase(&token, coupon, None).await;
         assert_eq!(
             (status, body["error"]["code"].as_str()),
             (503, Some("SERVER_BUSY")),
@@ -534,13 +436,10 @@ async fn postponing_and_editing_a_sold_sale_never_resets_its_stock() {
     let ctx = TestContext::new().await;
     let app = ctx.spawn(Role::Api).await;
     let admin = app.admin_token(&ctx).await;
-    let coupon = create_coupon(&app, &admin, &coupon_body("Moved", 2, -5, 3600)).await["id"]
-        .as_i64()
-        .unwrap();
-    for n in 0..2 {
-        let token = app.mint_token(&ctx, &format!("first-{n}")).await;
-        assert_eq!(buy(&app, &token, coupon, None).await.0, 202);
-    }
+    let coupon = app
+        .coupon_id(&admin, &coupon_body("Moved", 2, -5, 3600))
+        .await;
+    app.sell_one_each(&ctx, coupon, "first", 2).await;
     assert_eq!(redis_stock(&ctx, coupon).await, Some(0));
     let path = format!("/api/coupons/{coupon}");
     let admin_path = format!("/api/admin/coupons/{coupon}");
@@ -579,7 +478,7 @@ async fn postponing_and_editing_a_sold_sale_never_resets_its_stock() {
     assert_eq!(redis_stock(&ctx, coupon).await, Some(0), "still sold out");
     for n in 0..2 {
         let token = app.mint_token(&ctx, &format!("later-{n}")).await;
-        let (status, body) = buy(&app, &token, coupon, None).await;
+        let (status, body) = app.purchase(&token, coupon, None).await;
         assert_eq!(
             (status, body["error"]["code"].as_str()),
             (409, Some("SOLD_OUT"))
@@ -587,9 +486,9 @@ async fn postponing_and_editing_a_sold_sale_never_resets_its_stock() {
     }
 
     // Before anything is sold, a new total moves the stock with it.
-    let fresh = create_coupon(&app, &admin, &coupon_body("Resized", 3, 3600, 3600)).await["id"]
-        .as_i64()
-        .unwrap();
+    let fresh = app
+        .coupon_id(&admin, &coupon_body("Resized", 3, 3600, 3600))
+        .await;
     let (status, body) = app
         .send(
             Method::PUT,
@@ -613,16 +512,13 @@ async fn a_retry_after_a_redis_stall_gets_an_order_that_exists() {
     let private = crate::private_servers::PrivateRedis::start().await;
     ctx.use_redis(&private.url);
     let app = ctx.spawn(Role::Api).await;
-    let admin = app.admin_token(&ctx).await;
-    let coupon = create_coupon(&app, &admin, &coupon_body("Stalled", 5, -5, 3600)).await["id"]
-        .as_i64()
-        .unwrap();
+    let coupon = app.open_coupon(&ctx, "Stalled", 5).await;
     let token = app.mint_token(&ctx, "patient").await;
     let timeout_ms = ctx.settings.redis.timeout_ms;
     // One purchase first: this Redis is new, and the script must be loaded (as it is in
     // any running shop) for the stalled call to run at all.
     let early = app.mint_token(&ctx, "early").await;
-    assert_eq!(buy(&app, &early, coupon, None).await.0, 202);
+    assert_eq!(app.purchase(&early, coupon, None).await.0, 202);
 
     // Writes (and scripts) wait past the client's timeout, then run.
     let mut redis = ctx.redis().await;
@@ -633,7 +529,7 @@ async fn a_retry_after_a_redis_stall_gets_an_order_that_exists() {
         .query_async(&mut redis)
         .await
         .unwrap();
-    let (status, body) = buy(&app, &token, coupon, Some("intent-1")).await;
+    let (status, body) = app.purchase(&token, coupon, Some("intent-1")).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (503, Some("SERVER_BUSY")),
@@ -646,19 +542,19 @@ async fn a_retry_after_a_redis_stall_gets_an_order_that_exists() {
     )
     .await;
     assert_eq!(
-        events(&ctx.settings.kafka, coupon).await.len(),
+        coupon_events(&ctx.settings.kafka, coupon).await.len(),
         1,
         "nothing published but the early purchase"
     );
 
-    let (status, body) = buy(&app, &token, coupon, Some("intent-1")).await;
+    let (status, body) = app.purchase(&token, coupon, Some("intent-1")).await;
     assert_eq!(status, 202, "{body}");
     let order_id = body["order_id"].as_str().unwrap().to_owned();
     let (status, order) = app
         .get_authed(&format!("/api/orders/{order_id}"), &token)
         .await;
     assert_eq!(status, 200, "the order exists: {order}");
-    let published: Vec<String> = events(&ctx.settings.kafka, coupon)
+    let published: Vec<String> = coupon_events(&ctx.settings.kafka, coupon)
         .await
         .iter()
         .map(|e| e.order_id.to_string())
@@ -672,12 +568,12 @@ async fn a_retry_after_a_redis_stall_gets_an_order_that_exists() {
     );
 
     // A further replay finds the order and publishes nothing more.
-    let (status, again) = buy(&app, &token, coupon, Some("intent-1")).await;
+    let (status, again) = app.purchase(&token, coupon, Some("intent-1")).await;
     assert_eq!(
         (status, again["order_id"].as_str()),
         (202, Some(order_id.as_str()))
     );
-    assert_eq!(events(&ctx.settings.kafka, coupon).await.len(), 2);
+    assert_eq!(coupon_events(&ctx.settings.kafka, coupon).await.len(), 2);
     app.stop().await;
 }
 
@@ -689,14 +585,8 @@ async fn audit_reports_drift_and_lost_state() {
     let mut settings = ctx.settings.clone();
     settings.purchase.audit_interval_secs = 1;
     let app = ctx.spawn_with(Role::Api, settings).await;
-    let admin = app.admin_token(&ctx).await;
-    let coupon = create_coupon(&app, &admin, &coupon_body("Audited", 10, -5, 3600)).await["id"]
-        .as_i64()
-        .unwrap();
-    for n in 0..3 {
-        let token = app.mint_token(&ctx, &format!("audited-{n}")).await;
-        assert_eq!(buy(&app, &token, coupon, None).await.0, 202);
-    }
+    let coupon = app.open_coupon(&ctx, "Audited", 10).await;
+    app.sell_one_each(&ctx, coupon, "audited", 3).await;
     let audit = || {
         let output = crate::helpers::flash_sale_command(&ctx)
             .arg("audit")
@@ -718,8 +608,10 @@ async fn audit_reports_drift_and_lost_state() {
 
     // The stock reset to the total while the buyers stay: 3 units too many for sale.
     let mut redis = ctx.redis().await;
-    let stock_key = format!("{}:fs:{{c:{coupon}}}:stock", ctx.settings.redis.namespace);
-    let _: () = redis.set(&stock_key, 10).await.unwrap();
+    let _: () = redis
+        .set(ctx.keys().coupon_stock(coupon), 10)
+        .await
+        .unwrap();
     let (code, out) = audit();
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("DRIFT +3"), "{out}");
@@ -730,10 +622,7 @@ async fn audit_reports_drift_and_lost_state() {
     })
     .await;
 
-    let redis_url = secrecy::ExposeSecret::expose_secret(&ctx.settings.redis.url).to_owned();
-    delete_namespace(&redis_url, &ctx.settings.redis.namespace)
-        .await
-        .unwrap();
+    ctx.delete_redis_keys().await;
     let (code, out) = audit();
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("STATE MISSING"), "{out}");

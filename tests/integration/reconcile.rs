@@ -1,14 +1,12 @@
 //! Reconciling a sale while it sells.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use flash_sale::app::reconcile::ReconcileError;
 use flash_sale::domain::coupon::CouponId;
 
-use crate::helpers::{OpenSale, TestContext, eventually, spawn_shoppers};
-use crate::payment::assert_sold_out_exactly;
-use crate::purchase::reconciler;
+use crate::fixtures::{OpenSale, answered, assert_sold_out_exactly, reconciler};
+use crate::helpers::TestContext;
 
 /// Two reconciles started together while shoppers buy, then a third: one of the pair
 /// is refused (busy), the others rebuild while purchases wait (503), and none writes a
@@ -19,20 +17,12 @@ async fn reconciling_twice_during_live_purchases_never_oversells() {
     const SHOPPERS: usize = 220;
     let ctx = TestContext::new().await;
     let sale = OpenSale::start(&ctx, ctx.settings.clone(), "Live", STOCK).await;
-    let (api, coupon) = (sale.api.clone(), sale.coupon);
-    let (shoppers, counts) = spawn_shoppers(
-        &ctx,
-        &api,
-        coupon,
-        SHOPPERS,
-        Duration::from_millis(20),
-        true,
-    )
-    .await;
-    eventually(Duration::from_secs(30), "a fifth sold", || async {
-        counts.accepted() >= 30
-    })
-    .await;
+    let coupon = sale.coupon;
+    let (shoppers, counts) = sale
+        .spawn_shoppers(&ctx, SHOPPERS, Duration::from_millis(20), true)
+        .await;
+    // A fifth sold.
+    counts.wait_for_accepted(30).await;
 
     let id = CouponId::new(coupon).unwrap();
     let (first, second) = (reconciler(&ctx.settings), reconciler(&ctx.settings));
@@ -45,15 +35,9 @@ async fn reconciling_twice_during_live_purchases_never_oversells() {
     let third = reconciler(&ctx.settings).reconcile(id).await.unwrap();
     assert!(third.previous_stock.is_some(), "{third:?}");
 
-    let mut answered = BTreeSet::new();
-    for shopper in shoppers {
-        if let Some(order) = shopper.await.unwrap() {
-            answered.insert(order);
-        }
-    }
+    let answered = answered(shoppers).await;
     assert!(counts.busy() > 0, "purchases waited during the rebuilds");
     assert_eq!(answered.len(), STOCK as usize, "sold out exactly");
     assert_sold_out_exactly(&ctx, coupon, STOCK, &answered).await;
-    drop(api);
     sale.stop().await;
 }

@@ -2,6 +2,7 @@ use std::time::{Duration, Instant};
 
 use flash_sale::roles::Role;
 
+use crate::fixtures::checked_dependencies;
 use crate::helpers::TestContext;
 
 /// Each role alone starts, reports ready with exactly its dependencies, and stops.
@@ -17,13 +18,7 @@ async fn each_role_starts_reports_ready_and_stops() {
         let (status, body) = app.get_json("/readyz").await;
         assert_eq!(status, 200, "{role:?}: {body}");
         assert_eq!(body["role"], role.name());
-        let checked: Vec<&str> = body["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["dependency"].as_str().unwrap())
-            .collect();
-        assert_eq!(checked, expected, "{role:?}");
+        assert_eq!(checked_dependencies(&body), expected, "{role:?}");
         uuid::Uuid::parse_str(body["server_id"].as_str().unwrap()).expect("server_id is a UUID");
 
         let started = Instant::now();

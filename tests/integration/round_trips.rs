@@ -38,11 +38,7 @@ async fn an_accepted_purchase_waits_for_one_redis_round_trip() {
     settings.purchase.audit_interval_secs = 0;
     settings.redis.timeout_ms = 5_000;
     let api = ctx.spawn_with(Role::Api, settings).await;
-    let admin = api.admin_token(&ctx).await;
-    let body = crate::catalog::coupon_body("one round trip", 100, -5, 3600);
-    let coupon = crate::catalog::create_coupon(&api, &admin, &body).await["id"]
-        .as_i64()
-        .unwrap();
+    let coupon = api.open_coupon(&ctx, "one round trip", 100).await;
     let mut tokens = Vec::new();
     for n in 0..PURCHASES {
         tokens.push(api.mint_token(&ctx, &format!("round-trip-{n}")).await);

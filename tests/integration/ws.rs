@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::catalog::{coupon_body, create_coupon};
+use crate::fixtures::OpenSale;
 use crate::helpers::{ChildApp, TestApp, TestContext, eventually};
 
 type Socket =
@@ -30,10 +30,7 @@ async fn connect(base: &str, token: &str) -> Socket {
 
 async fn route(ctx: &TestContext, user: &str) -> Option<String> {
     let mut redis = ctx.redis().await;
-    redis
-        .get(format!("{}:ws:user:{user}", ctx.settings.redis.namespace))
-        .await
-        .unwrap()
+    redis.get(ctx.keys().ws_route(user)).await.unwrap()
 }
 
 /// The next text message (pings are answered by the client library).
@@ -65,17 +62,12 @@ async fn ws_app(ctx: &TestContext, issuer: &str) -> TestApp {
 #[tokio::test(flavor = "multi_thread")]
 async fn result_reaches_the_instance_holding_the_socket_only() {
     let ctx = TestContext::new().await;
-    let api = ctx.spawn(Role::Api).await;
-    let payment = ctx.spawn(Role::Payment).await;
-    let (_, discovery) = api.get_json("/.well-known/openid-configuration").await;
-    let issuer = discovery["issuer"].as_str().unwrap().to_owned();
+    let sale = OpenSale::start(&ctx, ctx.settings.clone(), "Live", 5).await;
+    let (api, coupon) = (&sale.api, sale.coupon);
+    let issuer = api.issuer().await;
     let a = ws_app(&ctx, &issuer).await;
     let b = ws_app(&ctx, &issuer).await;
 
-    let admin = api.admin_token(&ctx).await;
-    let coupon = create_coupon(&api, &admin, &coupon_body("Live", 5, -5, 3600)).await["id"]
-        .as_i64()
-        .unwrap();
     let token = api
         .register_and_login("socket@example.com", "socket password")
         .await;
@@ -89,36 +81,28 @@ async fn result_reaches_the_instance_holding_the_socket_only() {
     })
     .await;
 
-    let response = api
-        .client
-        .post(api.url(&format!("/api/coupons/{coupon}/purchase")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
-    let order: serde_json::Value = response.json().await.unwrap();
+    let order_id = api.buy(&token, coupon).await;
 
     let update = next_text(&mut socket, Duration::from_secs(15)).await;
     assert_eq!(
         update,
-        serde_json::json!({"type": "payment_update", "order_id": order["order_id"], "status": "PAID"})
+        serde_json::json!({"type": "payment_update", "order_id": order_id, "status": "PAID"})
     );
     let relayed = "flash_sale_ws_messages_relayed_total";
     assert_eq!(b.metric(relayed).await, 1.0);
     assert_eq!(a.metric(relayed).await, 0.0, "instance A relays nothing");
     assert_eq!(b.metric("flash_sale_ws_open_sockets").await, 1.0);
-    for app in [a, b, payment, api] {
+    for app in [a, b] {
         app.stop().await;
     }
+    sale.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn routes_follow_connects_and_disconnects_and_stale_ones_expire() {
     let ctx = TestContext::new().await;
     let api = ctx.spawn(Role::Api).await;
-    let (_, discovery) = api.get_json("/.well-known/openid-configuration").await;
-    let issuer = discovery["issuer"].as_str().unwrap().to_owned();
+    let issuer = api.issuer().await;
     let a = ws_app(&ctx, &issuer).await;
     let b = ws_app(&ctx, &issuer).await;
     let (a_id, b_id) = (
@@ -165,7 +149,7 @@ async fn routes_follow_connects_and_disconnects_and_stale_ones_expire() {
     );
 
     // ...and gone by TTL after a crash.
-    let mut child = ChildApp::start(&ctx, "ws", &[("FLASH__IDENTITY__ISSUER", &issuer)]).await;
+    let mut child = ChildApp::start_with(&ctx, "ws", &[("FLASH__IDENTITY__ISSUER", &issuer)]).await;
     let stale_token = api.mint_token(&ctx, "crashed").await;
     let on_child = keep_open(connect(&child.base, &stale_token).await);
     eventually(Duration::from_secs(5), "route to the child", || async {
@@ -193,8 +177,7 @@ async fn routes_follow_connects_and_disconnects_and_stale_ones_expire() {
 async fn unauthenticated_upgrade_is_refused_before_any_socket() {
     let ctx = TestContext::new().await;
     let api = ctx.spawn(Role::Api).await;
-    let (_, discovery) = api.get_json("/.well-known/openid-configuration").await;
-    let ws = ws_app(&ctx, discovery["issuer"].as_str().unwrap()).await;
+    let ws = ws_app(&ctx, &api.issuer().await).await;
     let url = format!("{}/ws", ws.base.replacen("http", "ws", 1));
     for request in [
         url.clone().into_client_request().unwrap(),
@@ -225,21 +208,10 @@ async fn unauthenticated_upgrade_is_refused_before_any_socket() {
 async fn a_lost_message_leaves_the_order_readable_and_shutdown_closes_sockets() {
     let ctx = TestContext::new().await;
     let app = ctx.spawn(Role::All).await;
-    let admin = app.admin_token(&ctx).await;
-    let coupon = create_coupon(&app, &admin, &coupon_body("Quiet", 5, -5, 3600)).await["id"]
-        .as_i64()
-        .unwrap();
+    let coupon = app.open_coupon(&ctx, "Quiet", 5).await;
     // No socket: the result is published to nobody and lost.
     let token = app.mint_token(&ctx, "offline").await;
-    let response = app
-        .client
-        .post(app.url(&format!("/api/coupons/{coupon}/purchase")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    let order: serde_json::Value = response.json().await.unwrap();
-    let path = format!("/api/orders/{}", order["order_id"].as_str().unwrap());
+    let path = format!("/api/orders/{}", app.buy(&token, coupon).await);
     eventually(
         Duration::from_secs(15),
         "the order readable as PAID",
@@ -269,9 +241,9 @@ async fn a_lost_message_leaves_the_order_readable_and_shutdown_closes_sockets() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn slow_clients_are_dropped_never_buffered() {
+    use flash_sale::adapters::redis::RedisPool;
     use flash_sale::adapters::redis::notifier::PaymentUpdate;
     use flash_sale::adapters::redis::ws_routes::WsRoutes;
-    use flash_sale::adapters::redis::{Keys, RedisPool};
     use flash_sale::domain::identity::UserId;
     use flash_sale::domain::order::{OrderId, OrderStatus};
     use flash_sale::live::Hub;
@@ -280,7 +252,7 @@ async fn slow_clients_are_dropped_never_buffered() {
     let ctx = TestContext::new().await;
     let routes = WsRoutes::new(
         RedisPool::new(&ctx.settings.redis).unwrap(),
-        Keys::new(ctx.settings.redis.namespace.clone()),
+        ctx.keys(),
         "server-x".into(),
         Duration::from_secs(5),
     );
