@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, get, web};
 
 use crate::app::access::Authenticator;
 use crate::domain::identity::IdentityError;
-use crate::error::AppError;
+use crate::error::{AppError, ErrorBody};
 use crate::live::Hub;
 use crate::live::session::{self, ConnectionsClosing, SocketTiming};
 
@@ -36,8 +36,28 @@ fn handshake_token(req: &HttpRequest) -> Option<String> {
         .and_then(|q| q.get("access_token").cloned())
 }
 
+/// WebSocket of payment results.
+///
+/// The token comes as the subprotocols `bearer, <token>` (answered with `bearer`) or as
+/// the `access_token` query parameter. Messages are JSON:
+/// `{"type": "payment_update", "order_id", "status"}`.
+#[utoipa::path(
+    tag = "live",
+    params(
+        ("access_token" = Option<String>, Query,
+         description = "The bearer token, for clients that cannot send subprotocols"),
+        ("Sec-WebSocket-Protocol" = Option<String>, Header, nullable = false,
+         description = "`bearer, <token>`"),
+    ),
+    responses(
+        (status = 101, description = "Switching protocols"),
+        (status = 400, description = "error: INVALID_REQUEST (not a WebSocket handshake)", body = ErrorBody),
+        (status = 401, description = "error: UNAUTHORIZED", body = ErrorBody),
+        (status = 503, description = "error: SERVER_BUSY", body = ErrorBody),
+    ),
+)]
 #[get("/ws")]
-async fn upgrade(
+pub(super) async fn upgrade(
     req: HttpRequest,
     body: web::Payload,
     authenticator: web::Data<Authenticator>,
