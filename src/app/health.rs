@@ -7,11 +7,14 @@ use serde::Serialize;
 use crate::adapters::Adapters;
 
 /// The outcome of probing one dependency.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Check {
+    /// `mysql`, `redis`, `kafka` or `object_store`.
     pub dependency: &'static str,
     pub ok: bool,
+    /// Why the probe failed.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub error: Option<String>,
     pub latency_ms: u64,
 }

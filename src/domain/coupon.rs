@@ -3,11 +3,22 @@
 use super::failure::Failure;
 use chrono::{DateTime, Utc};
 
-/// Database id of a coupon.
+/// Database id of a coupon (positive).
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
 )]
 #[serde(transparent)]
+#[schema(example = 42)]
 pub struct CouponId(i64);
 
 impl CouponId {

@@ -7,7 +7,16 @@ use std::fmt;
 /// The identity provider's subject (`sub`): a decimal id for the built-in issuer, a
 /// UUID for Keycloak. Stored as text so switching providers needs no migration.
 #[derive(
-    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
 )]
 #[serde(transparent)]
 pub struct UserId(String);
@@ -122,7 +131,8 @@ impl Password {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+/// A role a token grants: every user has `user`, administrators also `admin`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     User,

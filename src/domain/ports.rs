@@ -5,18 +5,22 @@
 use crate::domain::identity::{Email, IdentityError, Password, UserId};
 
 /// A token the identity provider issued at login or refresh.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct IssuedToken {
     pub access_token: String,
+    /// Always `Bearer`.
+    #[schema(example = "Bearer")]
     pub token_type: &'static str,
     /// Seconds until the token expires.
     pub expires_in: u64,
     /// Exchanged for a new access token before this one expires (providers with
     /// sessions, such as Keycloak; the built-in issuer has none).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub refresh_token: Option<String>,
     /// Seconds until the refresh token expires.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub refresh_expires_in: Option<u64>,
 }
 

@@ -1,53 +1,39 @@
-//! The error codes of the HTTP API: the one table of codes, statuses and retry hints.
+//! The error codes of the HTTP API: the one table of codes, meanings, statuses and retry
+//! hints.
 //! Codes are stable API; clients switch on them, never on messages.
 
 use actix_web::http::StatusCode;
 use serde::Serialize;
 
+/// What each code means is [`ErrorCode::description`]: kept as text rather than doc
+/// comments so the OpenAPI document can list it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
-    /// The request could not be parsed: bad JSON, query string, path segment or header.
     InvalidRequest,
-    /// No route matches the path.
     NotFound,
-    /// No bearer token, or one that is not acceptable.
     Unauthorized,
-    /// The caller lacks the role the endpoint needs.
     Forbidden,
     InvalidEmail,
     WeakPassword,
     EmailTaken,
-    /// Unknown e-mail or wrong password (not told apart).
     InvalidCredentials,
-    /// Expired, revoked or never-issued refresh token: log in again.
     InvalidRefreshToken,
-    /// Too many login attempts or sign-ups from this e-mail or client; see
-    /// `retry_after_secs`.
     TooManyAttempts,
-    /// This user already holds the most live-result connections allowed.
     TooManyConnections,
     UserNotFound,
     CouponNotFound,
-    /// A coupon field is invalid; see `field`.
     InvalidCoupon,
-    /// `page` or `size` out of range; see `field` and `max_size`.
     InvalidPage,
-    /// The upload exceeds the limit in `max_bytes`.
     ImageTooLarge,
-    /// Not a PNG, JPEG, WebP or GIF image.
     UnsupportedImage,
-    /// The change is not allowed while the sale is running; see `field`.
     SaleInProgress,
     SaleNotStarted,
     SaleEnded,
     PurchaseLimitReached,
     SoldOut,
     OrderNotFound,
-    /// Overloaded, a dependency is down, or state is being rebuilt: retry after
-    /// `Retry-After` seconds; nothing was decided.
     ServerBusy,
-    /// A bug or corrupt data; the cause is in the server's log.
     Internal,
 }
 
@@ -110,6 +96,56 @@ impl ErrorCode {
         }
     }
 
+    /// What the code means to a client.
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => {
+                "The request could not be parsed: bad JSON, query string, path segment or header."
+            }
+            Self::NotFound => "No route matches the path.",
+            Self::Unauthorized => "No bearer token, or one that is not acceptable.",
+            Self::Forbidden => "The caller lacks the role the endpoint needs.",
+            Self::InvalidEmail => "Not an e-mail address; `field` is `email`.",
+            Self::WeakPassword => {
+                "The password breaks the policy (8 to 128 characters, not only spaces); \
+                 `field` is `password`."
+            }
+            Self::EmailTaken => "An account with this e-mail exists already.",
+            Self::InvalidCredentials => "Unknown e-mail or wrong password (not told apart).",
+            Self::InvalidRefreshToken => {
+                "Expired, revoked or never-issued refresh token: log in again."
+            }
+            Self::TooManyAttempts => {
+                "Too many login attempts or sign-ups from this e-mail or client; see \
+                 `retry_after_secs`."
+            }
+            Self::TooManyConnections => {
+                "This user already holds the most live-result connections allowed; close one."
+            }
+            Self::UserNotFound => "No account with this e-mail (administration commands).",
+            Self::CouponNotFound => "No coupon with this id, or it was deleted.",
+            Self::InvalidCoupon => "A coupon field is invalid; see `field`.",
+            Self::InvalidPage => "`page` or `size` out of range; see `field` and `max_size`.",
+            Self::ImageTooLarge => "The upload exceeds the limit in `max_bytes`.",
+            Self::UnsupportedImage => "Not a PNG, JPEG, WebP or GIF image.",
+            Self::SaleInProgress => {
+                "The change is not allowed while the sale is running; see `field`."
+            }
+            Self::SaleNotStarted => "The sale has not started yet.",
+            Self::SaleEnded => "The sale is over.",
+            Self::PurchaseLimitReached => {
+                "The caller already holds the coupon's `per_user_limit` units."
+            }
+            Self::SoldOut => "No units left.",
+            Self::OrderNotFound => "No order with this id belongs to the caller.",
+            Self::ServerBusy => {
+                "Overloaded, a dependency is down, or state is being rebuilt: retry after \
+                 `Retry-After` seconds; nothing was decided."
+            }
+            Self::Internal => "A bug or corrupt data; the cause is in the server's log.",
+        }
+    }
+
     pub fn status(self) -> StatusCode {
         use StatusCode as S;
         match self {
@@ -143,6 +179,32 @@ impl ErrorCode {
         matches!(self, Self::ServerBusy).then_some(1)
     }
 }
+
+/// Written by hand because derived schemas drop the descriptions of unit variants: a
+/// string enum of every code, described code by code with its status.
+impl utoipa::PartialSchema for ErrorCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let mut description = String::from(
+            "Stable error codes: clients switch on them, never on messages. Each code \
+             always comes with the same HTTP status.\n",
+        );
+        for code in Self::ALL {
+            description.push_str(&format!(
+                "\n- `{code}` ({}): {}",
+                code.status().as_u16(),
+                code.description()
+            ));
+        }
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(Self::ALL.map(Self::as_str)))
+            .description(Some(description))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ErrorCode {}
 
 impl std::fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

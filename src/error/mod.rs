@@ -11,6 +11,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 pub mod code;
 
@@ -23,28 +24,34 @@ use crate::domain::identity::IdentityError;
 use crate::domain::order::{OrderError, PurchaseError, PurchaseRejection};
 use crate::live::hub::HubError;
 
-/// Every error body: `{"error": {...}}`.
-#[derive(Debug, Serialize)]
+/// Every error body: `{"error": {...}}`. 503 SERVER_BUSY and 429 TOO_MANY_ATTEMPTS
+/// also carry the `Retry-After` header, 401 UNAUTHORIZED `WWW-Authenticate: Bearer`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Error)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     pub code: ErrorCode,
     /// For people; clients switch on `code` and the structured fields.
     pub message: String,
     /// The request field at fault, for validation errors.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub field: Option<&'static str>,
     /// The largest accepted upload (IMAGE_TOO_LARGE).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub max_bytes: Option<usize>,
     /// The largest accepted page size (INVALID_PAGE).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub max_size: Option<u32>,
     /// Seconds to wait before retrying, as in `Retry-After`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub retry_after_secs: Option<u64>,
 }
 

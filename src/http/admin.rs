@@ -6,11 +6,12 @@ use actix_web::{HttpResponse, delete, post, put, web};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
-use crate::app::catalog::Catalog;
-use crate::domain::coupon::{CatalogError, CouponDraft};
-use crate::error::AppError;
-use crate::http::extract::{AdminUser, CouponPath};
+use crate::app::catalog::{Catalog, CouponView};
+use crate::domain::coupon::{CatalogError, CouponDraft, CouponId};
+use crate::error::{AppError, ErrorBody};
+use crate::http::extract::{AdminRejections, AdminUser, CouponPath};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(create_coupon)
@@ -19,16 +20,25 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(upload_image);
 }
 
-#[derive(Deserialize)]
+/// Every editable field of a coupon (create, and full replacement on update).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CouponBody {
+#[schema(as = CouponInput)]
+pub(super) struct CouponBody {
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
     #[serde(default)]
+    #[schema(max_length = 5000)]
     description: String,
+    #[schema(minimum = 0, maximum = 100_000_000)]
     price_cents: i64,
+    #[schema(minimum = 1, maximum = 10_000_000)]
     total_quantity: i64,
+    /// Most units one user may buy (at most `total_quantity`); 1 when absent.
+    #[schema(minimum = 1, maximum = 100)]
     per_user_limit: Option<i64>,
     sale_starts_at: DateTime<Utc>,
+    /// After `sale_starts_at`.
     sale_ends_at: DateTime<Utc>,
 }
 
@@ -48,8 +58,21 @@ impl TryFrom<&CouponBody> for CouponDraft {
     }
 }
 
+/// Creates a coupon.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    request_body = CouponBody,
+    responses(
+        (status = 201, description = "Created", body = CouponView),
+        (status = 400, description = "error: INVALID_REQUEST", body = ErrorBody),
+        (status = 422, description = "error: INVALID_COUPON", body = ErrorBody),
+        (status = 503, description = "error: SERVER_BUSY", body = ErrorBody),
+        AdminRejections,
+    ),
+)]
 #[post("/api/admin/coupons")]
-async fn create_coupon(
+pub(super) async fn create_coupon(
     AdminUser(admin): AdminUser,
     catalog: web::Data<Catalog>,
     body: web::Json<CouponBody>,
@@ -60,9 +83,27 @@ async fn create_coupon(
     Ok(HttpResponse::Created().json(coupon))
 }
 
+/// Replaces a coupon's fields.
+///
+/// Quantity and per-user limit are fixed once the sale started.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = CouponId, Path, description = "The coupon's id")),
+    request_body = CouponBody,
+    responses(
+        (status = 200, description = "Updated", body = CouponView),
+        (status = 400, description = "error: INVALID_REQUEST", body = ErrorBody),
+        (status = 404, description = "error: COUPON_NOT_FOUND", body = ErrorBody),
+        (status = 409, description = "error: SALE_IN_PROGRESS", body = ErrorBody),
+        (status = 422, description = "error: INVALID_COUPON", body = ErrorBody),
+        (status = 503, description = "error: SERVER_BUSY", body = ErrorBody),
+        AdminRejections,
+    ),
+)]
 #[put("/api/admin/coupons/{id}")]
-async fn update_coupon(
-    AdminUser(_): AdminUser,
+pub(super) async fn update_coupon(
+    AdminUser(_admin): AdminUser,
     catalog: web::Data<Catalog>,
     CouponPath(id): CouponPath,
     body: web::Json<CouponBody>,
@@ -71,9 +112,22 @@ async fn update_coupon(
     Ok(HttpResponse::Ok().json(catalog.update(id, &draft).await?))
 }
 
+/// Soft-deletes a coupon.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = CouponId, Path, description = "The coupon's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "error: INVALID_REQUEST", body = ErrorBody),
+        (status = 404, description = "error: COUPON_NOT_FOUND", body = ErrorBody),
+        (status = 503, description = "error: SERVER_BUSY", body = ErrorBody),
+        AdminRejections,
+    ),
+)]
 #[delete("/api/admin/coupons/{id}")]
-async fn delete_coupon(
-    AdminUser(_): AdminUser,
+pub(super) async fn delete_coupon(
+    AdminUser(_admin): AdminUser,
     catalog: web::Data<Catalog>,
     CouponPath(id): CouponPath,
 ) -> Result<HttpResponse, AppError> {
@@ -81,10 +135,36 @@ async fn delete_coupon(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// The multipart form of an image upload.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Only describes the form; the handler streams it.
+pub(super) struct ImageForm {
+    /// PNG, JPEG, WebP or GIF.
+    #[schema(value_type = String, format = Binary)]
+    image: Vec<u8>,
+}
+
+/// Uploads the coupon's image.
+///
 /// Multipart upload with one file field named `image` (PNG, JPEG, WebP or GIF).
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = CouponId, Path, description = "The coupon's id")),
+    request_body(content = ImageForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 200, description = "Updated", body = CouponView),
+        (status = 400, description = "error: INVALID_REQUEST (malformed form, no `image` field)", body = ErrorBody),
+        (status = 404, description = "error: COUPON_NOT_FOUND", body = ErrorBody),
+        (status = 413, description = "error: IMAGE_TOO_LARGE", body = ErrorBody),
+        (status = 415, description = "error: UNSUPPORTED_IMAGE", body = ErrorBody),
+        (status = 503, description = "error: SERVER_BUSY", body = ErrorBody),
+        AdminRejections,
+    ),
+)]
 #[post("/api/admin/coupons/{id}/image")]
-async fn upload_image(
-    AdminUser(_): AdminUser,
+pub(super) async fn upload_image(
+    AdminUser(_admin): AdminUser,
     catalog: web::Data<Catalog>,
     CouponPath(id): CouponPath,
     mut form: Multipart,

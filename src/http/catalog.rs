@@ -2,11 +2,12 @@
 //! (with the filesystem object store) the images.
 
 use actix_web::{HttpResponse, get, web};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use crate::app::catalog::Catalog;
-use crate::domain::coupon::CatalogError;
-use crate::error::AppError;
+use crate::app::catalog::{Catalog, CouponPage, CouponView};
+use crate::domain::coupon::{CatalogError, CouponId};
+use crate::error::{AppError, ErrorBody};
 use crate::http::extract::CouponPath;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -21,9 +22,15 @@ pub fn configure_objects(cfg: &mut web::ServiceConfig) {
 }
 
 /// Raw query values, so that `page=abc` is the same 422 INVALID_PAGE as `page=0`.
-#[derive(Deserialize)]
-struct PageQuery {
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct PageQuery {
+    /// 1-based page number.
+    #[param(value_type = Option<u32>, minimum = 1, default = 1)]
     page: Option<String>,
+    /// Coupons per page, at most the server's maximum (100 unless configured otherwise;
+    /// INVALID_PAGE carries it as `max_size`).
+    #[param(value_type = Option<u32>, minimum = 1, default = 20)]
     size: Option<String>,
 }
 
@@ -41,9 +48,20 @@ fn page_number(
     .transpose()
 }
 
-/// A page of coupons; `remaining` may lag (cached), see `/api/coupons/{id}/stock`.
+/// A page of coupons.
+///
+/// Pages are cached, so `remaining` may lag; see `/api/coupons/{id}/stock`.
+#[utoipa::path(
+    tag = "catalog",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "The page", body = CouponPage),
+        (status = 422, description = "error: INVALID_PAGE", body = ErrorBody),
+        (status = 503, description = "error: SERVER_BUSY", body = ErrorBody),
+    ),
+)]
 #[get("/api/coupons")]
-async fn list_coupons(
+pub(super) async fn list_coupons(
     catalog: web::Data<Catalog>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, AppError> {
@@ -56,8 +74,19 @@ async fn list_coupons(
         .body(catalog.page_json(page, size).await?))
 }
 
+/// One coupon.
+#[utoipa::path(
+    tag = "catalog",
+    params(("id" = CouponId, Path, description = "The coupon's id")),
+    responses(
+        (status = 200, description = "The coupon", body = CouponView),
+        (status = 400, description = "error: INVALID_REQUEST (not a number)", body = ErrorBody),
+        (status = 404, description = "error: COUPON_NOT_FOUND", body = ErrorBody),
+        (status = 503, description = "error: SERVER_BUSY", body = ErrorBody),
+    ),
+)]
 #[get("/api/coupons/{id}")]
-async fn get_coupon(
+pub(super) async fn get_coupon(
     catalog: web::Data<Catalog>,
     CouponPath(id): CouponPath,
 ) -> Result<HttpResponse, AppError> {
@@ -65,17 +94,39 @@ async fn get_coupon(
     Ok(HttpResponse::Ok().json(&*coupon))
 }
 
+#[derive(Serialize, ToSchema)]
+pub(super) struct Stock {
+    coupon_id: CouponId,
+    remaining: i64,
+}
+
 /// Real-time remaining units (the counter purchases decrement).
+#[utoipa::path(
+    tag = "catalog",
+    params(("id" = CouponId, Path, description = "The coupon's id")),
+    responses(
+        (status = 200, description = "The stock (`Cache-Control: no-store`)", body = Stock),
+        (status = 400, description = "error: INVALID_REQUEST (not a number)", body = ErrorBody),
+        (status = 404, description = "error: COUPON_NOT_FOUND", body = ErrorBody),
+        (status = 503, description = "error: SERVER_BUSY", body = ErrorBody),
+    ),
+)]
 #[get("/api/coupons/{id}/stock")]
-async fn get_stock(
+pub(super) async fn get_stock(
     catalog: web::Data<Catalog>,
     CouponPath(id): CouponPath,
 ) -> Result<HttpResponse, AppError> {
     let remaining = catalog.stock(id).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
-        .json(serde_json::json!({"coupon_id": id, "remaining": remaining})))
+        .json(Stock {
+            coupon_id: id,
+            remaining,
+        }))
 }
+
+/// Not in the OpenAPI document: clients never build these URLs, they follow a coupon's
+/// `image_url`, which points here only with the filesystem store.
 
 #[get("/objects/{key:.*}")]
 async fn get_object(

@@ -1,22 +1,57 @@
 //! Request extractors: the verified caller, ids in the path, the Idempotency-Key.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use futures_util::future::{Ready, ready};
+use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder};
 
 use crate::app::access::Authenticator;
 use crate::domain::coupon::{CatalogError, CouponId};
 use crate::domain::identity::{IdentityError, Principal};
 use crate::domain::order::{OrderError, OrderId};
-use crate::error::AppError;
+use crate::error::{AppError, ErrorBody, ErrorCode};
 
 /// The caller, from `Authorization: Bearer <token>`; 401 otherwise.
 pub struct AuthUser(pub Principal);
 
 /// A caller with the `admin` role; 401 without a token, 403 without the role.
 pub struct AdminUser(pub Principal);
+
+/// The answers [`AuthUser`] gives on its own, for the OpenAPI operations that take it.
+pub struct AuthRejections;
+
+impl utoipa::IntoResponses for AuthRejections {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        error_responses(&[ErrorCode::Unauthorized])
+    }
+}
+
+/// The answers [`AdminUser`] gives on its own, for the OpenAPI operations that take it.
+pub struct AdminRejections;
+
+impl utoipa::IntoResponses for AdminRejections {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        error_responses(&[ErrorCode::Unauthorized, ErrorCode::Forbidden])
+    }
+}
+
+fn error_responses(codes: &[ErrorCode]) -> BTreeMap<String, RefOr<Response>> {
+    use utoipa::ToSchema;
+    let body = Content::new(Some(Ref::from_schema_name(ErrorBody::name())));
+    codes
+        .iter()
+        .map(|code| {
+            let response = ResponseBuilder::new()
+                .description(format!("error: {code}"))
+                .content("application/json", body.clone())
+                .build();
+            (code.status().as_str().to_owned(), response.into())
+        })
+        .collect()
+}
 
 /// The bearer token of a request, if it has one in the `Authorization` header.
 pub fn bearer_token(req: &HttpRequest) -> Option<&str> {

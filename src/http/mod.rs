@@ -7,6 +7,7 @@ pub mod auth;
 pub mod catalog;
 pub mod extract;
 pub mod metrics;
+pub mod openapi;
 pub mod ops;
 pub mod pages;
 pub mod purchase;

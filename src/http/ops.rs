@@ -4,17 +4,20 @@ use std::time::Duration;
 
 use actix_web::{HttpResponse, get, web};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::app::health::{Check, Health};
-use crate::error::AppError;
+use crate::error::{AppError, ErrorBody};
 use crate::metrics::Metrics;
 
 /// What `/readyz` reports besides the dependency checks.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct InstanceInfo {
+    /// The role(s) this process runs: `api`, `payment`, `ws` or `all`.
     pub role: &'static str,
     /// UUID generated at start-up; ws instances are addressed by it.
     pub server_id: uuid::Uuid,
+    /// The build's version.
     pub version: &'static str,
 }
 
@@ -28,15 +31,28 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(openapi);
 }
 
-/// Liveness: the process answers HTTP. Never touches dependencies, so an outage of
-/// MySQL does not make an orchestrator restart every replica.
-#[get("/healthz")]
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+#[derive(Serialize, ToSchema)]
+pub(super) struct Liveness {
+    #[schema(example = "ok")]
+    status: &'static str,
 }
 
-#[derive(Serialize)]
-struct Readiness<'a> {
+/// Liveness: the process answers HTTP.
+///
+/// Never touches dependencies, so an outage of MySQL does not make an orchestrator
+/// restart every replica.
+#[utoipa::path(
+    tag = "ops",
+    responses((status = 200, description = "Alive", body = Liveness)),
+)]
+#[get("/healthz")]
+pub(super) async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(Liveness { status: "ok" })
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct Readiness<'a> {
+    /// `ready` or `unavailable`.
     status: &'static str,
     #[serde(flatten)]
     instance: &'a InstanceInfo,
@@ -46,9 +62,20 @@ struct Readiness<'a> {
 }
 
 /// Readiness: every dependency of this role answered within the probe timeout.
+///
 /// 503 names the ones that did not.
+#[utoipa::path(
+    tag = "ops",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "Not ready: `failing` names the dependencies", body = Readiness),
+    ),
+)]
 #[get("/readyz")]
-async fn readyz(health: web::Data<Health>, instance: web::Data<InstanceInfo>) -> HttpResponse {
+pub(super) async fn readyz(
+    health: web::Data<Health>,
+    instance: web::Data<InstanceInfo>,
+) -> HttpResponse {
     let checks = health.checks(PROBE_TIMEOUT).await;
     let failing: Vec<_> = checks
         .iter()
@@ -69,8 +96,17 @@ async fn readyz(health: web::Data<Health>, instance: web::Data<InstanceInfo>) ->
     }
 }
 
+/// Prometheus metrics of this process.
+#[utoipa::path(
+    tag = "ops",
+    responses(
+        (status = 200, description = "Prometheus text exposition format", body = String,
+         content_type = "text/plain; version=0.0.4"),
+        (status = 500, description = "INTERNAL", body = ErrorBody),
+    ),
+)]
 #[get("/metrics")]
-async fn metrics(metrics: web::Data<Metrics>) -> Result<HttpResponse, AppError> {
+pub(super) async fn metrics(metrics: web::Data<Metrics>) -> Result<HttpResponse, AppError> {
     let text = metrics
         .render()
         .map_err(|e| AppError::Unexpected(anyhow::anyhow!("rendering metrics: {e}")))?;
@@ -79,13 +115,20 @@ async fn metrics(metrics: web::Data<Metrics>) -> Result<HttpResponse, AppError> 
         .body(text))
 }
 
-/// The public HTTP contract as OpenAPI 3.1 (kept next to the handlers; a test checks
-/// that every mounted API route is in it).
-pub const OPENAPI: &str = include_str!("openapi.json");
-
+/// The public HTTP contract as OpenAPI 3.1: this document.
+#[utoipa::path(
+    tag = "ops",
+    responses(
+        (status = 200, description = "The OpenAPI document", body = Object),
+        (status = 500, description = "INTERNAL", body = ErrorBody),
+    ),
+)]
 #[get("/api/openapi.json")]
-async fn openapi() -> HttpResponse {
-    HttpResponse::Ok()
+pub(super) async fn openapi() -> Result<HttpResponse, AppError> {
+    let document = super::openapi::json().map_err(|e| {
+        AppError::Unexpected(anyhow::anyhow!("rendering the OpenAPI document: {e}"))
+    })?;
+    Ok(HttpResponse::Ok()
         .content_type("application/json")
-        .body(OPENAPI)
+        .body(document))
 }

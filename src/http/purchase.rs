@@ -1,12 +1,15 @@
 //! `POST /api/coupons/{id}/purchase` and the shopper's orders.
 
 use actix_web::{HttpResponse, get, post, web};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::app::orders::Orders;
 use crate::app::purchase::Purchases;
-use crate::domain::order::OrderStatus;
-use crate::error::AppError;
-use crate::http::extract::{AuthUser, CouponPath, IdempotencyKey, OrderPath};
+use crate::domain::coupon::CouponId;
+use crate::domain::order::{OrderId, OrderStatus, OrderView};
+use crate::error::{AppError, ErrorBody};
+use crate::http::extract::{AuthRejections, AuthUser, CouponPath, IdempotencyKey, OrderPath};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(purchase_coupon)
@@ -14,10 +17,36 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(list_orders);
 }
 
-/// Buys one unit. 202 with the order id at once; the payment result follows over the
-/// WebSocket and on `GET /api/orders/{id}`.
+#[derive(Serialize, ToSchema)]
+pub(super) struct PurchaseAccepted {
+    order_id: OrderId,
+    /// Always PENDING here.
+    status: OrderStatus,
+}
+
+/// Buys one unit.
+///
+/// 202 with the order id at once; the payment result follows over the WebSocket (`/ws`)
+/// and on `GET /api/orders/{id}`.
+#[utoipa::path(
+    tag = "orders",
+    security(("bearer" = [])),
+    params(
+        ("id" = CouponId, Path, description = "The coupon's id"),
+        ("Idempotency-Key" = Option<String>, Header, max_length = 128, nullable = false,
+         description = "1-128 visible ASCII characters: a retry with the same key gets the first answer"),
+    ),
+    responses(
+        (status = 202, description = "Accepted; `Location` is the order's URL", body = PurchaseAccepted),
+        (status = 400, description = "error: INVALID_REQUEST (bad id or Idempotency-Key)", body = ErrorBody),
+        (status = 404, description = "error: COUPON_NOT_FOUND", body = ErrorBody),
+        (status = 409, description = "error: SOLD_OUT, PURCHASE_LIMIT_REACHED, SALE_NOT_STARTED, SALE_ENDED", body = ErrorBody),
+        (status = 503, description = "error: SERVER_BUSY; nothing was sold", body = ErrorBody),
+        AuthRejections,
+    ),
+)]
 #[post("/api/coupons/{id}/purchase")]
-async fn purchase_coupon(
+pub(super) async fn purchase_coupon(
     AuthUser(user): AuthUser,
     purchases: web::Data<Purchases>,
     CouponPath(coupon): CouponPath,
@@ -28,14 +57,26 @@ async fn purchase_coupon(
         .await?;
     Ok(HttpResponse::Accepted()
         .insert_header(("Location", format!("/api/orders/{}", accepted.order_id)))
-        .json(serde_json::json!({
-            "order_id": accepted.order_id,
-            "status": OrderStatus::Pending,
-        })))
+        .json(PurchaseAccepted {
+            order_id: accepted.order_id,
+            status: OrderStatus::Pending,
+        }))
 }
 
+/// One of the caller's orders.
+#[utoipa::path(
+    tag = "orders",
+    security(("bearer" = [])),
+    params(("id" = OrderId, Path, description = "The order's id")),
+    responses(
+        (status = 200, description = "The order (`Cache-Control: no-store`)", body = OrderView),
+        (status = 404, description = "error: ORDER_NOT_FOUND (also for another user's order)", body = ErrorBody),
+        (status = 503, description = "error: SERVER_BUSY", body = ErrorBody),
+        AuthRejections,
+    ),
+)]
 #[get("/api/orders/{id}")]
-async fn get_order(
+pub(super) async fn get_order(
     AuthUser(user): AuthUser,
     orders: web::Data<Orders>,
     OrderPath(id): OrderPath,
@@ -46,14 +87,28 @@ async fn get_order(
         .json(order))
 }
 
-/// The caller's orders, newest first.
+#[derive(Serialize, ToSchema)]
+pub(super) struct OrderList {
+    items: Vec<OrderView>,
+}
+
+/// The caller's orders, newest first (the latest 100).
+#[utoipa::path(
+    tag = "orders",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The orders (`Cache-Control: no-store`)", body = OrderList),
+        (status = 503, description = "error: SERVER_BUSY", body = ErrorBody),
+        AuthRejections,
+    ),
+)]
 #[get("/api/orders")]
-async fn list_orders(
+pub(super) async fn list_orders(
     AuthUser(user): AuthUser,
     orders: web::Data<Orders>,
 ) -> Result<HttpResponse, AppError> {
-    let list = orders.list(&user.user_id).await?;
+    let items = orders.list(&user.user_id).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
-        .json(serde_json::json!({ "items": list })))
+        .json(OrderList { items }))
 }

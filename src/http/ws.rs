@@ -1,7 +1,7 @@
 //! `GET /ws`: authenticate, register with the hub, upgrade. Browsers cannot set headers
 //! on a WebSocket, so the token comes as the subprotocol pair `bearer, <token>`
-//! (answered with `bearer`) or as the `access_token` query parameter. A missing or bad
-//! token is a 401 before any upgrade.
+//! (answered with `bearer`); never in the URL, which proxies and access logs keep. A
+//! missing or bad token is a 401 before any upgrade.
 
 use std::sync::Arc;
 
@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, get, web};
 
 use crate::app::access::Authenticator;
 use crate::domain::identity::IdentityError;
-use crate::error::AppError;
+use crate::error::{AppError, ErrorBody};
 use crate::live::Hub;
 use crate::live::session::{self, ConnectionsClosing, SocketTiming};
 
@@ -17,27 +17,42 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(upgrade);
 }
 
-/// The token of a WebSocket handshake: subprotocols `bearer, <token>`, else the query.
+/// The token of a WebSocket handshake: the subprotocols `bearer, <token>`.
 fn handshake_token(req: &HttpRequest) -> Option<String> {
-    if let Some(protocols) = req
+    let protocols = req
         .headers()
         .get("Sec-WebSocket-Protocol")
-        .and_then(|v| v.to_str().ok())
-    {
-        let mut parts = protocols.split(',').map(str::trim);
-        while let Some(part) = parts.next() {
-            if part.eq_ignore_ascii_case("bearer") {
-                return parts.next().map(str::to_owned);
-            }
+        .and_then(|v| v.to_str().ok())?;
+    let mut parts = protocols.split(',').map(str::trim);
+    while let Some(part) = parts.next() {
+        if part.eq_ignore_ascii_case("bearer") {
+            return parts.next().map(str::to_owned);
         }
     }
-    web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
-        .ok()
-        .and_then(|q| q.get("access_token").cloned())
+    None
 }
 
+/// WebSocket of payment results.
+///
+/// The token comes as the subprotocols `bearer, <token>` (answered with `bearer`), never
+/// in the URL. At most `ws.max_sockets_per_user` sockets per user. Messages are JSON:
+/// `{"type": "payment_update", "order_id", "status"}`.
+#[utoipa::path(
+    tag = "live",
+    params(
+        ("Sec-WebSocket-Protocol" = Option<String>, Header, nullable = false,
+         description = "`bearer, <token>`"),
+    ),
+    responses(
+        (status = 101, description = "Switching protocols"),
+        (status = 400, description = "error: INVALID_REQUEST (not a WebSocket handshake)", body = ErrorBody),
+        (status = 401, description = "error: UNAUTHORIZED", body = ErrorBody),
+        (status = 429, description = "error: TOO_MANY_CONNECTIONS", body = ErrorBody),
+        (status = 503, description = "error: SERVER_BUSY", body = ErrorBody),
+    ),
+)]
 #[get("/ws")]
-async fn upgrade(
+pub(super) async fn upgrade(
     req: HttpRequest,
     body: web::Payload,
     authenticator: web::Data<Authenticator>,

@@ -193,15 +193,52 @@ async fn unauthenticated_upgrade_is_refused_before_any_socket() {
         }
     }
     assert_eq!(ws.metric("flash_sale_ws_open_sockets").await, 0.0);
-    // The query parameter works for clients that cannot send subprotocols.
+    // A valid token in the URL is refused too: URLs end up in proxy and access logs.
     let token = api.mint_token(&ctx, "query-user").await;
-    let (_socket, response) =
-        tokio_tungstenite::connect_async(format!("{url}?access_token={token}"))
-            .await
-            .unwrap();
-    assert_eq!(response.status(), 101);
+    match tokio_tungstenite::connect_async(format!("{url}?access_token={token}")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 401)
+        }
+        other => panic!("expected 401, got {:?}", other.map(|(_, r)| r.status())),
+    }
     ws.stop().await;
     api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_user_cannot_take_every_socket() {
+    let ctx = TestContext::new().await;
+    let app = ctx.spawn(Role::All).await;
+    let cap = ctx.settings.ws.max_sockets_per_user;
+    let greedy = app.mint_token(&ctx, "greedy").await;
+    let mut held = Vec::new();
+    for _ in 0..cap {
+        held.push(connect(&app.base, &greedy).await);
+    }
+    let url = format!("{}/ws", app.base.replacen("http", "ws", 1));
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        format!("bearer, {greedy}").parse().unwrap(),
+    );
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 429);
+            let body: serde_json::Value =
+                serde_json::from_slice(response.body().as_deref().unwrap_or_default()).unwrap();
+            assert_eq!(body["error"]["code"], "TOO_MANY_CONNECTIONS");
+        }
+        other => panic!("expected 429, got {:?}", other.map(|(_, r)| r.status())),
+    }
+    // Everyone else still gets in, and a closed socket frees its place.
+    let _other = connect(&app.base, &app.mint_token(&ctx, "modest").await).await;
+    drop(held.pop());
+    eventually(Duration::from_secs(5), "a freed place", || async {
+        app.metric("flash_sale_ws_open_sockets").await == f64::from(u32::try_from(cap).unwrap())
+    })
+    .await;
+    held.push(connect(&app.base, &greedy).await);
+    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

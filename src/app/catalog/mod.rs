@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use prometheus::IntCounterVec;
 use quick_cache::sync::Cache;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::adapters::mysql::{MysqlError, MysqlPool, coupons};
 use crate::adapters::redis::RedisError;
@@ -33,23 +34,30 @@ use crate::domain::failure::{BoxError, Failure};
 use crate::domain::ports::{ObjectStore, ObjectStoreError, StoredObject};
 
 /// A coupon as the API shows it (also the cached form).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = Coupon)]
 pub struct CouponView {
+    #[schema(minimum = 1)]
     pub id: i64,
     pub name: String,
     pub description: String,
     pub price_cents: i64,
+    /// Where the image is served; null until one is uploaded.
     pub image_url: Option<String>,
     pub total_quantity: i64,
-    /// Units left when this view was built (may be stale on cached pages).
+    /// Units left when this view was built: may lag on cached pages, see
+    /// `/api/coupons/{id}/stock`.
     pub remaining: i64,
+    /// Most units one user may buy.
     pub per_user_limit: i64,
     pub sale_starts_at: DateTime<Utc>,
     pub sale_ends_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// One page of the catalog.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CouponPage {
+    #[schema(value_type = Vec<CouponView>)]
     pub items: Arc<Vec<CouponView>>,
     pub page: u32,
     pub size: u32,
