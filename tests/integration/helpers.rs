@@ -614,6 +614,10 @@ impl ChildApp {
     }
 
     /// SIGKILL: a crash, no graceful anything.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -9,6 +9,7 @@ mod fixtures;
 mod helpers;
 mod private_servers;
 
+mod abuse;
 mod catalog;
 mod chaos;
 mod cli;

@@ -1,15 +1,17 @@
-//! argon2id password hashing, on the blocking pool: one hash takes tens of milliseconds
-//! of CPU and must not stall the async workers. At most one hash per core runs at a
-//! time (each holds 19 MiB); a request that cannot get a turn soon is told the server
-//! is busy, so a flood of sign-ups or logins costs bounded memory.
+//! argon2id password hashing on a few dedicated threads, one per core: one hash takes
+//! tens of milliseconds of CPU and 19 MiB, and must not stall the async workers. A
+//! fixed set of threads (not the blocking pool's hundreds) keeps the memory bounded
+//! even after the allocator keeps freed blocks per thread; a request that cannot get a
+//! turn within a second is told the server is busy, so a flood of sign-ups or logins
+//! costs bounded memory and clear answers.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError, mpsc};
 use std::time::Duration;
 
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordHashError {
@@ -17,26 +19,71 @@ pub enum PasswordHashError {
     Hash(String),
     #[error("stored password hash is not a PHC string: {0}")]
     Stored(String),
-    #[error("hashing task failed: {0}")]
-    Task(#[from] tokio::task::JoinError),
     #[error("every password hashing slot is busy")]
     Busy,
 }
 
-/// Hashes running at once: more than the cores only adds memory.
-static SLOTS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
-    Arc::new(Semaphore::new(
-        std::thread::available_parallelism().map_or(2, |n| n.get()),
-    ))
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The hashing threads and the turns to use them.
+struct Hashers {
+    jobs: mpsc::SyncSender<Job>,
+    slots: Arc<Semaphore>,
+}
+
+static HASHERS: LazyLock<Hashers> = LazyLock::new(|| {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    // Holds as many jobs as there are turns, so handing one over never waits.
+    let (jobs, queue) = mpsc::sync_channel::<Job>(threads);
+    let queue = Arc::new(Mutex::new(queue));
+    for n in 0..threads {
+        let queue = queue.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("password-hash-{n}"))
+            .spawn(move || {
+                loop {
+                    let next = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
+                    match next {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                }
+            });
+        if let Err(error) = spawned {
+            tracing::error!(%error, "could not start a password hashing thread");
+        }
+    }
+    Hashers {
+        jobs,
+        slots: Arc::new(Semaphore::new(threads)),
+    }
 });
 
-/// Longest wait for a hashing slot.
+/// Longest wait for a turn to hash.
 const SLOT_WAIT: Duration = Duration::from_secs(1);
 
-/// A turn to hash, held by the blocking task itself (a caller that gives up does not
-/// free it early).
-async fn slot() -> Result<OwnedSemaphorePermit, PasswordHashError> {
-    tokio::time::timeout(SLOT_WAIT, SLOTS.clone().acquire_owned())
+/// Longest a hash may take once started (a stuck thread must not hang a request).
+const HASH_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Runs `work` on a hashing thread once a turn is free; the turn is held by the job
+/// itself (a caller that gives up does not free it early).
+async fn on_hasher<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, PasswordHashError> {
+    let slot: OwnedSemaphorePermit =
+        tokio::time::timeout(SLOT_WAIT, HASHERS.slots.clone().acquire_owned())
+            .await
+            .map_err(|_| PasswordHashError::Busy)?
+            .map_err(|_| PasswordHashError::Busy)?;
+    let (done, result) = oneshot::channel();
+    HASHERS
+        .jobs
+        .try_send(Box::new(move || {
+            let _slot = slot;
+            let _ = done.send(work());
+        }))
+        .map_err(|_| PasswordHashError::Busy)?;
+    tokio::time::timeout(HASH_DEADLINE, result)
         .await
         .map_err(|_| PasswordHashError::Busy)?
         .map_err(|_| PasswordHashError::Busy)
@@ -45,9 +92,7 @@ async fn slot() -> Result<OwnedSemaphorePermit, PasswordHashError> {
 /// Hashes with argon2id and the crate's defaults (m = 19 MiB, t = 2, p = 1: OWASP's
 /// baseline) and a random salt; returns the PHC string.
 pub async fn hash_password(password: String) -> Result<String, PasswordHashError> {
-    let slot = slot().await?;
-    tokio::task::spawn_blocking(move || {
-        let _slot = slot;
+    on_hasher(move || {
         Argon2::default()
             .hash_password(password.as_bytes())
             .map(|hash| hash.to_string())
@@ -58,9 +103,7 @@ pub async fn hash_password(password: String) -> Result<String, PasswordHashError
 
 /// Checks a password against a stored PHC string (its own parameters apply).
 pub async fn verify_password(password: String, hash: Arc<str>) -> Result<bool, PasswordHashError> {
-    let slot = slot().await?;
-    tokio::task::spawn_blocking(move || {
-        let _slot = slot;
+    on_hasher(move || {
         let parsed =
             PasswordHash::new(&hash).map_err(|e| PasswordHashError::Stored(e.to_string()))?;
         Ok(Argon2::default()

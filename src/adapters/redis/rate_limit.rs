@@ -56,46 +56,12 @@ impl LoginLimiter {
     pub async fn attempt(&self, email: &str, ip: &str) -> Result<(), IdentityError> {
         let email_key = self.keys.login_attempts_email(&digest(email));
         let ip_key = self.keys.login_attempts_ip(&digest(ip));
-        let counted = self
-            .redis
-            .run(|mut conn| async move {
-                deadpool_redis::redis::pipe()
-                    .atomic()
-                    .incr(&email_key, 1)
-                    .cmd("EXPIRE")
-                    .arg(&email_key)
-                    .arg(WINDOW_SECS)
-                    .arg("NX")
-                    .ignore()
-                    .ttl(&email_key)
-                    .incr(&ip_key, 1)
-                    .cmd("EXPIRE")
-                    .arg(&ip_key)
-                    .arg(WINDOW_SECS)
-                    .arg("NX")
-                    .ignore()
-                    .ttl(&ip_key)
-                    .query_async::<(u32, i64, u32, i64)>(&mut conn)
-                    .await
-            })
-            .await;
-        let (by_email, email_ttl, by_ip, ip_ttl) = match counted {
-            Ok(counts) => counts,
-            Err(error) => {
-                tracing::warn!(%error, "login rate limiter unavailable; allowing the attempt");
-                return Ok(());
-            }
-        };
-        let retry = |ttl: i64| IdentityError::TooManyAttempts {
-            retry_after_secs: u64::try_from(ttl).unwrap_or(WINDOW_SECS).max(1),
-        };
-        if by_email > self.per_email {
-            return Err(retry(email_ttl));
-        }
-        if by_ip > self.per_ip {
-            return Err(retry(ip_ttl));
-        }
-        Ok(())
+        count_window(
+            &self.redis,
+            [(email_key, self.per_email), (ip_key, self.per_ip)],
+            "login",
+        )
+        .await
     }
 }
 
@@ -123,38 +89,54 @@ impl RegistrationLimiter {
     pub async fn attempt(&self, ip: &str) -> Result<(), IdentityError> {
         let ip_key = self.keys.registrations_ip(&digest(ip));
         let all_key = self.keys.registrations_all();
-        let counted = self
-            .redis
-            .run(|mut conn| async move {
-                let mut pipe = deadpool_redis::redis::pipe();
-                for key in [&ip_key, &all_key] {
-                    pipe.incr(key, 1)
-                        .cmd("EXPIRE")
-                        .arg(key)
-                        .arg(WINDOW_SECS)
-                        .arg("NX")
-                        .ignore()
-                        .ttl(key);
-                }
-                pipe.query_async::<(u32, i64, u32, i64)>(&mut conn).await
-            })
-            .await;
-        let (by_ip, ip_ttl, all, all_ttl) = match counted {
-            Ok(counts) => counts,
-            Err(error) => {
-                tracing::warn!(%error, "sign-up rate limiter unavailable; allowing the sign-up");
-                return Ok(());
-            }
-        };
-        let retry = |ttl: i64| IdentityError::TooManyAttempts {
-            retry_after_secs: u64::try_from(ttl).unwrap_or(WINDOW_SECS).max(1),
-        };
-        if by_ip > self.per_ip {
-            return Err(retry(ip_ttl));
-        }
-        if all > self.total {
-            return Err(retry(all_ttl));
-        }
-        Ok(())
+        count_window(
+            &self.redis,
+            [(ip_key, self.per_ip), (all_key, self.total)],
+            "sign-up",
+        )
+        .await
     }
+}
+
+/// Counts one event on each key (a window of [`WINDOW_SECS`] starting at its first
+/// event); `TooManyAttempts` once any key is over its limit, with the time until that
+/// window ends. Allows the event when Redis does not answer.
+async fn count_window(
+    redis: &RedisPool,
+    limits: [(String, u32); 2],
+    what: &'static str,
+) -> Result<(), IdentityError> {
+    let keys: Vec<String> = limits.iter().map(|(key, _)| key.clone()).collect();
+    let counted = redis
+        .run(|mut conn| async move {
+            let mut pipe = deadpool_redis::redis::pipe();
+            for key in &keys {
+                pipe.incr(key, 1)
+                    .cmd("EXPIRE")
+                    .arg(key)
+                    .arg(WINDOW_SECS)
+                    .arg("NX")
+                    .ignore()
+                    .ttl(key);
+            }
+            // One reply per command not ignored: count, TTL, count, TTL.
+            pipe.query_async::<Vec<i64>>(&mut conn).await
+        })
+        .await;
+    let counts = match counted {
+        Ok(counts) => counts,
+        Err(error) => {
+            tracing::warn!(%error, limiter = what, "rate limiter unavailable; allowing the attempt");
+            return Ok(());
+        }
+    };
+    for ((_, limit), reply) in limits.iter().zip(counts.chunks(2)) {
+        let (count, ttl) = (reply[0], reply.get(1).copied().unwrap_or(-1));
+        if count > i64::from(*limit) {
+            return Err(IdentityError::TooManyAttempts {
+                retry_after_secs: u64::try_from(ttl).unwrap_or(WINDOW_SECS).max(1),
+            });
+        }
+    }
+    Ok(())
 }
