@@ -59,16 +59,21 @@ mariadb --protocol=TCP -h 127.0.0.1 -P "${STACK_MYSQL_PORT:-3306}" -uroot -e "CR
 "$BIN" migrate >/dev/null
 "$BIN" keys generate "$FLASH__IDENTITY__EMBEDDED__SIGNING_KEY" >/dev/null
 
-wait_ready() { # url
-  for _ in $(seq 1 300); do curl -fs "$1/readyz" >/dev/null 2>&1 && return 0; sleep 0.1; done
-  say "not ready: $1"; return 1
+wait_ready() { # url [log]
+  # A minute: a restart right after the MySQL-lock scenarios may wait for the server to
+  # let go of the stopped process's connections.
+  for _ in $(seq 1 600); do curl -fs "$1/readyz" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  say "not ready: $1"
+  curl -s "$1/readyz" >&2 || true
+  [ -n "${2:-}" ] && tail -n 20 "$2" >&2
+  return 1
 }
 start() { # port role [env...] -> prints pid
   local port=$1 role=$2; shift 2
   env FLASH__SERVER__PORT="$port" "$@" "$BIN" --role "$role" >"$WORK/$role-$port.log" 2>&1 &
   local pid=$!
   PIDS+=("$pid")
-  wait_ready "http://127.0.0.1:$port"
+  wait_ready "http://127.0.0.1:$port" "$WORK/$role-$port.log"
   LAST_PID=$pid
 }
 stop() { kill -TERM "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }

@@ -44,6 +44,13 @@ pub struct CatalogSettings {
     pub local_capacity: usize,
     pub max_page_size: u32,
     pub default_page_size: u32,
+    /// Pages of the default size shared in Redis (1 to this); other page/size pairs are
+    /// loaded from MySQL, a few at a time, and kept only in memory, so the Redis key
+    /// space and an admin change's invalidation stay bounded whatever clients ask for.
+    pub shared_pages: u32,
+    /// Loads of pages outside the shared set running at once per instance; more answer
+    /// 503 SERVER_BUSY.
+    pub unshared_page_loads: usize,
     /// Largest accepted image upload, in bytes.
     pub max_image_bytes: usize,
 }

@@ -102,6 +102,11 @@ impl Settings {
             ));
         }
         positive("catalog.local_capacity", catalog.local_capacity as u64)?;
+        positive("catalog.shared_pages", u64::from(catalog.shared_pages))?;
+        positive(
+            "catalog.unshared_page_loads",
+            catalog.unshared_page_loads as u64,
+        )?;
         if catalog.default_page_size == 0 || catalog.default_page_size > catalog.max_page_size {
             return Err(ConfigError::invalid(
                 "catalog.default_page_size",

@@ -103,3 +103,37 @@ async fn a_sign_up_flood_costs_bounded_memory_and_clear_answers() {
         "peak memory grew by {grown_mib} MiB"
     );
 }
+
+/// Distinct page/size pairs a crawler asks for (every one valid).
+const CRAWLED_PAIRS: u32 = 1_000;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn distinct_page_requests_leave_the_shared_cache_bounded() {
+    let ctx = TestContext::new().await;
+    let app = ctx.spawn(flash_sale::roles::Role::Api).await;
+    app.open_coupon(&ctx, "Crawled", 5).await;
+    let mut answers = std::collections::BTreeMap::<u16, usize>::new();
+    for n in 0..CRAWLED_PAIRS {
+        let (page, size) = (n / 50 + 1, n % 50 + 1);
+        let (status, _) = app
+            .get_json(&format!("/api/coupons?page={page}&size={size}"))
+            .await;
+        *answers.entry(status).or_default() += 1;
+    }
+    assert!(
+        answers.keys().all(|status| [200, 503].contains(status)),
+        "{answers:?}"
+    );
+    let mut redis = ctx.redis().await;
+    let keys = crate::helpers::namespace_keys(&mut redis, &ctx.settings.redis.namespace)
+        .await
+        .unwrap();
+    let pages = keys.iter().filter(|k| k.contains(":page:")).count();
+    let shared = usize::try_from(ctx.settings.catalog.shared_pages).unwrap();
+    println!("crawl: {answers:?}, {pages} cached pages in Redis");
+    assert!(
+        pages <= shared,
+        "{pages} page keys for {CRAWLED_PAIRS} pairs"
+    );
+    app.stop().await;
+}

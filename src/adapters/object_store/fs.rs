@@ -19,12 +19,19 @@ impl FilesystemStore {
 
     fn paths(&self, key: &str) -> Result<(PathBuf, PathBuf), ObjectStoreError> {
         check_key(key)?;
+        // The sidecars are this store's bookkeeping, never objects of their own.
+        if SIDECARS.iter().any(|suffix| key.ends_with(suffix)) {
+            return Err(ObjectStoreError::NotFound(key.to_owned()));
+        }
         let data = self.root.join(key);
         let mut meta = data.clone().into_os_string();
         meta.push(".type");
         Ok((data, PathBuf::from(meta)))
     }
 }
+
+/// Suffixes of the files kept beside an object: its content type, a write in progress.
+const SIDECARS: [&str; 2] = [".type", ".tmp"];
 
 fn not_found(key: &str, e: std::io::Error) -> ObjectStoreError {
     if e.kind() == std::io::ErrorKind::NotFound {
@@ -57,6 +64,14 @@ impl ObjectStore for FilesystemStore {
 
     async fn get(&self, key: &str) -> Result<StoredObject, ObjectStoreError> {
         let (data, meta) = self.paths(key)?;
+        // A directory (a key prefix such as `coupons/7`) is not an object.
+        let is_file = tokio::fs::metadata(&data)
+            .await
+            .map_err(|e| not_found(key, e))?
+            .is_file();
+        if !is_file {
+            return Err(ObjectStoreError::NotFound(key.to_owned()));
+        }
         let bytes = tokio::fs::read(&data)
             .await
             .map_err(|e| not_found(key, e))?;

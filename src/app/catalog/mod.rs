@@ -122,6 +122,8 @@ pub struct Catalog {
     settings: CatalogSettings,
     public_base_url: String,
     metrics: CatalogMetrics,
+    /// Turns to load a page outside the shared set.
+    unshared_loads: Arc<tokio::sync::Semaphore>,
 }
 
 fn unavailable(e: impl Into<Failure>) -> CatalogError {
@@ -168,6 +170,9 @@ impl Catalog {
             locks,
             objects,
             local: Cache::new(settings.local_capacity),
+            unshared_loads: Arc::new(tokio::sync::Semaphore::new(
+                settings.unshared_page_loads.max(1),
+            )),
             settings,
             public_base_url: public_base_url.trim_end_matches('/').to_owned(),
             metrics,

@@ -34,13 +34,17 @@ impl Catalog {
             self.metrics.count("page", "local_hit");
             return Ok(CouponPage { items, page, size });
         }
-        let key = self.cache.keys().catalog_page(page, size);
-        let items = match self.page_from_redis(&key).await? {
-            Some(items) => {
-                self.metrics.count("page", "redis_hit");
-                items
+        let items = if self.is_shared(page, size) {
+            let key = self.cache.keys().catalog_page(page, size);
+            match self.page_from_redis(&key).await? {
+                Some(items) => {
+                    self.metrics.count("page", "redis_hit");
+                    items
+                }
+                None => self.rebuild_page(&key, page, size).await?,
             }
-            None => self.rebuild_page(&key, page, size).await?,
+        } else {
+            self.load_unshared_page(page, size).await?
         };
         let result = CouponPage { items, page, size };
         self.local_put(
@@ -48,6 +52,31 @@ impl Catalog {
             LocalEntry::Page(result.items.clone(), result.to_json()?),
         );
         Ok(result)
+    }
+
+    /// Whether a page is shared in Redis: the default size, up to `shared_pages`.
+    fn is_shared(&self, page: u32, size: u32) -> bool {
+        size == self.settings.default_page_size && page <= self.settings.shared_pages
+    }
+
+    /// A page outside the shared set, straight from MySQL: a few loads at a time per
+    /// instance, the rest answered `Busy` at once.
+    async fn load_unshared_page(
+        &self,
+        page: u32,
+        size: u32,
+    ) -> Result<Arc<Vec<CouponView>>, CatalogError> {
+        let Ok(_turn) = self.unshared_loads.try_acquire() else {
+            self.metrics.count("page", "busy");
+            return Err(CatalogError::Busy);
+        };
+        self.metrics.count("page", "db_load");
+        let offset = i64::from(page - 1) * i64::from(size);
+        let rows = self
+            .mysql
+            .with_conn(async |conn| coupons::page(conn, i64::from(size), offset).await)
+            .await?;
+        Ok(Arc::new(self.views(&rows).await?))
     }
 
     /// The page as its JSON response body (cached with the page in memory).
