@@ -56,6 +56,9 @@ impl Modules {
         let issuer = resolve_issuer(settings, serves_api, addr)?;
         let verifier = TokenVerifier::new(&settings.identity, issuer.clone())
             .map_err(|e| StartupError::Configuration(e.to_string()))?;
+        metrics
+            .register(verifier.collector())
+            .map_err(StartupError::runtime)?;
         Ok(Self {
             verifier: Some(web::Data::new(Authenticator::new(verifier))),
             #[cfg(feature = "api")]

@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::fixtures::OpenSale;
+use crate::fixtures::{OpenSale, sign_token};
 use crate::helpers::{ChildApp, TestApp, TestContext, eventually};
 
 type Socket =
@@ -343,4 +343,50 @@ async fn silent_clients_are_closed_after_the_idle_timeout() {
     }
     assert_eq!(close.as_deref(), Some("idle timeout"));
     app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_provider_that_stops_answering_leaves_known_keys_working() {
+    let ctx = TestContext::new().await;
+    let api = ctx.spawn(Role::Api).await;
+    let issuer = api.issuer().await;
+    let mut settings = ctx.settings.clone();
+    settings.identity.issuer = issuer.clone();
+    // Every unknown key may ask the provider again, so each one meets the outage.
+    settings.identity.jwks_min_refresh_secs = 0;
+    let ws = ctx.spawn_with(Role::Ws, settings).await;
+    // The ws role learns the provider's keys from the first token it sees.
+    let _early = connect(&ws.base, &api.mint_token(&ctx, "early").await).await;
+    api.stop().await;
+
+    // Tokens of a key it knows still verify with the provider gone.
+    let _later = connect(&ws.base, &sign_token(&ctx, &issuer, "later", "user")).await;
+    // A key it does not know is refused (401), not answered 503, every time.
+    let stranger_keys = flash_sale::adapters::oidc::SigningKeys::from_pem(
+        &flash_sale::adapters::oidc::keys::generate_pem().unwrap(),
+    )
+    .unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let stranger = stranger_keys
+        .sign(&serde_json::json!({
+            "iss": issuer, "sub": "stranger", "aud": ctx.settings.identity.audience,
+            "iat": now, "nbf": now, "exp": now + 900, "roles": ["user"],
+        }))
+        .unwrap();
+    let url = format!("{}/ws", ws.base.replacen("http", "ws", 1));
+    for _ in 0..3 {
+        let mut request = url.clone().into_client_request().unwrap();
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            format!("bearer, {stranger}").parse().unwrap(),
+        );
+        match tokio_tungstenite::connect_async(request).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 401)
+            }
+            other => panic!("expected 401, got {:?}", other.map(|(_, r)| r.status())),
+        }
+    }
+    assert_eq!(ws.metric("flash_sale_jwks_fetch_failures_total").await, 3.0);
+    ws.stop().await;
 }

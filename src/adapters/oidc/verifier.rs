@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use prometheus::IntCounter;
 use quick_cache::sync::Cache;
 use sha2::{Digest, Sha256};
 use tokio::sync::{Mutex, RwLock};
@@ -35,9 +36,13 @@ pub struct TokenVerifier {
     min_refresh: Duration,
     http: reqwest::Client,
     keys: RwLock<HashMap<String, Arc<DecodingKey>>>,
-    /// Serialises refetches and remembers when the last one happened.
+    /// Serialises refetches and remembers when the last attempt happened (successful or
+    /// not: a provider that is down is not asked again before `min_refresh`).
     last_refresh: Mutex<Option<Instant>>,
+    /// Longest a request waits for someone else's refetch when it has no key at all.
+    refresh_wait: Duration,
     verified: Cache<[u8; 32], Principal>,
+    fetch_failures: IntCounter,
 }
 
 #[derive(serde::Deserialize)]
@@ -63,8 +68,20 @@ impl TokenVerifier {
             http,
             keys: RwLock::new(HashMap::new()),
             last_refresh: Mutex::new(None),
+            // Discovery and JWKS: two calls, each bounded by the HTTP timeout.
+            refresh_wait: Duration::from_millis(settings.http_timeout_ms) * 2,
             verified: Cache::new(VERIFIED_CACHE_CAPACITY),
+            fetch_failures: IntCounter::new(
+                "jwks_fetch_failures_total",
+                "Failed fetches of the identity provider's signing keys",
+            )
+            .map_err(|e| IdentityError::Unavailable(Failure::unavailable(e)))?,
         })
+    }
+
+    /// The verifier's metric, for the role's registry.
+    pub fn collector(&self) -> Box<dyn prometheus::core::Collector> {
+        Box::new(self.fetch_failures.clone())
     }
 
     pub fn issuer(&self) -> &str {
@@ -136,28 +153,59 @@ impl TokenVerifier {
         })
     }
 
-    /// The decoding key for `kid`, refetching the JWKS when it is unknown.
+    /// The decoding key for `kid`, refetching the JWKS when it is unknown (at most once
+    /// per `min_refresh`, successful or not). While some keys are known, a token whose
+    /// key is not among them is refused (401) rather than waited for: the provider being
+    /// slow or down must not make every such request wait or answer 503.
     async fn key(&self, kid: &str) -> Result<Arc<DecodingKey>, IdentityError> {
-        if let Some(key) = self.keys.read().await.get(kid) {
-            return Ok(key.clone());
-        }
-        let mut last = self.last_refresh.lock().await;
+        const UNKNOWN: IdentityError =
+            IdentityError::Unauthorized("token signed by an unknown key");
+        let know_some = {
+            let keys = self.keys.read().await;
+            if let Some(key) = keys.get(kid) {
+                return Ok(key.clone());
+            }
+            !keys.is_empty()
+        };
+        let mut last = if know_some {
+            // Another request is refetching: not worth waiting for on an unknown key.
+            self.last_refresh.try_lock().map_err(|_| UNKNOWN)?
+        } else {
+            tokio::time::timeout(self.refresh_wait, self.last_refresh.lock())
+                .await
+                .map_err(|_| {
+                    IdentityError::Unavailable(Failure::unavailable(
+                        "the identity provider's keys are still being fetched",
+                    ))
+                })?
+        };
         // Someone else may have refreshed while we waited for the lock.
         if let Some(key) = self.keys.read().await.get(kid) {
             return Ok(key.clone());
         }
+        let known_now = !self.keys.read().await.is_empty();
         if last.is_some_and(|at| at.elapsed() < self.min_refresh) {
-            return Err(IdentityError::Unauthorized(
-                "token signed by an unknown key",
-            ));
+            return Err(if known_now {
+                UNKNOWN
+            } else {
+                IdentityError::Unavailable(Failure::unavailable(
+                    "the identity provider's keys could not be fetched",
+                ))
+            });
         }
-        let fetched = self.fetch_keys().await?;
         *last = Some(Instant::now());
+        let fetched = match self.fetch_keys().await {
+            Ok(fetched) => fetched,
+            Err(error) => {
+                self.fetch_failures.inc();
+                tracing::warn!(issuer = %self.issuer, %error, "could not fetch the provider's signing keys");
+                // The keys we have still verify the tokens they signed.
+                return Err(if known_now { UNKNOWN } else { error });
+            }
+        };
         let mut keys = self.keys.write().await;
         *keys = fetched;
-        keys.get(kid).cloned().ok_or(IdentityError::Unauthorized(
-            "token signed by an unknown key",
-        ))
+        keys.get(kid).cloned().ok_or(UNKNOWN)
     }
 
     async fn fetch_keys(&self) -> Result<HashMap<String, Arc<DecodingKey>>, IdentityError> {
