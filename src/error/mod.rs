@@ -169,7 +169,7 @@ impl AppError {
             Self::Order(OrderError::Unavailable(failure)) => Described::failure(failure),
             Self::Sockets(HubError::Full(_)) => Described::new(C::ServerBusy),
             Self::Sockets(HubError::UserFull(_)) => Described::new(C::TooManyConnections),
-            Self::Sockets(HubError::Redis(_)) => Described::new(C::ServerBusy),
+            Self::Sockets(HubError::Unavailable(failure)) => Described::failure(failure),
             Self::Unexpected(_) => Described::new(C::Internal),
         }
     }
@@ -212,10 +212,6 @@ impl ResponseError for AppError {
             }
             (_, ErrorCode::ServerBusy) if described.failure.is_some() => {
                 tracing::warn!(error = chain(self), "dependency unavailable");
-                "the service is busy, try again shortly".to_owned()
-            }
-            (Self::Sockets(HubError::Redis(error)), _) => {
-                tracing::warn!(error = chain(error), "dependency unavailable");
                 "the service is busy, try again shortly".to_owned()
             }
             (other, _) => other.to_string(),

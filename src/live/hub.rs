@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 use prometheus::{IntCounter, IntGauge};
 use tokio::sync::mpsc;
 
-use crate::adapters::redis::RedisError;
 use crate::adapters::redis::notifier::PaymentUpdate;
 use crate::adapters::redis::ws_routes::WsRoutes;
+use crate::domain::failure::Failure;
 use crate::domain::identity::UserId;
 
 #[derive(Clone)]
@@ -79,7 +79,7 @@ pub enum HubError {
     #[error("you already have {0} live connections open; close one first")]
     UserFull(usize),
     #[error(transparent)]
-    Redis(#[from] RedisError),
+    Unavailable(#[from] Failure),
 }
 
 impl Hub {
@@ -122,7 +122,7 @@ impl Hub {
         if users_sockets() >= self.limits.per_user {
             return Err(HubError::UserFull(self.limits.per_user));
         }
-        self.routes.claim(user).await?;
+        self.routes.claim(user).await.map_err(Failure::from)?;
         let (tx, rx) = mpsc::channel(self.send_queue.max(1));
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         {

@@ -8,6 +8,7 @@ use secrecy::ExposeSecret;
 
 use super::{ObjectStore, ObjectStoreError, StoredObject, check_key};
 use crate::config::S3StoreSettings;
+use crate::domain::failure::chain;
 
 /// Objects in an S3 bucket (AWS, or an S3-compatible server with `endpoint` and
 /// `path_style`). Every call is bounded by the configured timeout.
@@ -48,16 +49,9 @@ impl S3Store {
     }
 }
 
-fn remote<E: std::error::Error>(e: E) -> ObjectStoreError {
+fn remote<E: std::error::Error + 'static>(e: E) -> ObjectStoreError {
     // The SDK's Display is terse ("service error"); the source chain says what happened.
-    let mut message = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    ObjectStoreError::Remote(message)
+    ObjectStoreError::Remote(chain(&e))
 }
 
 #[async_trait::async_trait]

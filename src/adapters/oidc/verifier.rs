@@ -180,10 +180,13 @@ impl TokenVerifier {
                 })?
         };
         // Someone else may have refreshed while we waited for the lock.
-        if let Some(key) = self.keys.read().await.get(kid) {
-            return Ok(key.clone());
-        }
-        let known_now = !self.keys.read().await.is_empty();
+        let known_now = {
+            let keys = self.keys.read().await;
+            if let Some(key) = keys.get(kid) {
+                return Ok(key.clone());
+            }
+            !keys.is_empty()
+        };
         if last.is_some_and(|at| at.elapsed() < self.min_refresh) {
             return Err(if known_now {
                 UNKNOWN

@@ -71,12 +71,16 @@ impl Catalog {
             return Err(CatalogError::Busy);
         };
         self.metrics.count("page", "db_load");
+        Ok(Arc::new(self.page_from_mysql(page, size).await?))
+    }
+
+    async fn page_from_mysql(&self, page: u32, size: u32) -> Result<Vec<CouponView>, CatalogError> {
         let offset = i64::from(page - 1) * i64::from(size);
         let rows = self
             .mysql
             .with_conn(async |conn| coupons::page(conn, i64::from(size), offset).await)
             .await?;
-        Ok(Arc::new(self.views(&rows).await?))
+        self.views(&rows).await
     }
 
     /// The page as its JSON response body (cached with the page in memory).
@@ -146,12 +150,7 @@ impl Catalog {
         size: u32,
     ) -> Result<Arc<Vec<CouponView>>, CatalogError> {
         let build = async |version: i64| {
-            let offset = i64::from(page - 1) * i64::from(size);
-            let rows = self
-                .mysql
-                .with_conn(async |conn| coupons::page(conn, i64::from(size), offset).await)
-                .await?;
-            let views = self.views(&rows).await?;
+            let views = self.page_from_mysql(page, size).await?;
             let json: Vec<String> = views
                 .iter()
                 .map(serde_json::to_string)
