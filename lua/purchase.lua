@@ -1,7 +1,8 @@
 -- The purchase gate: sale window, stock and per-user limit checked, stock decremented
 -- and the buyer recorded in one atomic step. Every key shares the coupon's hash tag.
 --
--- KEYS[1] stock (string)  KEYS[2] meta (hash: limit, starts_ms, ends_ms, deleted, price)
+-- KEYS[1] stock (string)  KEYS[2] meta (hash: limit, starts_ms, ends_ms, deleted, price,
+--         expires_ms: when the sale's state expires, which the buyers record follows)
 -- KEYS[3] buyers (set when limit = 1, hash user -> count above it)
 -- KEYS[4] idempotency record of this (user, Idempotency-Key), or the stock key again
 --         when the request has no key
@@ -25,7 +26,8 @@ if has_idem then
   end
 end
 
-local meta = redis.call('HMGET', KEYS[2], 'limit', 'starts_ms', 'ends_ms', 'deleted', 'price')
+local meta = redis.call('HMGET', KEYS[2], 'limit', 'starts_ms', 'ends_ms', 'deleted', 'price',
+  'expires_ms')
 if not meta[1] or meta[4] == '1' then
   return {-1, '', '0'}
 end
@@ -60,6 +62,10 @@ if limit == 1 then
   redis.call('SADD', KEYS[3], ARGV[1])
 else
   redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
+end
+-- The first buyer creates the record; it expires with the rest of the sale's state.
+if meta[6] then
+  redis.call('PEXPIREAT', KEYS[3], meta[6], 'NX')
 end
 if has_idem then
   redis.call('SET', KEYS[4], ARGV[2], 'PX', ARGV[3])

@@ -7,10 +7,14 @@
 --   * a stock key and another total than it was made from: the stock follows the new
 --     total only while nothing is sold (stock = that total); otherwise nothing is written.
 --
--- KEYS[1] stock (string)   KEYS[2] meta (hash)
+-- Every key written expires at ARGV[8], a grace period after the sale's end (a changed
+-- end moves it).
+--
+-- KEYS[1] stock (string)   KEYS[2] meta (hash)   KEYS[3] buyers
 -- ARGV[1] total quantity   ARGV[2] per-user limit
 -- ARGV[3] sale start (ms since epoch)   ARGV[4] sale end (ms)
 -- ARGV[5] deleted (0/1)    ARGV[6] may create the stock (0/1)   ARGV[7] price (cents)
+-- ARGV[8] when the state expires (ms since epoch)
 -- Returns {1, stock} when written, {-1, 0} when the state is lost, {-2, stock} when the
 -- total cannot change because units are sold.
 local stock = redis.call('GET', KEYS[1])
@@ -32,5 +36,8 @@ else
   end
 end
 redis.call('HSET', KEYS[2], 'limit', ARGV[2], 'starts_ms', ARGV[3], 'ends_ms', ARGV[4],
-  'deleted', ARGV[5], 'price', ARGV[7], 'total', ARGV[1])
+  'deleted', ARGV[5], 'price', ARGV[7], 'total', ARGV[1], 'expires_ms', ARGV[8])
+for i = 1, 3 do
+  redis.call('PEXPIREAT', KEYS[i], ARGV[8])
+end
 return {1, tonumber(stock)}

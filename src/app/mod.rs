@@ -10,3 +10,4 @@ pub mod payments;
 pub mod purchase;
 pub mod reconcile;
 pub mod seed_demo;
+pub mod throttle;

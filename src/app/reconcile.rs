@@ -143,7 +143,8 @@ impl Reconciler {
         let mut seen = std::collections::HashSet::new();
         let in_flight: Vec<_> = records
             .iter()
-            .filter_map(|r| decode_order_placed(&r.record).ok())
+            // Unsigned or forged events hold no unit: the payment role never charges them.
+            .filter_map(|r| decode_order_placed(&r.record, self.kafka.signer()).ok())
             .filter(|event| event.coupon_id == coupon_id && seen.insert(event.order_id))
             .collect();
         let ids: Vec<String> = in_flight.iter().map(|e| e.order_id.to_string()).collect();

@@ -179,8 +179,19 @@ mod tests {
 
     #[test]
     fn shipped_files_all_load() {
-        for env in ["dev", "test", "production", "bench"] {
+        for env in ["dev", "test", "bench"] {
             load(env, &[]).unwrap_or_else(|e| panic!("{env}: {e}"));
         }
+        let key = (
+            "FLASH__KAFKA__EVENT_SIGNING_KEY",
+            "a production key of 32 characters+",
+        );
+        load("production", &[key]).unwrap();
+    }
+
+    #[test]
+    fn production_needs_its_own_event_signing_key() {
+        let err = load("production", &[]).unwrap_err();
+        assert!(err.to_string().contains("kafka.event_signing_key"), "{err}");
     }
 }

@@ -27,6 +27,13 @@ pub struct PurchaseSettings {
     pub publish_max_batch: usize,
     /// How often each api instance audits the live sales in Redis (0: never).
     pub audit_interval_secs: u64,
+    /// Purchase requests one account may send, per second and in a burst, to each api
+    /// instance (0: no limit); more are answered 429 before touching Redis.
+    pub user_rate_per_sec: u32,
+    pub user_burst: u32,
+    /// The same per client IP (shoppers behind one NAT share it: keep it generous).
+    pub ip_rate_per_sec: u32,
+    pub ip_burst: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

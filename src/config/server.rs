@@ -34,6 +34,13 @@ pub struct WsSettings {
     /// Open sockets one user may hold on this instance (tabs, phone and laptop), so one
     /// account cannot take every slot.
     pub max_sockets_per_user: usize,
+    /// Upgrades one user may ask for, per second and in a burst, on this instance
+    /// (0: no limit); more are answered 429 TOO_MANY_REQUESTS before any socket.
+    pub upgrade_user_rate_per_sec: u32,
+    pub upgrade_user_burst: u32,
+    /// The same per client IP, checked before the token is verified.
+    pub upgrade_ip_rate_per_sec: u32,
+    pub upgrade_ip_burst: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -39,6 +39,9 @@ pub struct KafkaSettings {
     /// `min.insync.replicas`, set when the application creates the topic).
     pub orders_min_insync_replicas: i16,
     pub timeout_ms: u64,
+    /// HMAC key of order events, the same in every api and payment instance: the
+    /// payment role reads only events signed with it.
+    pub event_signing_key: SecretString,
 }
 
 impl KafkaSettings {

@@ -58,6 +58,13 @@ impl Settings {
                 ));
             }
         }
+        if self.kafka.event_signing_key.expose_secret().len() < 32 {
+            return Err(ConfigError::invalid(
+                "kafka.event_signing_key",
+                "must be at least 32 characters, the same in every api and payment \
+                 instance (FLASH__KAFKA__EVENT_SIGNING_KEY)",
+            ));
+        }
         if !(1..=1024).contains(&self.kafka.orders_partitions) {
             return Err(ConfigError::invalid(
                 "kafka.orders_partitions",

@@ -52,7 +52,17 @@ pub struct SaleWindow {
     pub ends_at: DateTime<Utc>,
 }
 
+/// How long a sale's purchase state outlives the sale: long enough for the last
+/// payments to settle (and a declined one to give its unit back) and for a reconcile,
+/// short enough that finished sales do not pile up in Redis.
+pub const SALE_STATE_GRACE: chrono::TimeDelta = chrono::TimeDelta::days(1);
+
 impl SaleWindow {
+    /// When the sale's state in Redis expires (ms since the epoch).
+    pub fn state_expires_at_ms(&self) -> i64 {
+        (self.ends_at + SALE_STATE_GRACE).timestamp_millis()
+    }
+
     pub fn state(&self, now: DateTime<Utc>) -> SaleState {
         if now < self.starts_at {
             SaleState::NotStarted

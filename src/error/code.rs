@@ -21,6 +21,7 @@ pub enum ErrorCode {
     InvalidRefreshToken,
     TooManyAttempts,
     TooManyConnections,
+    TooManyRequests,
     UserNotFound,
     CouponNotFound,
     InvalidCoupon,
@@ -38,7 +39,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 25] = [
+    pub const ALL: [ErrorCode; 26] = [
         Self::InvalidRequest,
         Self::NotFound,
         Self::Unauthorized,
@@ -50,6 +51,7 @@ impl ErrorCode {
         Self::InvalidRefreshToken,
         Self::TooManyAttempts,
         Self::TooManyConnections,
+        Self::TooManyRequests,
         Self::UserNotFound,
         Self::CouponNotFound,
         Self::InvalidCoupon,
@@ -79,6 +81,7 @@ impl ErrorCode {
             Self::InvalidRefreshToken => "INVALID_REFRESH_TOKEN",
             Self::TooManyAttempts => "TOO_MANY_ATTEMPTS",
             Self::TooManyConnections => "TOO_MANY_CONNECTIONS",
+            Self::TooManyRequests => "TOO_MANY_REQUESTS",
             Self::UserNotFound => "USER_NOT_FOUND",
             Self::CouponNotFound => "COUPON_NOT_FOUND",
             Self::InvalidCoupon => "INVALID_COUPON",
@@ -121,6 +124,10 @@ impl ErrorCode {
             }
             Self::TooManyConnections => {
                 "This user already holds the most live-result connections allowed; close one."
+            }
+            Self::TooManyRequests => {
+                "This account or client sends purchases or connects faster than a shopper \
+                 does; nothing was decided. See `retry_after_secs`."
             }
             Self::UserNotFound => "No account with this e-mail (administration commands).",
             Self::CouponNotFound => "No coupon with this id, or it was deleted.",
@@ -166,7 +173,9 @@ impl ErrorCode {
             | Self::SaleEnded
             | Self::PurchaseLimitReached
             | Self::SoldOut => S::CONFLICT,
-            Self::TooManyAttempts | Self::TooManyConnections => S::TOO_MANY_REQUESTS,
+            Self::TooManyAttempts | Self::TooManyConnections | Self::TooManyRequests => {
+                S::TOO_MANY_REQUESTS
+            }
             Self::ImageTooLarge => S::PAYLOAD_TOO_LARGE,
             Self::UnsupportedImage => S::UNSUPPORTED_MEDIA_TYPE,
             Self::ServerBusy => S::SERVICE_UNAVAILABLE,

@@ -18,14 +18,16 @@ pub mod code;
 pub use code::ErrorCode;
 
 use crate::app::catalog::AdminError;
+use crate::app::throttle::Throttled;
 use crate::domain::coupon::CatalogError;
 use crate::domain::failure::{Failure, chain};
 use crate::domain::identity::IdentityError;
 use crate::domain::order::{OrderError, PurchaseError, PurchaseRejection};
 use crate::live::hub::HubError;
 
-/// Every error body: `{"error": {...}}`. 503 SERVER_BUSY and 429 TOO_MANY_ATTEMPTS
-/// also carry the `Retry-After` header, 401 UNAUTHORIZED `WWW-Authenticate: Bearer`.
+/// Every error body: `{"error": {...}}`. 503 SERVER_BUSY, 429 TOO_MANY_ATTEMPTS and
+/// TOO_MANY_REQUESTS also carry the `Retry-After` header, 401 UNAUTHORIZED
+/// `WWW-Authenticate: Bearer`.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = Error)]
 pub struct ErrorBody {
@@ -75,6 +77,8 @@ pub enum AppError {
     Order(#[from] OrderError),
     #[error(transparent)]
     Sockets(#[from] HubError),
+    #[error(transparent)]
+    Throttled(#[from] Throttled),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -164,6 +168,9 @@ impl AppError {
             // A rebuild takes a couple of seconds; an earlier retry would only find it again.
             Self::Purchase(PurchaseError::Rebuilding) => {
                 Described::new(C::ServerBusy).retry_after(2)
+            }
+            Self::Throttled(Throttled { retry_after_secs }) => {
+                Described::new(C::TooManyRequests).retry_after(*retry_after_secs)
             }
             Self::Order(OrderError::NotFound) => Described::new(C::OrderNotFound),
             Self::Order(OrderError::Unavailable(failure)) => Described::failure(failure),

@@ -92,6 +92,10 @@ fn one_of_each() -> Vec<AppError> {
         PurchaseError::Rejected(PurchaseRejection::SaleEnded).into(),
         PurchaseError::Rejected(PurchaseRejection::LimitReached).into(),
         PurchaseError::Rejected(PurchaseRejection::SoldOut).into(),
+        Throttled {
+            retry_after_secs: 1,
+        }
+        .into(),
         OrderError::NotFound.into(),
         PurchaseError::Unavailable(Failure::unavailable("redis timed out")).into(),
         OrderError::Unavailable(Failure::corrupt("status 'SHIPPED' in orders row")).into(),

@@ -6,16 +6,24 @@ use utoipa::ToSchema;
 
 use crate::app::orders::Orders;
 use crate::app::purchase::Purchases;
+use crate::app::throttle::Admission;
 use crate::domain::coupon::CouponId;
 use crate::domain::order::{OrderId, OrderStatus, OrderView};
 use crate::error::{AppError, ErrorBody};
-use crate::http::extract::{AuthRejections, AuthUser, CouponPath, IdempotencyKey, OrderPath};
+use crate::http::extract::{
+    AuthRejections, AuthUser, ClientIp, CouponPath, IdempotencyKey, OrderPath,
+};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(purchase_coupon)
         .service(get_order)
         .service(list_orders);
 }
+
+/// How often one account and one client IP may ask to buy: checked before the purchase
+/// touches Redis, so a bot asking thousands of times a second (for a sold-out coupon,
+/// say) does not take the gate's time from everyone else.
+pub struct PurchaseAdmission(pub Admission);
 
 #[derive(Serialize, ToSchema)]
 pub(super) struct PurchaseAccepted {
@@ -41,6 +49,7 @@ pub(super) struct PurchaseAccepted {
         (status = 400, description = "error: INVALID_REQUEST (bad id or Idempotency-Key)", body = ErrorBody),
         (status = 404, description = "error: COUPON_NOT_FOUND", body = ErrorBody),
         (status = 409, description = "error: SOLD_OUT, PURCHASE_LIMIT_REACHED, SALE_NOT_STARTED, SALE_ENDED", body = ErrorBody),
+        (status = 429, description = "error: TOO_MANY_REQUESTS (this account or client asks too often; `Retry-After`); nothing was decided", body = ErrorBody),
         (status = 503, description = "error: SERVER_BUSY; nothing was sold", body = ErrorBody),
         AuthRejections,
     ),
@@ -48,10 +57,13 @@ pub(super) struct PurchaseAccepted {
 #[post("/api/coupons/{id}/purchase")]
 pub(super) async fn purchase_coupon(
     AuthUser(user): AuthUser,
+    ClientIp(client_ip): ClientIp,
+    admission: web::Data<PurchaseAdmission>,
     purchases: web::Data<Purchases>,
     CouponPath(coupon): CouponPath,
     idempotency_key: IdempotencyKey,
 ) -> Result<HttpResponse, AppError> {
+    admission.0.admit(&user.user_id, &client_ip)?;
     let accepted = purchases
         .purchase(&user.user_id, coupon, idempotency_key.as_deref())
         .await?;

@@ -8,10 +8,15 @@ use std::sync::Arc;
 use actix_web::{HttpRequest, HttpResponse, get, web};
 
 use crate::app::access::Authenticator;
+use crate::app::throttle::Admission;
 use crate::domain::identity::IdentityError;
 use crate::error::{AppError, ErrorBody};
+use crate::http::extract::ClientIp;
 use crate::live::Hub;
 use crate::live::session::{self, ConnectionsClosing, SocketTiming};
+
+/// How often one user and one client IP may ask for a socket.
+pub struct UpgradeAdmission(pub Admission);
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(upgrade);
@@ -35,7 +40,8 @@ fn handshake_token(req: &HttpRequest) -> Option<String> {
 /// WebSocket of payment results.
 ///
 /// The token comes as the subprotocols `bearer, <token>` (answered with `bearer`), never
-/// in the URL. At most `ws.max_sockets_per_user` sockets per user. Messages are JSON:
+/// in the URL. At most `ws.max_sockets_per_user` sockets per user, and upgrades at the
+/// `ws.upgrade_*` rates. Messages are JSON:
 /// `{"type": "payment_update", "order_id", "status"}`.
 #[utoipa::path(
     tag = "live",
@@ -47,21 +53,27 @@ fn handshake_token(req: &HttpRequest) -> Option<String> {
         (status = 101, description = "Switching protocols"),
         (status = 400, description = "error: INVALID_REQUEST (not a WebSocket handshake)", body = ErrorBody),
         (status = 401, description = "error: UNAUTHORIZED", body = ErrorBody),
-        (status = 429, description = "error: TOO_MANY_CONNECTIONS", body = ErrorBody),
+        (status = 429, description = "error: TOO_MANY_CONNECTIONS (this user's sockets), TOO_MANY_REQUESTS (upgrades asked too often; `Retry-After`)", body = ErrorBody),
         (status = 503, description = "error: SERVER_BUSY", body = ErrorBody),
     ),
 )]
 #[get("/ws")]
+// One extractor per thing the handshake needs is clearer than a bundle.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn upgrade(
     req: HttpRequest,
     body: web::Payload,
+    ClientIp(client_ip): ClientIp,
+    admission: web::Data<UpgradeAdmission>,
     authenticator: web::Data<Authenticator>,
     hub: web::Data<Hub>,
     timing: web::Data<SocketTiming>,
     closing: web::Data<ConnectionsClosing>,
 ) -> Result<HttpResponse, AppError> {
+    admission.0.admit_ip(&client_ip)?;
     let token = handshake_token(&req).ok_or(IdentityError::Unauthorized("missing bearer token"))?;
     let principal = authenticator.verify(&token).await?;
+    admission.0.admit_user(&principal.user_id)?;
     let hub: Arc<Hub> = hub.into_inner();
     let (registration, outbox) = hub.register(&principal.user_id).await?;
     let (response, socket, stream) = actix_ws::handle_with_protocols(&req, body, &["bearer"])

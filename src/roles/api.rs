@@ -23,17 +23,21 @@ use crate::app::identity::Identity;
 use crate::app::orders::Orders;
 use crate::app::purchase::Purchases;
 use crate::app::reconcile::{Reconciler, SaleRebuilds};
+use crate::app::throttle::{Admission, Rate};
 use crate::config::{IdentityProviderKind, ObjectStoreKind, PurchaseStrategy, Settings};
 use crate::domain::ports::IdentityProvider;
+use crate::http::purchase::PurchaseAdmission;
 use crate::http::{self, auth::TrustProxyHeaders};
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 use crate::workers::audit::{self, AuditMetrics};
+use crate::workers::sweep;
 
 #[derive(Clone)]
 pub(super) struct ApiModules {
     catalog: web::Data<Catalog>,
     purchases: web::Data<Purchases>,
+    admission: web::Data<PurchaseAdmission>,
     orders: web::Data<Orders>,
     /// Serve `/objects/` (filesystem store; S3 serves its own URLs).
     serve_objects: bool,
@@ -109,9 +113,11 @@ impl ApiModules {
         );
         let (purchases, orders) =
             build_purchases(settings, adapters, catalog.clone(), metrics, shutdown).await?;
+        let admission = build_admission(settings, metrics, shutdown)?;
         Ok(Self {
             catalog: web::Data::from(catalog),
             purchases: web::Data::new(purchases),
+            admission,
             orders: web::Data::new(orders),
             serve_objects: settings.object_store.kind == ObjectStoreKind::Filesystem,
             static_dir: settings.server.static_dir.clone(),
@@ -124,6 +130,7 @@ impl ApiModules {
     pub(super) fn configure(&self, cfg: &mut web::ServiceConfig) {
         cfg.app_data(self.catalog.clone())
             .app_data(self.purchases.clone())
+            .app_data(self.admission.clone())
             .app_data(self.orders.clone())
             .configure(http::catalog::configure)
             .configure(http::purchase::configure)
@@ -175,6 +182,39 @@ fn build_catalog(
         settings.object_store.public_base_url.clone(),
         catalog_metrics,
     ))
+}
+
+fn build_admission(
+    settings: &Settings,
+    metrics: &Metrics,
+    shutdown: &Shutdown,
+) -> Result<web::Data<PurchaseAdmission>, StartupError> {
+    let purchase = &settings.purchase;
+    let admission = web::Data::new(PurchaseAdmission(
+        Admission::new(
+            "purchases",
+            "Purchase requests refused with 429 before reaching the gate, by the limit hit",
+            Rate {
+                per_sec: purchase.user_rate_per_sec,
+                burst: purchase.user_burst,
+            },
+            Rate {
+                per_sec: purchase.ip_rate_per_sec,
+                burst: purchase.ip_burst,
+            },
+        )
+        .map_err(StartupError::runtime)?,
+    ));
+    metrics
+        .register(admission.0.collector())
+        .map_err(StartupError::runtime)?;
+    let sweeping = admission.clone();
+    shutdown.spawn(sweep::run(
+        move || sweeping.0.forget_idle(),
+        Duration::from_secs(10),
+        shutdown.token(),
+    ));
+    Ok(admission)
 }
 
 async fn build_purchases(

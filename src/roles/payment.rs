@@ -63,6 +63,7 @@ pub(super) async fn start(
         metrics: payment_metrics,
         pool_size: config.pool_size,
         queue: config.queue,
+        signer: kafka.signer().clone(),
     };
     payment::start(deps, shutdown);
     Ok(())

@@ -8,20 +8,24 @@ use actix_web::web;
 use super::{StartupError, required};
 use crate::adapters::Adapters;
 use crate::adapters::redis::ws_routes::WsRoutes;
+use crate::app::throttle::{Admission, Rate};
 use crate::config::Settings;
-use crate::http::ws;
+use crate::http::auth::TrustProxyHeaders;
+use crate::http::ws::{self, UpgradeAdmission};
 use crate::live::Hub;
 use crate::live::hub::{SocketLimits, WsMetrics};
 use crate::live::session::{ConnectionsClosing, SocketTiming};
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
-use crate::workers::relay;
+use crate::workers::{relay, sweep};
 
 #[derive(Clone)]
 pub(super) struct WsModules {
     hub: web::Data<Hub>,
     timing: web::Data<SocketTiming>,
     closing: web::Data<ConnectionsClosing>,
+    admission: web::Data<UpgradeAdmission>,
+    trust_proxy: web::Data<TrustProxyHeaders>,
 }
 
 impl WsModules {
@@ -56,7 +60,33 @@ impl WsModules {
             route_ttl,
             shutdown,
         );
+        let admission = web::Data::new(UpgradeAdmission(
+            Admission::new(
+                "ws_upgrades",
+                "WebSocket upgrades refused with 429, by the limit hit",
+                Rate {
+                    per_sec: config.upgrade_user_rate_per_sec,
+                    burst: config.upgrade_user_burst,
+                },
+                Rate {
+                    per_sec: config.upgrade_ip_rate_per_sec,
+                    burst: config.upgrade_ip_burst,
+                },
+            )
+            .map_err(StartupError::runtime)?,
+        ));
+        metrics
+            .register(admission.0.collector())
+            .map_err(StartupError::runtime)?;
+        let sweeping = admission.clone();
+        shutdown.spawn(sweep::run(
+            move || sweeping.0.forget_idle(),
+            Duration::from_secs(10),
+            shutdown.token(),
+        ));
         Ok(Self {
+            admission,
+            trust_proxy: web::Data::new(TrustProxyHeaders(settings.identity.trust_proxy_headers)),
             hub: web::Data::from(hub),
             timing: web::Data::new(SocketTiming {
                 heartbeat: Duration::from_millis(config.heartbeat_interval_ms),
@@ -70,6 +100,8 @@ impl WsModules {
         cfg.app_data(self.hub.clone())
             .app_data(self.timing.clone())
             .app_data(self.closing.clone())
+            .app_data(self.admission.clone())
+            .app_data(self.trust_proxy.clone())
             .configure(ws::configure);
     }
 }

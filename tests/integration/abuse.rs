@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use reqwest::Method;
 
-use crate::fixtures::credentials;
+use flash_sale::adapters::redis::RedisPool;
+use flash_sale::adapters::redis::catalog_cache::CatalogCache;
+
+use crate::fixtures::{coupon_body, credentials};
 use crate::helpers::{ChildApp, TestContext};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -104,22 +107,44 @@ async fn a_sign_up_flood_costs_bounded_memory_and_clear_answers() {
     );
 }
 
-/// Distinct page/size pairs a crawler asks for (every one valid).
-const CRAWLED_PAIRS: u32 = 1_000;
+/// Distinct page/size pairs a crawler asks for (every one valid): pages 1 to 1,000 of
+/// every size from 1 to 50.
+const CRAWLED_PAIRS: u32 = 50_000;
 
+/// A crawler asking for 50,000 distinct pages leaves at most `catalog.shared_pages`
+/// pages in Redis, so the invalidation an admin edit runs stays one small step: timed
+/// here (the same call the edit makes) at under 10 ms, then checked through a real edit.
 #[tokio::test(flavor = "multi_thread")]
 async fn distinct_page_requests_leave_the_shared_cache_bounded() {
     let ctx = TestContext::new().await;
-    let app = ctx.spawn(flash_sale::roles::Role::Api).await;
-    app.open_coupon(&ctx, "Crawled", 5).await;
+    let app = std::sync::Arc::new(ctx.spawn(flash_sale::roles::Role::Api).await);
+    let coupon = app.open_coupon(&ctx, "Crawled", 5).await;
+    let started = std::time::Instant::now();
+    let crawlers: Vec<_> = (0..8)
+        .map(|lane| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                let mut answers = std::collections::BTreeMap::<u16, usize>::new();
+                for n in (lane..CRAWLED_PAIRS).step_by(8) {
+                    let (page, size) = (n / 50 + 1, n % 50 + 1);
+                    let status = app
+                        .get(&format!("/api/coupons?page={page}&size={size}"))
+                        .await
+                        .status()
+                        .as_u16();
+                    *answers.entry(status).or_default() += 1;
+                }
+                answers
+            })
+        })
+        .collect();
     let mut answers = std::collections::BTreeMap::<u16, usize>::new();
-    for n in 0..CRAWLED_PAIRS {
-        let (page, size) = (n / 50 + 1, n % 50 + 1);
-        let (status, _) = app
-            .get_json(&format!("/api/coupons?page={page}&size={size}"))
-            .await;
-        *answers.entry(status).or_default() += 1;
+    for crawler in crawlers {
+        for (status, count) in crawler.await.unwrap() {
+            *answers.entry(status).or_default() += count;
+        }
     }
+    let crawl_secs = started.elapsed().as_secs_f64();
     assert!(
         answers.keys().all(|status| [200, 503].contains(status)),
         "{answers:?}"
@@ -130,10 +155,53 @@ async fn distinct_page_requests_leave_the_shared_cache_bounded() {
         .unwrap();
     let pages = keys.iter().filter(|k| k.contains(":page:")).count();
     let shared = usize::try_from(ctx.settings.catalog.shared_pages).unwrap();
-    println!("crawl: {answers:?}, {pages} cached pages in Redis");
     assert!(
         pages <= shared,
         "{pages} page keys for {CRAWLED_PAIRS} pairs"
     );
-    app.stop().await;
+    assert!(
+        keys.len() < shared + 20,
+        "{} keys in all: {keys:?}",
+        keys.len()
+    );
+
+    let cache = CatalogCache::new(RedisPool::new(&ctx.settings.redis).unwrap(), ctx.keys());
+    let timing = std::time::Instant::now();
+    cache
+        .invalidate(&ctx.keys().catalog_coupon(coupon))
+        .await
+        .unwrap();
+    let invalidation_ms = timing.elapsed().as_secs_f64() * 1000.0;
+    println!(
+        "crawl of {CRAWLED_PAIRS} pages in {crawl_secs:.1} s: {answers:?}, {pages} cached \
+         pages, {} keys in Redis; invalidation {invalidation_ms:.2} ms",
+        keys.len()
+    );
+    assert!(
+        invalidation_ms < 10.0,
+        "invalidation took {invalidation_ms:.2} ms"
+    );
+
+    // A real edit drops the pages filled again.
+    let admin = app.admin_token(&ctx).await;
+    let upcoming = app
+        .coupon_id(&admin, &coupon_body("Upcoming", 5, 3600, 3600))
+        .await;
+    for size in [10, 20] {
+        app.get(&format!("/api/coupons?page=1&size={size}")).await;
+    }
+    let (status, body) = app
+        .send(
+            Method::PUT,
+            &format!("/api/admin/coupons/{upcoming}"),
+            Some(&admin),
+            Some(&coupon_body("Upcoming, edited", 5, 3600, 3600)),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let keys = crate::helpers::namespace_keys(&mut redis, &ctx.settings.redis.namespace)
+        .await
+        .unwrap();
+    assert!(!keys.iter().any(|k| k.contains(":page:")), "{keys:?}");
+    std::sync::Arc::into_inner(app).unwrap().stop().await;
 }

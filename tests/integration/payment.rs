@@ -15,7 +15,7 @@ use futures_util::StreamExt;
 
 use crate::fixtures::{
     OpenSale, answered, committed_offsets, count_orders, logged_order_ids, publish_paced,
-    publish_stream, publish_to, stored_ids, with_broker,
+    publish_stream, publish_to, publish_with, stored_ids, with_broker,
 };
 use crate::helpers::{ChildApp, TestContext, eventually};
 use crate::private_servers::PrivateBroker;
@@ -250,6 +250,39 @@ async fn failed_payments_give_units_back_once_even_on_replay() {
         redis.get::<_, i64>(&stock_key).await.unwrap(),
         10,
         "no unit given back twice"
+    );
+    app.stop().await;
+}
+
+/// Events written to the topic by someone without the deployment's signing key (a
+/// price of their choosing, orders nobody placed) are skipped, counted and never
+/// charged; the signed events around them are paid.
+#[tokio::test(flavor = "multi_thread")]
+async fn events_without_the_deployments_signature_are_never_charged() {
+    let ctx = TestContext::new().await;
+    let genuine = publish_to(&ctx, 20, 4, 20, Duration::ZERO).await;
+    let mut forger = ctx.settings.kafka.clone();
+    forger.event_signing_key = "a key this deployment never issued".into();
+    let forged = publish_with(&forger, 30, 4, 30, Duration::ZERO).await;
+    let later = publish_to(&ctx, 10, 4, 10, Duration::ZERO).await;
+    let app = ctx.spawn(Role::Payment).await;
+    eventually(
+        Duration::from_secs(30),
+        "the signed orders PAID",
+        || async { count_orders(&ctx, Some("PAID")).await == 30 },
+    )
+    .await;
+    eventually(Duration::from_secs(10), "every record consumed", || async {
+        committed_offsets(&ctx).await == 60
+    })
+    .await;
+    let stored: BTreeSet<String> = stored_ids(&ctx).await.into_iter().collect();
+    assert_eq!(stored, genuine.union(&later).cloned().collect());
+    assert!(stored.is_disjoint(&forged));
+    assert_eq!(
+        app.metric("flash_sale_payment_skipped_records_total{reason=\"bad_signature\"}")
+            .await,
+        30.0
     );
     app.stop().await;
 }

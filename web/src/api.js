@@ -72,6 +72,8 @@ const MESSAGES = {
   FORBIDDEN: 'You are not allowed to do this.',
   INVALID_CREDENTIALS: 'Wrong e-mail or password.',
   TOO_MANY_ATTEMPTS: 'Too many login attempts. Please wait a minute and try again.',
+  TOO_MANY_REQUESTS: 'You are clicking faster than the shop can answer. Please wait a moment.',
+  TOO_MANY_CONNECTIONS: 'Too many open tabs are following results. Close one and reload.',
   EMAIL_TAKEN: 'An account with this e-mail already exists. Log in instead.',
   INVALID_EMAIL: 'Please enter a valid e-mail address.',
   WEAK_PASSWORD: 'That password is too weak: use at least 8 characters.',

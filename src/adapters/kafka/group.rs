@@ -52,6 +52,8 @@ pub struct GroupRecord {
     pub offset: i64,
     /// The `type` header, when present.
     pub kind: Option<Vec<u8>>,
+    /// The `signature` header, when present.
+    pub signature: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
 }
 
@@ -205,16 +207,19 @@ fn poll_loop(
         };
         match polled {
             Ok(message) => {
-                let kind = message.headers().and_then(|headers| {
-                    headers
-                        .iter()
-                        .find(|h| h.key == "type")
-                        .and_then(|h| h.value.map(<[u8]>::to_vec))
-                });
+                let header = |name: &str| {
+                    message.headers().and_then(|headers| {
+                        headers
+                            .iter()
+                            .find(|h| h.key == name)
+                            .and_then(|h| h.value.map(<[u8]>::to_vec))
+                    })
+                };
                 let record = GroupRecord {
                     partition: message.partition(),
                     offset: message.offset(),
-                    kind,
+                    kind: header("type"),
+                    signature: header(super::codec::SIGNATURE),
                     value: message.payload().map(<[u8]>::to_vec),
                 };
                 if events.blocking_send(GroupEvent::Record(record)).is_err() {

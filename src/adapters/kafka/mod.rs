@@ -66,6 +66,7 @@ pub struct Kafka {
     brokers: Vec<String>,
     timeout: Duration,
     client: Arc<OnceCell<Arc<Client>>>,
+    signer: codec::EventSigner,
 }
 
 impl Kafka {
@@ -75,7 +76,13 @@ impl Kafka {
             brokers: settings.brokers.clone(),
             timeout: Duration::from_millis(settings.timeout_ms),
             client: Arc::new(OnceCell::new()),
+            signer: codec::EventSigner::new(&settings.event_signing_key),
         }
+    }
+
+    /// Signs and checks this deployment's events.
+    pub fn signer(&self) -> &codec::EventSigner {
+        &self.signer
     }
 
     pub fn timeout(&self) -> Duration {

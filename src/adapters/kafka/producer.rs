@@ -14,7 +14,7 @@ use rskafka::record::Record;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::codec::{encode_order_placed, partition_for};
+use super::codec::{EventSigner, encode_order_placed, partition_for};
 use super::{Kafka, KafkaError};
 use crate::domain::order::OrderPlaced;
 use crate::shutdown::Shutdown;
@@ -30,6 +30,7 @@ pub struct OrderPublisher {
     partitions: i32,
     /// Longest a publisher waits for its event's fate (queue time included).
     deadline: Duration,
+    signer: EventSigner,
 }
 
 /// Tuning of the publisher.
@@ -52,6 +53,7 @@ impl OrderPublisher {
         shutdown: &Shutdown,
     ) -> Self {
         let deadline = Self::deadline_for(&kafka);
+        let signer = kafka.signer().clone();
         let queues = (0..partitions.max(1))
             .map(|partition| {
                 let (tx, rx) = mpsc::channel(limits.queue.max(1));
@@ -70,6 +72,7 @@ impl OrderPublisher {
             queues,
             partitions: partitions.max(1),
             deadline,
+            signer,
         }
     }
 
@@ -83,8 +86,8 @@ impl OrderPublisher {
     /// Publishes one event and waits for the broker's acknowledgement. An error means
     /// the event was not stored (or could not be confirmed within the timeout).
     pub async fn publish(&self, event: &OrderPlaced) -> Result<(), KafkaError> {
-        let record =
-            encode_order_placed(event).map_err(|e| KafkaError::Unavailable(e.to_string()))?;
+        let record = encode_order_placed(event, &self.signer)
+            .map_err(|e| KafkaError::Unavailable(e.to_string()))?;
         let partition = partition_for(event.coupon_id, self.partitions);
         let queue = usize::try_from(partition)
             .ok()

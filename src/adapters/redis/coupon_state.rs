@@ -39,13 +39,15 @@ impl CouponState {
             script
                 .key(self.keys.coupon_stock(id))
                 .key(self.keys.coupon_meta(id))
+                .key(self.keys.coupon_buyers(id))
                 .arg(coupon.total_quantity)
                 .arg(coupon.per_user_limit)
                 .arg(coupon.sale.starts_at.timestamp_millis())
                 .arg(coupon.sale.ends_at.timestamp_millis())
                 .arg(i32::from(coupon.is_deleted))
                 .arg(i32::from(may_create))
-                .arg(coupon.price_cents);
+                .arg(coupon.price_cents)
+                .arg(coupon.sale.state_expires_at_ms());
             script
         };
         let (code, stock): (i64, i64) = self

@@ -27,6 +27,9 @@ use crate::shutdown::Shutdown;
 const QUEUE: usize = 16_384;
 /// Largest pipeline written at once.
 const MAX_BATCH: usize = 512;
+/// Pending ids kept per user (the orders list shows 100 at most); older ones, and ids
+/// whose record has expired, are trimmed on every write.
+const KEPT_PER_USER: isize = 100;
 
 #[derive(Clone, Serialize, Deserialize)]
 struct PendingRecord {
@@ -198,6 +201,14 @@ impl Writer {
                 order.order_id.to_string(),
                 order.created_at.timestamp_millis(),
             )
+            .ignore()
+            .zrembyscore(
+                &user_key,
+                "-inf",
+                order.created_at.timestamp_millis() - i64::try_from(self.ttl_ms).unwrap_or(0),
+            )
+            .ignore()
+            .zremrangebyrank(&user_key, 0, -(KEPT_PER_USER + 1))
             .ignore()
             .pexpire(&user_key, i64::try_from(self.ttl_ms).unwrap_or(i64::MAX))
             .ignore();

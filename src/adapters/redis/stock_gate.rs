@@ -353,7 +353,8 @@ impl StockGate {
             .arg(coupon.sale.ends_at.timestamp_millis())
             .arg(i32::from(coupon.is_deleted))
             .arg(coupon.price_cents)
-            .arg(coupon.total_quantity);
+            .arg(coupon.total_quantity)
+            .arg(coupon.sale.state_expires_at_ms());
         for (user, count) in buyers {
             invocation.arg(user.as_str()).arg(*count);
         }

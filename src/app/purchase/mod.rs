@@ -284,6 +284,8 @@ impl Purchases {
     async fn missing_sale_state(&self, coupon: CouponId) -> PurchaseError {
         match self.catalog.coupon(coupon).await {
             Err(CatalogError::NotFound) => PurchaseRejection::CouponNotFound.into(),
+            // The state of a finished sale expires; there is nothing to rebuild.
+            Ok(found) if found.sale_ends_at <= Utc::now() => PurchaseRejection::SaleEnded.into(),
             Ok(_) => match &self.rebuilds {
                 Some(rebuilds) => {
                     tracing::warn!(coupon.id = %coupon, "sale state missing in Redis; rebuilding it from MySQL and Kafka");

@@ -102,7 +102,7 @@ pub async fn run(args: Args, config_dir: &Path) -> anyhow::Result<()> {
         .read_to_end(0)
         .await?
         .iter()
-        .filter_map(|r| decode_order_placed(&r.record).ok())
+        .filter_map(|r| decode_order_placed(&r.record, kafka.signer()).ok())
         .filter(|e| e.coupon_id == id)
         .count();
     emit(&Entry::Check(Check::equal(

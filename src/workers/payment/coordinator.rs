@@ -242,12 +242,26 @@ impl<'a> Coordinator<'a> {
         let next = chunk.last().map_or(0, |r| r.offset + 1);
         let events: Vec<OrderPlaced> = chunk
             .iter()
-            .filter_map(|r| match decode_order_placed_parts(r.kind.as_deref(), r.value.as_deref()) {
-                Ok(event) => Some(event),
-                Err(error) => {
-                    // A record we cannot read would block the partition forever: skip it, loudly.
-                    tracing::error!(partition, offset = r.offset, %error, "skipping an unreadable order event");
-                    None
+            .filter_map(|r| {
+                let decoded = decode_order_placed_parts(
+                    r.kind.as_deref(),
+                    r.signature.as_deref(),
+                    r.value.as_deref(),
+                    &self.deps.signer,
+                );
+                match decoded {
+                    Ok(event) => Some(event),
+                    Err(error) => {
+                        // A record we cannot read (or must not trust) would block the
+                        // partition forever: skip it, loudly, and never charge it.
+                        tracing::error!(partition, offset = r.offset, %error, "skipping an order event");
+                        self.deps
+                            .metrics
+                            .skipped
+                            .with_label_values(&[error.reason()])
+                            .inc();
+                        None
+                    }
                 }
             })
             .collect();

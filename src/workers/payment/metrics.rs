@@ -18,6 +18,8 @@ pub struct PaymentMetrics {
     pub(super) owned_partitions: IntGauge,
     /// Batches refused because another instance had claimed their partition since.
     pub(super) fenced: IntCounter,
+    /// Records skipped, by reason (unreadable, wrong_type, bad_signature).
+    pub(super) skipped: IntCounterVec,
 }
 
 impl PaymentMetrics {
@@ -50,6 +52,13 @@ impl PaymentMetrics {
                 "payment_fenced_batches_total",
                 "Batches refused: another instance had claimed the partition",
             )?,
+            skipped: IntCounterVec::new(
+                Opts::new(
+                    "payment_skipped_records_total",
+                    "Order events skipped and never charged, by reason",
+                ),
+                &["reason"],
+            )?,
         };
         metrics
             .pool_size
@@ -67,6 +76,7 @@ impl PaymentMetrics {
             Box::new(self.pool_size.clone()),
             Box::new(self.owned_partitions.clone()),
             Box::new(self.fenced.clone()),
+            Box::new(self.skipped.clone()),
         ]
     }
 }

@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 
 pub use metrics::PaymentMetrics;
 
+use crate::adapters::kafka::codec::EventSigner;
 use crate::adapters::kafka::group::GroupSettings;
 use crate::app::payments::Payments;
 use crate::domain::payment::{PaymentJob, PaymentOutcome};
@@ -38,6 +39,8 @@ pub struct PaymentDeps {
     pub metrics: PaymentMetrics,
     pub pool_size: usize,
     pub queue: usize,
+    /// Checks that each event was signed by an api instance of this deployment.
+    pub signer: EventSigner,
 }
 
 /// Starts the consumer, the worker pool and the settler; they stop on shutdown in that
