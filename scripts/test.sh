@@ -55,4 +55,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # All features: the benchmark-only purchase gates are tested too.
 echo "[test] cargo test (all targets, all features)"
 cargo test --all-targets --all-features --no-fail-fast
+# Schemathesis against the OpenAPI document the api serves: no 5xx, every answer as
+# documented.
+FLASH_SALE_BIN="${CARGO_TARGET_DIR:-target}/debug/flash-sale" scripts/contract-test.sh
 scripts/browser-test.sh

@@ -94,6 +94,8 @@ pub mod limits {
     pub const PRICE_MAX_CENTS: i64 = 100_000_000;
     pub const QUANTITY_MAX: i64 = 10_000_000;
     pub const PER_USER_LIMIT_MAX: i64 = 100;
+    /// The last page number a list request may ask for.
+    pub const PAGE_MAX: u32 = 1_000_000;
 }
 
 /// A validated set of editable fields (create and full update).

@@ -186,7 +186,7 @@ pub enum IdentityError {
     /// Expired, revoked (logged out) or never issued: log in again.
     #[error("the refresh token is not valid; log in again")]
     InvalidRefreshToken,
-    #[error("too many login attempts; try again in {retry_after_secs} s")]
+    #[error("too many attempts; try again in {retry_after_secs} s")]
     TooManyAttempts { retry_after_secs: u64 },
     /// The bearer token is missing or not acceptable; the reason is for logs and the
     /// message, never a stack trace.

@@ -12,6 +12,7 @@ use serde::Serialize;
 pub enum ErrorCode {
     InvalidRequest,
     NotFound,
+    MethodNotAllowed,
     Unauthorized,
     Forbidden,
     InvalidEmail,
@@ -39,9 +40,10 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 26] = [
+    pub const ALL: [ErrorCode; 27] = [
         Self::InvalidRequest,
         Self::NotFound,
+        Self::MethodNotAllowed,
         Self::Unauthorized,
         Self::Forbidden,
         Self::InvalidEmail,
@@ -72,6 +74,7 @@ impl ErrorCode {
         match self {
             Self::InvalidRequest => "INVALID_REQUEST",
             Self::NotFound => "NOT_FOUND",
+            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Self::Unauthorized => "UNAUTHORIZED",
             Self::Forbidden => "FORBIDDEN",
             Self::InvalidEmail => "INVALID_EMAIL",
@@ -106,6 +109,9 @@ impl ErrorCode {
                 "The request could not be parsed: bad JSON, query string, path segment or header."
             }
             Self::NotFound => "No route matches the path.",
+            Self::MethodNotAllowed => {
+                "The path exists but not with this method; `Allow` lists the methods it takes."
+            }
             Self::Unauthorized => "No bearer token, or one that is not acceptable.",
             Self::Forbidden => "The caller lacks the role the endpoint needs.",
             Self::InvalidEmail => "Not an e-mail address; `field` is `email`.",
@@ -164,6 +170,7 @@ impl ErrorCode {
                 S::UNAUTHORIZED
             }
             Self::Forbidden => S::FORBIDDEN,
+            Self::MethodNotAllowed => S::METHOD_NOT_ALLOWED,
             Self::InvalidEmail | Self::WeakPassword | Self::InvalidCoupon | Self::InvalidPage => {
                 S::UNPROCESSABLE_ENTITY
             }

@@ -65,6 +65,9 @@ pub enum AppError {
     /// No route matches the path.
     #[error("no such endpoint")]
     RouteNotFound,
+    /// The path exists with other methods: the `Allow` header's value.
+    #[error("this endpoint takes {0}")]
+    MethodNotAllowed(String),
     #[error(transparent)]
     Identity(#[from] IdentityError),
     #[error(transparent)]
@@ -138,6 +141,7 @@ impl AppError {
         match self {
             Self::BadRequest(_) => Described::new(C::InvalidRequest),
             Self::RouteNotFound => Described::new(C::NotFound),
+            Self::MethodNotAllowed(_) => Described::new(C::MethodNotAllowed),
             Self::Identity(e) => match e {
                 IdentityError::InvalidEmail(_) => Described::new(C::InvalidEmail).field("email"),
                 IdentityError::WeakPassword(_) => Described::new(C::WeakPassword).field("password"),
@@ -229,6 +233,9 @@ impl ResponseError for AppError {
         }
         if described.code == ErrorCode::Unauthorized {
             response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        if let Self::MethodNotAllowed(allow) = self {
+            response.insert_header(("Allow", allow.as_str()));
         }
         response.json(ErrorBody {
             error: ErrorDetail {

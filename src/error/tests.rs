@@ -54,6 +54,7 @@ fn one_of_each() -> Vec<AppError> {
     vec![
         AppError::BadRequest("Idempotency-Key must be 1-128 visible ASCII characters".into()),
         AppError::RouteNotFound,
+        AppError::MethodNotAllowed("GET".into()),
         IdentityError::Unauthorized("missing bearer token").into(),
         IdentityError::Forbidden.into(),
         IdentityError::InvalidEmail("not an e-mail address").into(),

@@ -30,16 +30,42 @@ pub(super) struct CouponBody {
     #[serde(default)]
     #[schema(max_length = 5000)]
     description: String,
+    #[serde(deserialize_with = "whole_number")]
     #[schema(minimum = 0, maximum = 100_000_000)]
     price_cents: i64,
+    #[serde(deserialize_with = "whole_number")]
     #[schema(minimum = 1, maximum = 10_000_000)]
     total_quantity: i64,
     /// Most units one user may buy (at most `total_quantity`); 1 when absent.
+    #[serde(default, deserialize_with = "optional_whole_number")]
     #[schema(minimum = 1, maximum = 100)]
     per_user_limit: Option<i64>,
     sale_starts_at: DateTime<Utc>,
     /// After `sale_starts_at`.
     sale_ends_at: DateTime<Utc>,
+}
+
+/// An integer field: JSON Schema (and so the API document) counts `5.0` as the integer
+/// 5, so it is taken as one; `5.5` is refused.
+fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    let number = serde_json::Number::deserialize(deserializer)?;
+    number
+        .as_i64()
+        .or_else(|| {
+            number
+                .as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                .map(|f| f as i64)
+        })
+        .ok_or_else(|| serde::de::Error::custom(format!("{number} is not an integer")))
+}
+
+fn optional_whole_number<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    struct Whole(#[serde(deserialize_with = "whole_number")] i64);
+    Ok(Option::<Whole>::deserialize(deserializer)?.map(|Whole(n)| n))
 }
 
 impl TryFrom<&CouponBody> for CouponDraft {
@@ -138,6 +164,7 @@ pub(super) async fn delete_coupon(
 /// The multipart form of an image upload.
 #[derive(ToSchema)]
 #[allow(dead_code)] // Only describes the form; the handler streams it.
+#[serde(deny_unknown_fields)]
 pub(super) struct ImageForm {
     /// PNG, JPEG, WebP or GIF.
     #[schema(value_type = String, format = Binary)]

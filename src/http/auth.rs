@@ -40,6 +40,17 @@ pub(super) struct Credentials {
     password: String,
 }
 
+/// A new account's e-mail and password.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Registration {
+    #[schema(format = Email, max_length = 254)]
+    email: String,
+    /// 8 to 128 characters, not only spaces.
+    #[schema(format = Password, min_length = 8, max_length = 128, pattern = r"\S")]
+    password: String,
+}
+
 #[derive(Serialize, ToSchema)]
 pub(super) struct Registered {
     user_id: UserId,
@@ -48,12 +59,13 @@ pub(super) struct Registered {
 /// Creates an account (no e-mail verification).
 #[utoipa::path(
     tag = "auth",
-    request_body = Credentials,
+    request_body = Registration,
     responses(
         (status = 201, description = "Created", body = Registered),
         (status = 400, description = "error: INVALID_REQUEST", body = ErrorBody),
         (status = 409, description = "error: EMAIL_TAKEN", body = ErrorBody),
         (status = 422, description = "error: INVALID_EMAIL, WEAK_PASSWORD", body = ErrorBody),
+        (status = 429, description = "error: TOO_MANY_ATTEMPTS (sign-ups from this client or in all; `Retry-After`)", body = ErrorBody),
         (status = 503, description = "error: SERVER_BUSY", body = ErrorBody),
     ),
 )]
@@ -61,7 +73,7 @@ pub(super) struct Registered {
 pub(super) async fn register(
     identity: web::Data<Identity>,
     ClientIp(client_ip): ClientIp,
-    body: web::Json<Credentials>,
+    body: web::Json<Registration>,
 ) -> Result<HttpResponse, AppError> {
     let user_id = identity
         .register(&body.email, &body.password, &client_ip)

@@ -26,11 +26,11 @@ pub fn configure_objects(cfg: &mut web::ServiceConfig) {
 #[into_params(parameter_in = Query)]
 pub(super) struct PageQuery {
     /// 1-based page number.
-    #[param(value_type = Option<u32>, minimum = 1, default = 1)]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1_000_000, default = 1)]
     page: Option<String>,
-    /// Coupons per page, at most the server's maximum (100 unless configured otherwise;
-    /// INVALID_PAGE carries it as `max_size`).
-    #[param(value_type = Option<u32>, minimum = 1, default = 20)]
+    /// Coupons per page, at most the server's maximum (`catalog.max_page_size`, 100
+    /// unless configured otherwise; INVALID_PAGE carries it as `max_size`).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100, default = 20)]
     size: Option<String>,
 }
 
@@ -56,6 +56,7 @@ fn page_number(
     params(PageQuery),
     responses(
         (status = 200, description = "The page", body = CouponPage),
+        (status = 400, description = "error: INVALID_REQUEST (malformed query string)", body = ErrorBody),
         (status = 422, description = "error: INVALID_PAGE", body = ErrorBody),
         (status = 503, description = "error: SERVER_BUSY", body = ErrorBody),
     ),
@@ -125,11 +126,23 @@ pub(super) async fn get_stock(
         }))
 }
 
-/// Not in the OpenAPI document: clients never build these URLs, they follow a coupon's
-/// `image_url`, which points here only with the filesystem store.
-
+/// A stored image.
+///
+/// Served only with the filesystem object store (S3 serves its own URLs). Clients never
+/// build these URLs: they follow a coupon's `image_url`.
+#[utoipa::path(
+    tag = "catalog",
+    params(("key" = String, Path, description = "The object's key, as in `image_url`")),
+    responses(
+        (status = 200, description = "The image (`Cache-Control: immutable`)", content(
+            (Vec<u8> = "image/png"), (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/webp"), (Vec<u8> = "image/gif"),
+        )),
+        (status = 404, description = "error: NOT_FOUND", body = ErrorBody),
+        (status = 503, description = "error: SERVER_BUSY", body = ErrorBody),
+    ),
+)]
 #[get("/objects/{key:.*}")]
-async fn get_object(
+pub(super) async fn get_object(
     catalog: web::Data<Catalog>,
     key: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {

@@ -34,7 +34,22 @@ pub fn configure_extractors(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// Fallback for paths no module serves.
-pub async fn not_found(_req: HttpRequest) -> Result<HttpResponse, AppError> {
-    Err(AppError::RouteNotFound)
+/// Fallback for requests no module serves.
+pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, AppError> {
+    Err(unrouted(&req))
+}
+
+/// The answer to a request no route took: 405 with `Allow` when the API document has the
+/// path with other methods, 404 otherwise (a documented method this role does not
+/// serve is a 404 too: another role serves it).
+pub fn unrouted(req: &HttpRequest) -> AppError {
+    static DOCUMENTED: std::sync::LazyLock<Vec<(actix_web::dev::ResourceDef, Vec<&str>)>> =
+        std::sync::LazyLock::new(openapi::documented_methods);
+    let path = req.path();
+    match DOCUMENTED.iter().find(|(route, _)| route.is_match(path)) {
+        Some((_, methods)) if !methods.contains(&req.method().as_str()) => {
+            AppError::MethodNotAllowed(methods.join(", "))
+        }
+        _ => AppError::RouteNotFound,
+    }
 }

@@ -27,6 +27,7 @@ use super::{admin, auth, catalog, ops, purchase, ws};
         catalog::list_coupons,
         catalog::get_coupon,
         catalog::get_stock,
+        catalog::get_object,
         purchase::purchase_coupon,
         purchase::list_orders,
         purchase::get_order,
@@ -57,6 +58,32 @@ pub struct ApiDoc;
 
 /// The `bearer` scheme the authenticated operations name.
 struct BearerScheme;
+
+/// Every documented path as a route pattern, with the methods it takes.
+pub fn documented_methods() -> Vec<(actix_web::dev::ResourceDef, Vec<&'static str>)> {
+    ApiDoc::openapi()
+        .paths
+        .paths
+        .iter()
+        .map(|(path, item)| {
+            let methods = [
+                ("GET", item.get.is_some()),
+                ("HEAD", item.get.is_some() || item.head.is_some()),
+                ("POST", item.post.is_some()),
+                ("PUT", item.put.is_some()),
+                ("PATCH", item.patch.is_some()),
+                ("DELETE", item.delete.is_some()),
+            ];
+            (
+                actix_web::dev::ResourceDef::new(path.as_str()),
+                methods
+                    .into_iter()
+                    .filter_map(|(method, served)| served.then_some(method))
+                    .collect(),
+            )
+        })
+        .collect()
+}
 
 impl Modify for BearerScheme {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
@@ -161,5 +188,13 @@ mod tests {
         );
         let credentials = &doc["components"]["schemas"]["Credentials"]["properties"];
         assert_eq!(credentials["password"]["maxLength"], Password::MAX_CHARS);
+        let registration = &doc["components"]["schemas"]["Registration"]["properties"];
+        assert_eq!(registration["password"]["minLength"], Password::MIN_CHARS);
+        assert_eq!(registration["password"]["maxLength"], Password::MAX_CHARS);
+        let list = doc["paths"]["/api/coupons"]["get"]["parameters"]
+            .as_array()
+            .unwrap();
+        let page = list.iter().find(|p| p["name"] == "page").unwrap();
+        assert_eq!(page["schema"]["maximum"], limits::PAGE_MAX);
     }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use actix_files::{Files, NamedFile};
 use actix_web::dev::{ServiceRequest, ServiceResponse, fn_service};
-use actix_web::web;
+use actix_web::{guard, web};
 
 /// Prefixes that belong to the server, never to the pages.
 const SERVER_PATHS: [&str; 6] = [
@@ -29,6 +29,8 @@ pub fn configure(dir: &Path) -> impl FnOnce(&mut web::ServiceConfig) + use<> {
         }
         cfg.service(
             Files::new("/", dir)
+                // Other methods fall through to the JSON 404/405 answers.
+                .guard(guard::Any(guard::Get()).or(guard::Head()))
                 .index_file("index.html")
                 .default_handler(fn_service(move |req: ServiceRequest| {
                     spa_fallback(req, index.clone())
@@ -47,7 +49,7 @@ async fn spa_fallback(
         .any(|prefix| req.path().starts_with(prefix))
         || req.path() == "/metrics"
     {
-        let response = crate::error::AppError::RouteNotFound;
+        let response = super::unrouted(&req);
         return Ok(ServiceResponse::new(
             req,
             actix_web::ResponseError::error_response(&response),

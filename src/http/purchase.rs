@@ -41,7 +41,7 @@ pub(super) struct PurchaseAccepted {
     security(("bearer" = [])),
     params(
         ("id" = CouponId, Path, description = "The coupon's id"),
-        ("Idempotency-Key" = Option<String>, Header, max_length = 128, nullable = false,
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 128, pattern = "^[!-~]+$", nullable = false,
          description = "1-128 visible ASCII characters: a retry with the same key gets the first answer"),
     ),
     responses(

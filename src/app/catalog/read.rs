@@ -12,7 +12,7 @@ impl Catalog {
         let page = page.unwrap_or(1);
         let size = size.unwrap_or(self.settings.default_page_size);
         let max_size = self.settings.max_page_size;
-        if page == 0 || page > 1_000_000 {
+        if page == 0 || page > crate::domain::coupon::limits::PAGE_MAX {
             return Err(CatalogError::InvalidPage {
                 field: "page",
                 max_size,
