@@ -8,8 +8,10 @@ QUICK ?= 0
 dev:
 	@scripts/dev.sh
 
-## test: lint, then the whole test suite against real MariaDB, Redis, Kafka and Keycloak
+## test: lint, supply-chain checks (cargo-deny, npm lock files), then the whole test suite
+## against real MariaDB, Redis, Kafka and Keycloak, and Schemathesis against the API document
 test: lint
+	@scripts/supply-chain.sh
 	@scripts/test.sh
 
 ## lint: formatting check and clippy with warnings as errors
