@@ -40,8 +40,16 @@ async fn race(limit: i64) {
         .map(|(user, token)| {
             let app = &app;
             async move {
-                let (status, body) = app.purchase(&token, coupon, None).await;
-                (user, status, body)
+                // A 503 decided nothing (its unit was given back): retry as a client
+                // told Retry-After would, so a slow moment of the machine cannot
+                // leave a unit unsold.
+                loop {
+                    let (status, body) = app.purchase(&token, coupon, None).await;
+                    if status != 503 {
+                        return (user, status, body);
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
             }
         })
         .buffer_unordered(400)
