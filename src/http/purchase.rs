@@ -23,7 +23,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// How often one account and one client IP may ask to buy: checked before the purchase
 /// touches Redis, so a bot asking thousands of times a second (for a sold-out coupon,
 /// say) does not take the gate's time from everyone else.
-pub struct PurchaseAdmission(pub Admission);
+pub struct PurchaseAdmission(pub std::sync::Arc<Admission>);
 
 #[derive(Serialize, ToSchema)]
 pub(super) struct PurchaseAccepted {

@@ -16,7 +16,7 @@ use crate::live::Hub;
 use crate::live::session::{self, ConnectionsClosing, SocketTiming};
 
 /// How often one user and one client IP may ask for a socket.
-pub struct UpgradeAdmission(pub Admission);
+pub struct UpgradeAdmission(pub Arc<Admission>);
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(upgrade);

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use actix_web::web;
 
-use super::{StartupError, ensure_orders_topic, required};
+use super::{StartupError, ensure_orders_topic, required, start_admission};
 use crate::adapters::Adapters;
 use crate::adapters::kafka::producer::{OrderPublisher, PublisherLimits};
 use crate::adapters::mysql::MysqlPool;
@@ -23,7 +23,7 @@ use crate::app::identity::Identity;
 use crate::app::orders::Orders;
 use crate::app::purchase::Purchases;
 use crate::app::reconcile::{Reconciler, SaleRebuilds};
-use crate::app::throttle::{Admission, Rate};
+use crate::app::throttle::Rate;
 use crate::config::{IdentityProviderKind, ObjectStoreKind, PurchaseStrategy, Settings};
 use crate::domain::ports::IdentityProvider;
 use crate::http::purchase::PurchaseAdmission;
@@ -31,7 +31,6 @@ use crate::http::{self, auth::TrustProxyHeaders};
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 use crate::workers::audit::{self, AuditMetrics};
-use crate::workers::sweep;
 
 #[derive(Clone)]
 pub(super) struct ApiModules {
@@ -190,10 +189,10 @@ fn build_admission(
     shutdown: &Shutdown,
 ) -> Result<web::Data<PurchaseAdmission>, StartupError> {
     let purchase = &settings.purchase;
-    let admission = web::Data::new(PurchaseAdmission(
-        Admission::new(
-            "purchases",
-            "Purchase requests refused with 429 before reaching the gate, by the limit hit",
+    let admission = start_admission(
+        "purchases",
+        "Purchase requests refused with 429 before reaching the gate, by the limit hit",
+        [
             Rate {
                 per_sec: purchase.user_rate_per_sec,
                 burst: purchase.user_burst,
@@ -202,19 +201,11 @@ fn build_admission(
                 per_sec: purchase.ip_rate_per_sec,
                 burst: purchase.ip_burst,
             },
-        )
-        .map_err(StartupError::runtime)?,
-    ));
-    metrics
-        .register(admission.0.collector())
-        .map_err(StartupError::runtime)?;
-    let sweeping = admission.clone();
-    shutdown.spawn(sweep::run(
-        move || sweeping.0.forget_idle(),
-        Duration::from_secs(10),
-        shutdown.token(),
-    ));
-    Ok(admission)
+        ],
+        metrics,
+        shutdown,
+    )?;
+    Ok(web::Data::new(PurchaseAdmission(admission)))
 }
 
 async fn build_purchases(

@@ -109,6 +109,32 @@ fn required<T: Clone>(adapter: &Option<T>, what: &str) -> Result<T, StartupError
         .ok_or_else(|| StartupError::Runtime(format!("this role needs the {what} adapter")))
 }
 
+/// Per-account and per-IP token buckets: their counter registered, and the buckets of
+/// clients gone quiet forgotten every 10 s.
+#[cfg(any(feature = "api", feature = "ws"))]
+fn start_admission(
+    name: &str,
+    help: &str,
+    [per_user, per_ip]: [crate::app::throttle::Rate; 2],
+    metrics: &crate::metrics::Metrics,
+    shutdown: &crate::shutdown::Shutdown,
+) -> Result<std::sync::Arc<crate::app::throttle::Admission>, StartupError> {
+    let admission = std::sync::Arc::new(
+        crate::app::throttle::Admission::new(name, help, per_user, per_ip)
+            .map_err(StartupError::runtime)?,
+    );
+    metrics
+        .register(admission.collector())
+        .map_err(StartupError::runtime)?;
+    let sweeping = admission.clone();
+    shutdown.spawn(crate::workers::sweep::run(
+        move || sweeping.forget_idle(),
+        std::time::Duration::from_secs(10),
+        shutdown.token(),
+    ));
+    Ok(admission)
+}
+
 /// Creates the orders topic if absent and answers the partitions to use: the topic's
 /// own count when it exists with another than configured (reported: producing to a
 /// partition that does not exist would fail every purchase of its coupons), else the

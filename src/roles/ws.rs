@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use actix_web::web;
 
-use super::{StartupError, required};
+use super::{StartupError, required, start_admission};
 use crate::adapters::Adapters;
 use crate::adapters::redis::ws_routes::WsRoutes;
-use crate::app::throttle::{Admission, Rate};
+use crate::app::throttle::Rate;
 use crate::config::Settings;
 use crate::http::auth::TrustProxyHeaders;
 use crate::http::ws::{self, UpgradeAdmission};
@@ -17,7 +17,7 @@ use crate::live::hub::{SocketLimits, WsMetrics};
 use crate::live::session::{ConnectionsClosing, SocketTiming};
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
-use crate::workers::{relay, sweep};
+use crate::workers::relay;
 
 #[derive(Clone)]
 pub(super) struct WsModules {
@@ -60,10 +60,10 @@ impl WsModules {
             route_ttl,
             shutdown,
         );
-        let admission = web::Data::new(UpgradeAdmission(
-            Admission::new(
-                "ws_upgrades",
-                "WebSocket upgrades refused with 429, by the limit hit",
+        let admission = start_admission(
+            "ws_upgrades",
+            "WebSocket upgrades refused with 429, by the limit hit",
+            [
                 Rate {
                     per_sec: config.upgrade_user_rate_per_sec,
                     burst: config.upgrade_user_burst,
@@ -72,20 +72,12 @@ impl WsModules {
                     per_sec: config.upgrade_ip_rate_per_sec,
                     burst: config.upgrade_ip_burst,
                 },
-            )
-            .map_err(StartupError::runtime)?,
-        ));
-        metrics
-            .register(admission.0.collector())
-            .map_err(StartupError::runtime)?;
-        let sweeping = admission.clone();
-        shutdown.spawn(sweep::run(
-            move || sweeping.0.forget_idle(),
-            Duration::from_secs(10),
-            shutdown.token(),
-        ));
+            ],
+            metrics,
+            shutdown,
+        )?;
         Ok(Self {
-            admission,
+            admission: web::Data::new(UpgradeAdmission(admission)),
             trust_proxy: web::Data::new(TrustProxyHeaders(settings.identity.trust_proxy_headers)),
             hub: web::Data::from(hub),
             timing: web::Data::new(SocketTiming {
