@@ -1,5 +1,5 @@
 # Developer entry points. Every install step lives in scripts/ (idempotent).
-.PHONY: dev test lint stop status bench migrate run build
+.PHONY: dev test lint stop status bench fuzz migrate run build
 
 ROLE ?= all
 QUICK ?= 0
@@ -31,6 +31,10 @@ status:
 ## bench: release build, every scenario with wrk/redis-benchmark, report in bench/results/ (QUICK=1: < 3 min)
 bench:
 	@QUICK=$(QUICK) scripts/bench.sh
+
+## fuzz: cargo-fuzz on the request parsers and token handling, FUZZ_SECONDS (60) per target
+fuzz:
+	@scripts/fuzz.sh
 
 ## migrate: apply pending migrations to the configured database
 migrate:

@@ -58,7 +58,8 @@ impl EventSigner {
         }
     }
 
-    fn sign(&self, value: &[u8]) -> Vec<u8> {
+    /// The HMAC of `value`, as the `signature` header carries it.
+    pub fn sign(&self, value: &[u8]) -> Vec<u8> {
         let mut mac = self.mac.clone();
         mac.update(value);
         mac.finalize().into_bytes().to_vec()
