@@ -55,6 +55,10 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # All features: the benchmark-only purchase gates are tested too.
 echo "[test] cargo test (all targets, all features)"
 cargo test --all-targets --all-features --no-fail-fast
+# The load tests (a 50,000-page crawl, a purchase flood) saturate both cores: alone, so
+# they neither starve nor are starved by the timing-sensitive tests.
+echo "[test] load tests, one at a time"
+cargo test --all-features --test integration -- --ignored --test-threads=1 --nocapture
 # Schemathesis against the OpenAPI document the api serves: no 5xx, every answer as
 # documented.
 FLASH_SALE_BIN="${CARGO_TARGET_DIR:-target}/debug/flash-sale" scripts/contract-test.sh
