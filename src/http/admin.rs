@@ -24,7 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = CouponInput)]
-pub(super) struct CouponBody {
+pub struct CouponBody {
     #[schema(min_length = 1, max_length = 200)]
     name: String,
     #[serde(default)]

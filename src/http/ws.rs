@@ -18,7 +18,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// The token of a WebSocket handshake: the subprotocols `bearer, <token>`.
-fn handshake_token(req: &HttpRequest) -> Option<String> {
+pub fn handshake_token(req: &HttpRequest) -> Option<String> {
     let protocols = req
         .headers()
         .get("Sec-WebSocket-Protocol")
