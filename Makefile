@@ -32,9 +32,11 @@ status:
 bench:
 	@QUICK=$(QUICK) scripts/bench.sh
 
+FUZZ_SECONDS ?= 60
+
 ## fuzz: cargo-fuzz on the request parsers and token handling, FUZZ_SECONDS (60) per target
 fuzz:
-	@scripts/fuzz.sh
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
 
 ## migrate: apply pending migrations to the configured database
 migrate:

@@ -4,10 +4,10 @@
 
 #![no_main]
 
+use arbitrary::Arbitrary;
 use flash_sale::domain::coupon::{CouponId, ImageFormat};
 use flash_sale::domain::identity::{Email, Password, Role, UserId};
 use flash_sale::domain::order::{OrderId, OrderStatus};
-use libfuzzer_sys::arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]

@@ -11,12 +11,12 @@ use actix_web::dev::Payload;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::test::TestRequest;
 use actix_web::{FromRequest, HttpRequest, ResponseError, web};
+use arbitrary::Arbitrary;
 use flash_sale::domain::order::OrderId;
 use flash_sale::http::auth::TrustProxyHeaders;
 use flash_sale::http::extract::{ClientIp, CouponPath, IdempotencyKey, OrderPath, bearer_token};
 use flash_sale::http::ws::handshake_token;
 use futures_util::FutureExt;
-use libfuzzer_sys::arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]

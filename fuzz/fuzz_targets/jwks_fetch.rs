@@ -12,6 +12,7 @@
 mod oidc_stub;
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -29,7 +30,10 @@ struct World {
     kid: String,
     n: String,
     e: String,
-    token: String,
+    keys: SigningKeys,
+    issuer: String,
+    /// Tokens differ from run to run (`jti`), so none is answered from the verified cache.
+    runs: AtomicU64,
     reset_token: String,
     verbose: bool,
 }
@@ -43,22 +47,18 @@ fn world() -> &'static World {
         let stub = Stub::start(b"{\"keys\":[]}".to_vec());
         // Every unknown key id refetches (no minimum interval).
         let verifier = stub.verifier("roles", 0);
-        let token = keys
-            .sign(&json!({
-                "iss": stub.issuer, "aud": AUDIENCE, "sub": "jwks-user",
-                "exp": now_secs() + 30 * 24 * 3600, "roles": ["user"],
-            }))
-            .expect("sign");
         let header = json!({ "alg": "RS256", "typ": "JWT", "kid": "reset" });
         let reset_token = format!("{}.e30.AA", URL_SAFE_NO_PAD.encode(header.to_string()));
         World {
             rt: runtime(),
+            issuer: stub.issuer.clone(),
             stub,
             verifier,
             kid: keys.active_kid().to_owned(),
             n: jwk["n"].as_str().expect("n").to_owned(),
             e: jwk["e"].as_str().expect("e").to_owned(),
-            token,
+            keys,
+            runs: AtomicU64::new(0),
             reset_token,
             verbose: std::env::var_os("FUZZ_VERBOSE").is_some_and(|v| v == "1"),
         }
@@ -98,8 +98,16 @@ fuzz_target!(|data: &[u8]| {
 
     let body = substitute(data, w);
     w.stub.set_jwks(body.clone());
+    let run = w.runs.fetch_add(1, Ordering::Relaxed);
+    let token = w
+        .keys
+        .sign(&json!({
+            "iss": w.issuer, "aud": AUDIENCE, "sub": "jwks-user", "jti": run,
+            "exp": now_secs() + 3600, "roles": ["user"],
+        }))
+        .expect("sign");
     let before = w.stub.requests();
-    let result = w.rt.block_on(w.verifier.verify(&w.token));
+    let result = w.rt.block_on(w.verifier.verify(&token));
     if w.verbose {
         eprintln!("JWKS {} -> {result:?}", String::from_utf8_lossy(&body));
     }

@@ -11,12 +11,12 @@ mod oidc_stub;
 
 use std::sync::OnceLock;
 
+use arbitrary::Arbitrary;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use flash_sale::adapters::oidc::keys::generate_pem;
 use flash_sale::adapters::oidc::{SigningKeys, TokenVerifier};
 use flash_sale::domain::identity::{IdentityError, Principal, Role};
-use libfuzzer_sys::arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use oidc_stub::{AUDIENCE, LEEWAY_SECS, Stub, now_secs, runtime};
 use serde_json::{Map, Value, json};
@@ -76,6 +76,8 @@ enum Time<'a> {
     Missing,
     FromNow(i32),
     Absolute(u64),
+    /// Just below the largest integer a claim can hold (`u64::MAX - n`).
+    NearMax(u8),
     Float(f64),
     Text(&'a str),
 }
@@ -144,6 +146,7 @@ fn time(t: &Time<'_>, now: u64) -> Option<Value> {
         Time::Missing => None,
         Time::FromNow(delta) => Some(json!(now.saturating_add_signed(i64::from(*delta)))),
         Time::Absolute(at) => Some(json!(at)),
+        Time::NearMax(n) => Some(json!(u64::MAX - u64::from(*n))),
         Time::Float(at) => Some(json!(at)),
         Time::Text(s) => Some(json!(s)),
     }

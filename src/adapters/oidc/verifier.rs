@@ -93,7 +93,7 @@ impl TokenVerifier {
     pub async fn verify(&self, token: &str) -> Result<Principal, IdentityError> {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         if let Some(principal) = self.verified.get(&digest) {
-            if principal.expires_at + self.leeway_secs > now_secs() {
+            if principal.expires_at.saturating_add(self.leeway_secs) > now_secs() {
                 return Ok(principal);
             }
             self.verified.remove(&digest);
