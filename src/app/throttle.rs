@@ -59,15 +59,6 @@ impl Throttle {
         self.buckets.retain_recent();
         self.buckets.shrink_to_fit();
     }
-
-    /// Buckets held (clients seen recently).
-    pub fn len(&self) -> usize {
-        self.buckets.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// Admission by account and by client IP, each with its own bucket, counted in a
@@ -138,7 +129,7 @@ impl Admission {
 }
 
 /// The whole seconds a client should wait, at least 1 (`Retry-After` has no fractions).
-pub fn retry_after_secs(wait: Duration) -> u64 {
+fn retry_after_secs(wait: Duration) -> u64 {
     u64::try_from(wait.as_millis().div_ceil(1000))
         .unwrap_or(u64::MAX)
         .max(1)
@@ -165,7 +156,7 @@ mod tests {
         );
         // Another key has its own bucket.
         throttle.take("shopper").unwrap();
-        assert_eq!(throttle.len(), 2);
+        assert_eq!(throttle.buckets.len(), 2);
     }
 
     #[test]

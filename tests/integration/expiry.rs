@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use flash_sale::domain::coupon::SALE_STATE_GRACE;
 use flash_sale::roles::Role;
 use redis::AsyncCommands;
 use serde_json::json;
@@ -34,7 +35,7 @@ async fn a_sale_state_expires_a_day_after_the_sale_and_then_answers_sale_ended()
         keys.coupon_buyers(coupon),
     ];
     let mut redis = ctx.redis().await;
-    let expected = (ends_at + chrono::TimeDelta::days(1) - chrono::Utc::now()).num_milliseconds();
+    let expected = (ends_at + SALE_STATE_GRACE - chrono::Utc::now()).num_milliseconds();
     for key in &state {
         let left = pttl(&mut redis, key).await;
         assert!(
