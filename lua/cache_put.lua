@@ -1,8 +1,8 @@
 -- Writes a rebuilt catalog cache entry unless an admin change happened since the
 -- rebuild began (the catalog version moved): a slow rebuild must not put back the
--- page or coupon an invalidation just removed. All catalog keys share one hash tag.
+-- page or coupon an invalidation just removed. The keys share their shard's hash tag.
 --
--- KEYS[1] catalog version   KEYS[2] the entry   KEYS[3] index of cached pages
+-- KEYS[1] the shard's version   KEYS[2] the entry   KEYS[3] the shard's cached pages
 -- ARGV[1] version read before the rebuild   ARGV[2] TTL (ms)
 -- ARGV[3] 'page' (a list, indexed) | 'coupon' (a string)   ARGV[4..] the value(s)
 -- Returns 1 when written, 0 when the version moved.

@@ -23,7 +23,7 @@ pub use sale::{CatalogSettings, PurchaseSettings, PurchaseStrategy};
 pub use server::{LogFormat, LogSettings, ServerSettings, WsSettings};
 pub use stores::{
     FilesystemStoreSettings, KafkaSettings, MysqlSettings, ObjectStoreKind, ObjectStoreSettings,
-    RedisSettings, S3StoreSettings,
+    RedisMode, RedisSettings, S3StoreSettings,
 };
 
 /// Environment variable that selects the overlay file.
@@ -100,6 +100,7 @@ impl Settings {
                     .separator("__")
                     .list_separator(",")
                     .with_list_parse_key("kafka.brokers")
+                    .with_list_parse_key("redis.nodes")
                     .try_parsing(true)
                     .source(Some(vars)),
             )

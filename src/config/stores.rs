@@ -19,11 +19,25 @@ pub struct MysqlSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisSettings {
+    /// `standalone`: one server at `url`. `cluster`: a Redis Cluster reached through
+    /// `nodes`.
+    pub mode: RedisMode,
+    /// The server in standalone mode; may carry a password, so never logged.
     pub url: SecretString,
+    /// Seed nodes of the cluster (`redis://host:port`, any subset of its nodes): the
+    /// client learns the slot map from the first that answers.
+    pub nodes: Vec<SecretString>,
     /// Prefix of every key this deployment writes.
     pub namespace: String,
     pub pool_size: usize,
     pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisMode {
+    Standalone,
+    Cluster,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -1,7 +1,7 @@
 //! The rules a deserialised [`Settings`] must also satisfy; the first one broken is
 //! reported with its key.
 
-use super::{ConfigError, IdentityProviderKind, ObjectStoreKind, Settings};
+use super::{ConfigError, IdentityProviderKind, ObjectStoreKind, RedisMode, Settings};
 
 impl Settings {
     /// Cross-field and format rules that serde's types cannot express.
@@ -20,11 +20,24 @@ impl Settings {
                 "must name a database, e.g. mysql://root@127.0.0.1:3306/flash_sale",
             ));
         }
-        check_url(
-            "redis.url",
-            self.redis.url.expose_secret(),
-            &["redis", "rediss"],
-        )?;
+        match self.redis.mode {
+            RedisMode::Standalone => check_url(
+                "redis.url",
+                self.redis.url.expose_secret(),
+                &["redis", "rediss"],
+            )?,
+            RedisMode::Cluster => {
+                if self.redis.nodes.is_empty() {
+                    return Err(ConfigError::invalid(
+                        "redis.nodes",
+                        "cluster mode needs at least one seed node, e.g. redis://127.0.0.1:7001",
+                    ));
+                }
+                for node in &self.redis.nodes {
+                    check_url("redis.nodes", node.expose_secret(), &["redis", "rediss"])?;
+                }
+            }
+        }
         positive("mysql.max_connections", self.mysql.max_connections as u64)?;
         positive(
             "ws.max_sockets_per_user",

@@ -1,7 +1,9 @@
 //! The ws role's background work: the subscription to `payment_update:<server_id>`
 //! (reconnecting with backoff after a Redis outage; messages published meanwhile are
 //! lost, which the design tolerates: orders are readable through the API), and the
-//! heartbeat that keeps this instance's user routes alive.
+//! heartbeat that keeps this instance's user routes alive. On a Redis Cluster the
+//! subscription is classic pub/sub on any node (a PUBLISH reaches every node); after a
+//! node is lost the next one in the list is tried.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,14 +18,14 @@ use crate::shutdown::Shutdown;
 
 pub fn start(
     hub: Arc<Hub>,
-    redis_url: SecretString,
+    redis_urls: Vec<SecretString>,
     server_id: String,
     route_ttl: Duration,
     shutdown: &Shutdown,
 ) {
     shutdown.spawn(subscribe(
         hub.clone(),
-        redis_url,
+        redis_urls,
         server_id,
         shutdown.token(),
     ));
@@ -32,13 +34,13 @@ pub fn start(
 
 async fn subscribe(
     hub: Arc<Hub>,
-    redis_url: SecretString,
+    redis_urls: Vec<SecretString>,
     server_id: String,
     stop: CancellationToken,
 ) {
     let channel = format!("{PAYMENT_UPDATE_PREFIX}{server_id}");
     let mut backoff = Duration::from_millis(100);
-    loop {
+    for redis_url in redis_urls.iter().cycle() {
         let session = async {
             let client = deadpool_redis::redis::Client::open(redis_url.expose_secret())?;
             let mut pubsub = client.get_async_pubsub().await?;

@@ -150,8 +150,7 @@ async fn distinct_page_requests_leave_the_shared_cache_bounded() {
         answers.keys().all(|status| [200, 503].contains(status)),
         "{answers:?}"
     );
-    let mut redis = ctx.redis().await;
-    let keys = crate::helpers::namespace_keys(&mut redis, &ctx.settings.redis.namespace)
+    let keys = crate::helpers::namespace_keys(&ctx.settings.redis)
         .await
         .unwrap();
     let pages = keys.iter().filter(|k| k.contains(":page:")).count();
@@ -200,7 +199,7 @@ async fn distinct_page_requests_leave_the_shared_cache_bounded() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let keys = crate::helpers::namespace_keys(&mut redis, &ctx.settings.redis.namespace)
+    let keys = crate::helpers::namespace_keys(&ctx.settings.redis)
         .await
         .unwrap();
     assert!(!keys.iter().any(|k| k.contains(":page:")), "{keys:?}");

@@ -652,24 +652,27 @@ async fn a_rebuild_that_began_before_an_admin_change_does_not_write() {
     let ttl = Duration::from_secs(60);
     let (page, coupon) = (keys.catalog_page(1, 20), keys.catalog_coupon(7));
 
-    let before = cache.version().await.unwrap();
+    let (page_before, coupon_before) = (
+        cache.version(&page).await.unwrap(),
+        cache.version(&coupon).await.unwrap(),
+    );
     cache.invalidate(&coupon).await.unwrap(); // the admin change lands mid-rebuild
     assert!(
         !cache
-            .put_page(&page, &["{\"stale\":true}".to_owned()], ttl, before)
+            .put_page(&page, &["{\"stale\":true}".to_owned()], ttl, page_before)
             .await
             .unwrap()
     );
     assert!(
         !cache
-            .put_coupon(&coupon, Some("{}"), ttl, before)
+            .put_coupon(&coupon, Some("{}"), ttl, coupon_before)
             .await
             .unwrap()
     );
     assert_eq!(cache.get_page(&page).await.unwrap(), Cached::Miss);
     assert_eq!(cache.get_coupon(&coupon).await.unwrap(), Cached::Miss);
 
-    let now = cache.version().await.unwrap();
+    let now = cache.version(&page).await.unwrap();
     assert!(
         cache
             .put_page(&page, &["{}".to_owned()], ttl, now)

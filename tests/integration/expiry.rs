@@ -10,9 +10,10 @@ use serde_json::json;
 
 use crate::fixtures::coupon_body;
 use crate::helpers::TestContext;
+use flash_sale::adapters::redis::pool::Connection;
 
 /// Milliseconds until `key` expires (-1: never, -2: no such key).
-async fn pttl(redis: &mut redis::aio::MultiplexedConnection, key: &str) -> i64 {
+async fn pttl(redis: &mut Connection, key: &str) -> i64 {
     redis.pttl(key).await.unwrap()
 }
 

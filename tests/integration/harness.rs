@@ -53,27 +53,17 @@ async fn contexts_are_isolated_and_cleaned_up() {
     let mut redis = a.redis().await;
     let key = a.keys().coupon_stock(1);
     let _: () = redis.set(&key, "1").await.unwrap();
-    assert_eq!(
-        namespace_keys(&mut redis, &a.settings.redis.namespace)
-            .await
-            .unwrap(),
-        vec![key]
-    );
-    assert!(
-        namespace_keys(&mut redis, &b.settings.redis.namespace)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(namespace_keys(&a.settings.redis).await.unwrap(), vec![key]);
+    assert!(namespace_keys(&b.settings.redis).await.unwrap().is_empty());
 
-    let (a_db, a_ns) = (a.db_name.clone(), a.settings.redis.namespace.clone());
+    let (a_db, a_redis) = (a.db_name.clone(), a.settings.redis.clone());
     drop(a);
     assert!(
         !database_exists(&a_db).await,
         "database dropped with its context"
     );
     assert!(
-        namespace_keys(&mut redis, &a_ns).await.unwrap().is_empty(),
+        namespace_keys(&a_redis).await.unwrap().is_empty(),
         "keys deleted"
     );
     assert!(

@@ -20,8 +20,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use deadpool_redis::redis;
 use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl, SimpleAsyncConnection};
 use flash_sale::adapters::mysql::{MysqlPool, migrate};
-use flash_sale::adapters::redis::Keys;
-use flash_sale::config::Settings;
+use flash_sale::adapters::redis::pool::Connection;
+use flash_sale::adapters::redis::{Keys, RedisPool};
+use flash_sale::config::{RedisMode, RedisSettings, Settings};
 use flash_sale::roles::{self, Role, RunningApp};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -60,7 +61,6 @@ pub struct TestContext {
     pub settings: Settings,
     pub db_name: String,
     server_url: String,
-    redis_url: String,
 }
 
 impl TestContext {
@@ -100,19 +100,18 @@ impl TestContext {
         // A signing key of its own, generated at first start (generate_key_if_missing).
         settings.identity.embedded.signing_key =
             std::env::temp_dir().join(format!("fst-keys/{id}.pem"));
-        let redis_url = settings.redis.url.expose_secret().to_owned();
         Self {
             settings,
             db_name,
             server_url,
-            redis_url,
         }
     }
 
-    /// Points this context (its settings and its own connections) at another Redis.
+    /// Points this context (its settings and its own connections) at another Redis, a
+    /// single server.
     pub fn use_redis(&mut self, url: &str) {
+        self.settings.redis.mode = RedisMode::Standalone;
         self.settings.redis.url = SecretString::from(url.to_owned());
-        self.redis_url = url.to_owned();
     }
 
     /// Starts `role` in-process on a random port with this context's settings.
@@ -146,16 +145,17 @@ impl TestContext {
     /// Deletes every key of this context's namespace, as a Redis that lost its data
     /// would; how many there were.
     pub async fn delete_redis_keys(&self) -> usize {
-        delete_namespace(&self.redis_url, &self.settings.redis.namespace)
+        delete_namespace(&self.settings.redis)
             .await
             .expect("delete the namespace")
     }
 
-    /// A Redis connection to the shared server (keys must use this context's namespace).
-    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.redis_url.as_str())
-            .expect("redis url")
-            .get_multiplexed_async_connection()
+    /// A connection to this context's Redis, the server or the cluster (keys must use
+    /// this context's namespace).
+    pub async fn redis(&self) -> Connection {
+        RedisPool::new(&self.settings.redis)
+            .expect("redis settings")
+            .shared()
             .await
             .expect("Redis must be up (make test starts it)")
     }
@@ -173,8 +173,7 @@ impl Drop for TestContext {
         // Drop runs outside async context: clean up on a private runtime in a thread.
         let db = self.db_name.clone();
         let server = self.server_url.clone();
-        let redis_url = self.redis_url.clone();
-        let namespace = self.settings.redis.namespace.clone();
+        let redis_settings = self.settings.redis.clone();
         let kafka = self.settings.kafka.clone();
         let _ = std::fs::remove_file(&self.settings.identity.embedded.signing_key);
         let cleanup = std::thread::spawn(move || {
@@ -190,7 +189,7 @@ impl Drop for TestContext {
                         .execute(&mut conn)
                         .await;
                 }
-                let _ = delete_namespace(&redis_url, &namespace).await;
+                let _ = delete_namespace(&redis_settings).await;
                 delete_topics(&kafka).await;
             });
         });
@@ -219,39 +218,54 @@ async fn delete_topics(settings: &flash_sale::config::KafkaSettings) {
     let _ = tokio::time::timeout(Duration::from_secs(5), cleanup).await;
 }
 
-/// Deletes every key of `namespace` (SCAN + DEL).
-pub async fn delete_namespace(redis_url: &str, namespace: &str) -> redis::RedisResult<usize> {
-    let mut conn = redis::Client::open(redis_url)?
-        .get_multiplexed_async_connection()
-        .await?;
-    let keys = namespace_keys(&mut conn, namespace).await?;
+/// Deletes every key of the settings' namespace (SCAN + DEL).
+pub async fn delete_namespace(settings: &RedisSettings) -> redis::RedisResult<usize> {
+    let keys = namespace_keys(settings).await?;
     if !keys.is_empty() {
-        let _: () = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await?;
+        let pool = RedisPool::new(settings).map_err(io_error)?;
+        let mut conn = pool.shared().await.map_err(io_error)?;
+        // One key at a time: a cluster refuses a DEL across slots.
+        for key in &keys {
+            let _: () = redis::cmd("DEL").arg(key).query_async(&mut conn).await?;
+        }
     }
     Ok(keys.len())
 }
 
-pub async fn namespace_keys(
-    conn: &mut redis::aio::MultiplexedConnection,
-    namespace: &str,
-) -> redis::RedisResult<Vec<String>> {
-    let mut keys = Vec::new();
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(Keys::new(namespace).all_pattern())
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(conn)
+fn io_error(error: impl std::fmt::Display) -> redis::RedisError {
+    std::io::Error::other(error.to_string()).into()
+}
+
+/// Every key of the settings' namespace: SCAN on the server, or on every node of the
+/// cluster (each holds its own slots).
+pub async fn namespace_keys(settings: &RedisSettings) -> redis::RedisResult<Vec<String>> {
+    let nodes: Vec<&SecretString> = match settings.mode {
+        RedisMode::Standalone => vec![&settings.url],
+        RedisMode::Cluster => settings.nodes.iter().collect(),
+    };
+    let mut keys = std::collections::BTreeSet::new();
+    for node in nodes {
+        let mut conn = redis::Client::open(node.expose_secret())?
+            .get_multiplexed_async_connection()
             .await?;
-        keys.extend(batch);
-        if next == 0 {
-            return Ok(keys);
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(Keys::new(&settings.namespace).all_pattern())
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await?;
+            keys.extend(batch);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
         }
-        cursor = next;
     }
+    Ok(keys.into_iter().collect())
 }
 
 async fn admin_connection(server_url: &str) -> AsyncMysqlConnection {

@@ -35,8 +35,10 @@ async fn purchases_become_paid_orders_and_results_reach_the_right_channel() {
             .await
             .unwrap();
     }
+    // Where a ws instance subscribes: the server, or a node of the cluster.
+    let pool = flash_sale::adapters::redis::RedisPool::new(&ctx.settings.redis).unwrap();
     let client = deadpool_redis::redis::Client::open(secrecy::ExposeSecret::expose_secret(
-        &ctx.settings.redis.url,
+        &pool.subscribe_urls()[0],
     ))
     .unwrap();
     let mut pubsub = client.get_async_pubsub().await.unwrap();

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use deadpool_redis::redis::{self, AsyncCommands};
 
+use super::keys::CATALOG_SHARDS;
 use super::scripts::CACHE_PUT;
 use super::{Keys, RedisError, RedisPool};
 
@@ -50,9 +51,10 @@ impl CatalogCache {
         })
     }
 
-    /// The catalog version: read before a rebuild, passed to the `put_*` calls.
-    pub async fn version(&self) -> Result<i64, RedisError> {
-        let key = self.keys.catalog_version();
+    /// The version of the catalog shard `entry` belongs to: read before a rebuild,
+    /// passed to the `put_*` calls.
+    pub async fn version(&self, entry: &str) -> Result<i64, RedisError> {
+        let key = self.keys.catalog_version(Keys::catalog_shard(entry));
         let version: Option<i64> = self
             .redis
             .run(|mut conn| async move { conn.get(key).await })
@@ -70,11 +72,12 @@ impl CatalogCache {
         ttl: Duration,
         version: i64,
     ) -> Result<bool, RedisError> {
+        let shard = Keys::catalog_shard(key);
         let mut invocation = CACHE_PUT.prepare_invoke();
         invocation
-            .key(self.keys.catalog_version())
+            .key(self.keys.catalog_version(shard))
             .key(key)
-            .key(self.keys.catalog_pages())
+            .key(self.keys.catalog_pages(shard))
             .arg(version)
             .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1))
             .arg(kind);
@@ -129,17 +132,33 @@ impl CatalogCache {
         self.put("page", key, items, ttl, version).await
     }
 
-    /// Drops one coupon's entry and every cached page (after an admin change).
+    /// Drops one coupon's entry and every cached page (after an admin change): one
+    /// atomic step per shard, the shards at once.
     pub async fn invalidate(&self, coupon_key: &str) -> Result<(), RedisError> {
-        let coupon_key = coupon_key.to_owned();
-        let pages = self.keys.catalog_pages();
-        let version = self.keys.catalog_version();
+        let coupon_shard = Keys::catalog_shard(coupon_key);
+        let shards = (0..CATALOG_SHARDS).map(|shard| {
+            let coupon_key = (shard == coupon_shard).then(|| coupon_key.to_owned());
+            self.invalidate_shard(shard, coupon_key)
+        });
+        futures_util::future::try_join_all(shards).await.map(drop)
+    }
+
+    async fn invalidate_shard(
+        &self,
+        shard: u32,
+        coupon_key: Option<String>,
+    ) -> Result<(), RedisError> {
+        let pages = self.keys.catalog_pages(shard);
+        let version = self.keys.catalog_version(shard);
         self.redis
             .run(|mut conn| async move {
                 let page_keys: Vec<String> = conn.smembers(&pages).await?;
                 let mut pipe = redis::pipe();
                 // The version first: a rebuild in flight will not write its stale entry.
-                pipe.atomic().incr(&version, 1).del(&coupon_key).del(&pages);
+                pipe.atomic().incr(&version, 1).del(&pages);
+                if let Some(coupon_key) = coupon_key {
+                    pipe.del(coupon_key);
+                }
                 for key in page_keys {
                     pipe.del(key);
                 }

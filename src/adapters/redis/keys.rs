@@ -1,6 +1,9 @@
 //! The one place Redis keys are spelled. Keys of one coupon share the hash tag
 //! `{c:<id>}`, so every Lua script touches one slot and runs unchanged on Redis Cluster.
 
+/// Hash tags the shared catalog cache is spread over.
+pub const CATALOG_SHARDS: u32 = 16;
+
 /// Builds namespaced keys: `<namespace>:<rest>`.
 #[derive(Debug, Clone)]
 pub struct Keys {
@@ -34,25 +37,38 @@ impl Keys {
     }
 
     /// Cached JSON of one coupon, or the null marker for an id that does not exist.
-    /// Catalog cache keys share the hash tag `{catalog}`: `lua/cache_put.lua` checks the
-    /// catalog version and writes an entry in one step.
+    /// The catalog cache is split into [`CATALOG_SHARDS`] hash tags `{catalog:<n>}`, so
+    /// browsing spreads over a cluster's primaries; each shard has its own version, so
+    /// `lua/cache_put.lua` checks it and writes an entry in one slot.
     pub fn catalog_coupon(&self, coupon_id: i64) -> String {
-        format!("{}:{{catalog}}:coupon:{coupon_id}", self.namespace)
+        let shard = coupon_id.rem_euclid(i64::from(CATALOG_SHARDS));
+        format!("{}:{{catalog:{shard}}}:coupon:{coupon_id}", self.namespace)
     }
 
     /// Cached page of the coupon list (a Redis list of JSON items).
     pub fn catalog_page(&self, page: u32, size: u32) -> String {
-        format!("{}:{{catalog}}:page:{page}:{size}", self.namespace)
+        let shard = page.wrapping_mul(31).wrapping_add(size) % CATALOG_SHARDS;
+        format!("{}:{{catalog:{shard}}}:page:{page}:{size}", self.namespace)
     }
 
-    /// Set of the page keys currently cached, so an admin change can drop them all.
-    pub fn catalog_pages(&self) -> String {
-        format!("{}:{{catalog}}:pages", self.namespace)
+    /// Set of the page keys currently cached in one shard, so an admin change can drop
+    /// them all.
+    pub fn catalog_pages(&self, shard: u32) -> String {
+        format!("{}:{{catalog:{shard}}}:pages", self.namespace)
     }
 
-    /// Counter bumped by every admin change; rebuilds that began before it do not write.
-    pub fn catalog_version(&self) -> String {
-        format!("{}:{{catalog}}:version", self.namespace)
+    /// Counter of one shard bumped by every admin change; rebuilds that began before it
+    /// do not write.
+    pub fn catalog_version(&self, shard: u32) -> String {
+        format!("{}:{{catalog:{shard}}}:version", self.namespace)
+    }
+
+    /// The shard of a key made by [`Keys::catalog_coupon`] or [`Keys::catalog_page`].
+    pub fn catalog_shard(key: &str) -> u32 {
+        key.split_once("{catalog:")
+            .and_then(|(_, rest)| rest.split_once('}'))
+            .and_then(|(shard, _)| shard.parse().ok())
+            .unwrap_or(0)
     }
 
     /// Rebuild lock of a cache key (one rebuilder per key).
@@ -81,14 +97,16 @@ impl Keys {
         format!("{}:fs:{{c:{coupon_id}}}:claim:{order_id}", self.namespace)
     }
 
-    /// An accepted purchase not yet written to MySQL by the payment role (JSON).
-    pub fn pending_order(&self, order_id: &str) -> String {
-        format!("{}:order:{order_id}", self.namespace)
+    /// An accepted purchase not yet written to MySQL by the payment role (JSON). A
+    /// user's pending records and their index share the hash tag `{u:<user>}`, so they
+    /// are written in one pipeline and read with one MGET on a cluster too.
+    pub fn pending_order(&self, user_id: &str, order_id: &str) -> String {
+        format!("{}:{{u:{user_id}}}:order:{order_id}", self.namespace)
     }
 
     /// A user's pending orders (sorted set of order ids by acceptance time).
     pub fn user_pending_orders(&self, user_id: &str) -> String {
-        format!("{}:user:{user_id}:pending", self.namespace)
+        format!("{}:{{u:{user_id}}}:pending", self.namespace)
     }
 
     /// Which ws instance holds a user's socket(s): the server id.
@@ -138,5 +156,22 @@ mod tests {
             assert!(key.contains("{c:42}"));
         }
         assert_ne!(keys.coupon_stock(4), keys.coupon_stock(42));
+    }
+
+    #[test]
+    fn catalog_entries_spread_over_every_shard_and_name_theirs() {
+        let keys = Keys::new("t");
+        let shards: std::collections::HashSet<u32> = (1..=64)
+            .map(|id| Keys::catalog_shard(&keys.catalog_coupon(id)))
+            .chain((1..=64).map(|page| Keys::catalog_shard(&keys.catalog_page(page, 20))))
+            .collect();
+        assert_eq!(shards.len(), CATALOG_SHARDS as usize);
+        let page = keys.catalog_page(1, 20);
+        let shard = Keys::catalog_shard(&page);
+        assert!(page.contains(&format!("{{catalog:{shard}}}")), "{page}");
+        assert!(
+            keys.catalog_version(shard)
+                .contains(&format!("{{catalog:{shard}}}"))
+        );
     }
 }

@@ -10,6 +10,7 @@ pub mod pool;
 pub mod rate_limit;
 pub mod rebuild_lock;
 pub mod scripts;
+pub mod slot_router;
 pub mod stock_gate;
 pub mod ws_routes;
 

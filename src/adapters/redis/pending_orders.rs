@@ -98,7 +98,7 @@ impl PendingOrders {
         if let Some(order) = self.queued(user, id) {
             return Ok(Some(order));
         }
-        let key = self.keys.pending_order(&id.to_string());
+        let key = self.keys.pending_order(user.as_str(), &id.to_string());
         let json: Option<String> = self
             .redis
             .run_shared(|mut conn| async move { conn.get(key).await })
@@ -127,7 +127,10 @@ impl PendingOrders {
             .run_shared(|mut conn| async move { conn.zrevrange(user_key, 0, stop).await })
             .await?;
         if !ids.is_empty() {
-            let keys: Vec<String> = ids.iter().map(|id| self.keys.pending_order(id)).collect();
+            let keys: Vec<String> = ids
+                .iter()
+                .map(|id| self.keys.pending_order(user.as_str(), id))
+                .collect();
             let records: Vec<Option<String>> = self
                 .redis
                 .run_shared(|mut conn| async move {
@@ -182,16 +185,23 @@ impl Writer {
         }
     }
 
+    /// Writes a batch: one pipeline, or on a cluster one per user (a pipeline keeps to
+    /// one slot there), sent at once.
     async fn write(&self, batch: &[PendingRecord]) {
-        let mut pipe = redis::pipe();
+        let cluster = self.redis.is_cluster();
+        let mut pipes: HashMap<&str, redis::Pipeline> = HashMap::new();
         for record in batch {
             let Ok(json) = serde_json::to_string(record) else {
                 continue;
             };
+            let user = record.user_id.as_str();
+            let pipe = pipes
+                .entry(if cluster { user } else { "" })
+                .or_insert_with(redis::pipe);
             let order = &record.order;
-            let user_key = self.keys.user_pending_orders(record.user_id.as_str());
+            let user_key = self.keys.user_pending_orders(user);
             pipe.pset_ex(
-                self.keys.pending_order(&order.order_id.to_string()),
+                self.keys.pending_order(user, &order.order_id.to_string()),
                 json,
                 self.ttl_ms,
             )
@@ -213,10 +223,11 @@ impl Writer {
             .pexpire(&user_key, i64::try_from(self.ttl_ms).unwrap_or(i64::MAX))
             .ignore();
         }
-        let written = self
-            .redis
-            .run_shared(|mut conn| async move { pipe.query_async::<()>(&mut conn).await })
-            .await;
+        let writes = pipes.into_values().map(|pipe| {
+            self.redis
+                .run_shared(|mut conn| async move { pipe.query_async::<()>(&mut conn).await })
+        });
+        let written = futures_util::future::try_join_all(writes).await;
         if let Err(error) = written {
             tracing::warn!(%error, orders = batch.len(), "could not record pending orders; they are readable once the payment role has written them");
         }

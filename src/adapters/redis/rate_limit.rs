@@ -106,25 +106,25 @@ async fn count_window(
     limits: [(String, u32); 2],
     what: &'static str,
 ) -> Result<(), IdentityError> {
-    let keys: Vec<String> = limits.iter().map(|(key, _)| key.clone()).collect();
-    let counted = redis
-        .run(|mut conn| async move {
+    // One pipeline per key (the keys live in different slots of a cluster), sent at once.
+    let counted = futures_util::future::try_join_all(limits.iter().map(|(key, _)| {
+        let key = key.clone();
+        redis.run(|mut conn| async move {
             let mut pipe = deadpool_redis::redis::pipe();
-            for key in &keys {
-                pipe.incr(key, 1)
-                    .cmd("EXPIRE")
-                    .arg(key)
-                    .arg(WINDOW_SECS)
-                    .arg("NX")
-                    .ignore()
-                    .ttl(key);
-            }
-            // One reply per command not ignored: count, TTL, count, TTL.
+            pipe.incr(&key, 1)
+                .cmd("EXPIRE")
+                .arg(&key)
+                .arg(WINDOW_SECS)
+                .arg("NX")
+                .ignore()
+                .ttl(&key);
+            // One reply per command not ignored: the count, then the TTL.
             pipe.query_async::<Vec<i64>>(&mut conn).await
         })
-        .await;
-    let counts = match counted {
-        Ok(counts) => counts,
+    }))
+    .await;
+    let counts: Vec<i64> = match counted {
+        Ok(counts) => counts.concat(),
         Err(error) => {
             tracing::warn!(%error, limiter = what, "rate limiter unavailable; allowing the attempt");
             return Ok(());

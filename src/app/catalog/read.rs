@@ -132,7 +132,7 @@ impl Catalog {
             Ok(None) => {
                 self.metrics.count(kind, "db_load");
                 // Read before loading: an admin change during the load makes the write a no-op.
-                match self.cache.version().await {
+                match self.cache.version(key).await {
                     Ok(version) => build(version).await,
                     Err(e) => Err(e.into()),
                 }
