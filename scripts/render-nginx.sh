@@ -47,6 +47,7 @@ HOP='^[0-9A-Fa-f:.]+(/[0-9]{1,3})?$'
 [ -n "${API_UPSTREAMS:-}" ] || die "API_UPSTREAMS is required (host:port of the api replicas)"
 read_list API_UPSTREAMS "$API_UPSTREAMS" "$ADDRESS" "host:port"
 API_SERVERS=("${LIST[@]}")
+[ ${#API_SERVERS[@]} -gt 0 ] || die "API_UPSTREAMS is empty"
 read_list WS_UPSTREAMS "${WS_UPSTREAMS:-$API_UPSTREAMS}" "$ADDRESS" "host:port"
 WS_SERVERS=("${LIST[@]}")
 [ ${#WS_SERVERS[@]} -gt 0 ] || die "WS_UPSTREAMS is empty"
