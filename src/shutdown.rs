@@ -1,14 +1,28 @@
 //! One stop signal, fanned out: the HTTP server stops accepting and drains, then the
 //! background tasks see the cancellation and finish, then the process exits.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// Set when the stop signal arrives: the instance reports not ready and refuses new
+/// WebSockets, while it keeps serving requests for the drain time.
+#[derive(Clone, Default)]
+pub struct Draining(Arc<AtomicBool>);
+
+impl Draining {
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
 /// Shared by every long-running task of a role.
 #[derive(Clone, Default)]
 pub struct Shutdown {
+    draining: Draining,
     token: CancellationToken,
     /// Cancelled first: long-lived connections (WebSockets) close themselves, so the HTTP
     /// server's graceful stop does not wait out its timeout on them.
@@ -29,6 +43,18 @@ impl Shutdown {
     /// The token long-lived connections select on.
     pub fn connections(&self) -> CancellationToken {
         self.connections.clone()
+    }
+
+    /// The flag readiness and the WebSocket handshake look at.
+    pub fn draining(&self) -> Draining {
+        self.draining.clone()
+    }
+
+    /// Starts draining: not ready from now on, and open sockets are asked to close (their
+    /// clients reconnect to another instance).
+    pub fn begin_drain(&self) {
+        self.draining.0.store(true, Ordering::Release);
+        self.connections.cancel();
     }
 
     /// Asks long-lived connections to close (before the HTTP server drains).

@@ -36,8 +36,6 @@ pub struct IdentitySettings {
     /// Sign-ups allowed per client IP, and from everyone together, in one minute.
     pub registrations_per_ip: u32,
     pub registrations_total: u32,
-    /// Take the client IP from `X-Forwarded-For` (only behind a proxy that sets it).
-    pub trust_proxy_headers: bool,
     pub embedded: EmbeddedIssuerSettings,
     pub keycloak: KeycloakSettings,
 }

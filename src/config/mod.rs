@@ -101,6 +101,7 @@ impl Settings {
                     .list_separator(",")
                     .with_list_parse_key("kafka.brokers")
                     .with_list_parse_key("redis.nodes")
+                    .with_list_parse_key("server.trusted_proxies")
                     .try_parsing(true)
                     .source(Some(vars)),
             )

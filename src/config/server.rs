@@ -12,6 +12,14 @@ pub struct ServerSettings {
     pub port: u16,
     /// Seconds in-flight requests get to finish after a stop signal.
     pub shutdown_timeout_secs: u64,
+    /// Seconds between the stop signal and the stop: the instance answers /readyz 503
+    /// and refuses new WebSockets at once, closes its sockets ("service restart"), and
+    /// keeps serving requests meanwhile, so a balancer moves traffic away first.
+    pub drain_secs: u64,
+    /// Proxies (IPs or CIDRs) whose `X-Forwarded-For` is believed: the client is the
+    /// right-most address not in this list, never the left-most one a client can write.
+    /// Empty: the client is the peer.
+    pub trusted_proxies: Vec<String>,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
     /// Built web pages served at `/` by the api role (empty: none; NGINX serves them in

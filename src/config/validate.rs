@@ -11,6 +11,17 @@ impl Settings {
         if self.server.host.trim().is_empty() {
             return Err(ConfigError::invalid("server.host", "must not be empty"));
         }
+        if let Some(bad) = self
+            .server
+            .trusted_proxies
+            .iter()
+            .find(|hop| crate::http::client_ip::parse_hop(hop).is_none())
+        {
+            return Err(ConfigError::invalid(
+                "server.trusted_proxies",
+                format!("{bad:?} is not an IP address or CIDR range"),
+            ));
+        }
         check_url("mysql.url", self.mysql.url.expose_secret(), &["mysql"])?;
         let mysql = url::Url::parse(self.mysql.url.expose_secret())
             .map_err(|e| ConfigError::invalid("mysql.url", e.to_string()))?;

@@ -82,6 +82,9 @@ pub enum AppError {
     Sockets(#[from] HubError),
     #[error(transparent)]
     Throttled(#[from] Throttled),
+    /// This instance is stopping; another one serves the request.
+    #[error("this instance is restarting; connect again")]
+    Draining,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -176,6 +179,7 @@ impl AppError {
             Self::Throttled(Throttled { retry_after_secs }) => {
                 Described::new(C::TooManyRequests).retry_after(*retry_after_secs)
             }
+            Self::Draining => Described::new(C::ServerBusy).retry_after(1),
             Self::Order(OrderError::NotFound) => Described::new(C::OrderNotFound),
             Self::Order(OrderError::Unavailable(failure)) => Described::failure(failure),
             Self::Sockets(HubError::Full(_)) => Described::new(C::ServerBusy),

@@ -12,10 +12,6 @@ use crate::domain::ports::IssuedToken;
 use crate::error::{AppError, ErrorBody};
 use crate::http::extract::{AuthRejections, AuthUser, ClientIp};
 
-/// Whether to take the client address from `X-Forwarded-For`.
-#[derive(Clone, Copy)]
-pub struct TrustProxyHeaders(pub bool);
-
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(register)
         .service(login)

@@ -183,8 +183,8 @@ impl FromRequest for IdempotencyKey {
     }
 }
 
-/// The client's address: the peer, or with `identity.trust_proxy_headers` the address
-/// the proxy reports (`X-Forwarded-For`/`Forwarded`).
+/// The client's address: the peer, or behind trusted proxies (`server.trusted_proxies`)
+/// the right-most `X-Forwarded-For` address none of them is.
 pub struct ClientIp(pub String);
 
 impl FromRequest for ClientIp {
@@ -192,15 +192,20 @@ impl FromRequest for ClientIp {
     type Future = Ready<Result<Self, AppError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let trust = req
-            .app_data::<web::Data<crate::http::auth::TrustProxyHeaders>>()
-            .is_some_and(|trust| trust.0);
-        let info = req.connection_info();
-        let ip = if trust {
-            info.realip_remote_addr()
-        } else {
-            info.peer_addr()
+        let Some(peer) = req.peer_addr().map(|addr| addr.ip()) else {
+            return ready(Ok(ClientIp("unknown".to_owned())));
         };
-        ready(Ok(ClientIp(ip.unwrap_or("unknown").to_owned())))
+        let ip = match req.app_data::<web::Data<crate::http::client_ip::TrustedHops>>() {
+            Some(hops) => {
+                let forwarded: Vec<&str> = req
+                    .headers()
+                    .get_all("X-Forwarded-For")
+                    .filter_map(|value| value.to_str().ok())
+                    .collect();
+                hops.client(peer, &forwarded)
+            }
+            None => peer,
+        };
+        ready(Ok(ClientIp(ip.to_string())))
     }
 }

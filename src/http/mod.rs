@@ -5,12 +5,14 @@
 pub mod admin;
 pub mod auth;
 pub mod catalog;
+pub mod client_ip;
 pub mod extract;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
 pub mod pages;
 pub mod purchase;
+pub mod request_id;
 pub mod ws;
 
 use actix_web::{HttpRequest, HttpResponse, web};

@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use crate::app::health::{Check, Health};
 use crate::error::{AppError, ErrorBody};
 use crate::metrics::Metrics;
+use crate::shutdown::Draining;
 
 /// What `/readyz` reports besides the dependency checks.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -52,7 +53,7 @@ pub(super) async fn healthz() -> HttpResponse {
 
 #[derive(Serialize, ToSchema)]
 pub(super) struct Readiness<'a> {
-    /// `ready` or `unavailable`.
+    /// `ready`, `unavailable`, or `draining` (stopping: take it out of rotation).
     status: &'static str,
     #[serde(flatten)]
     instance: &'a InstanceInfo,
@@ -63,19 +64,28 @@ pub(super) struct Readiness<'a> {
 
 /// Readiness: every dependency of this role answered within the probe timeout.
 ///
-/// 503 names the ones that did not.
+/// 503 names the ones that did not, or says `draining` once the instance is stopping.
 #[utoipa::path(
     tag = "ops",
     responses(
         (status = 200, description = "Ready", body = Readiness),
-        (status = 503, description = "Not ready: `failing` names the dependencies", body = Readiness),
+        (status = 503, description = "Not ready: `failing` names the dependencies, or `status` is `draining`", body = Readiness),
     ),
 )]
 #[get("/readyz")]
 pub(super) async fn readyz(
     health: web::Data<Health>,
     instance: web::Data<InstanceInfo>,
+    draining: Option<web::Data<Draining>>,
 ) -> HttpResponse {
+    if draining.is_some_and(|d| d.is_set()) {
+        return HttpResponse::ServiceUnavailable().json(Readiness {
+            status: "draining",
+            instance: &instance,
+            failing: Vec::new(),
+            checks: Vec::new(),
+        });
+    }
     let checks = health.checks(PROBE_TIMEOUT).await;
     let failing: Vec<_> = checks
         .iter()

@@ -14,6 +14,7 @@ use crate::error::{AppError, ErrorBody};
 use crate::http::extract::ClientIp;
 use crate::live::Hub;
 use crate::live::session::{self, ConnectionsClosing, SocketTiming};
+use crate::shutdown::Draining;
 
 /// How often one user and one client IP may ask for a socket.
 pub struct UpgradeAdmission(pub Arc<Admission>);
@@ -69,7 +70,11 @@ pub(super) async fn upgrade(
     hub: web::Data<Hub>,
     timing: web::Data<SocketTiming>,
     closing: web::Data<ConnectionsClosing>,
+    draining: Option<web::Data<Draining>>,
 ) -> Result<HttpResponse, AppError> {
+    if draining.is_some_and(|d| d.is_set()) {
+        return Err(AppError::Draining);
+    }
     admission.0.admit_ip(&client_ip)?;
     let token = handshake_token(&req).ok_or(IdentityError::Unauthorized("missing bearer token"))?;
     let principal = authenticator.verify(&token).await?;

@@ -17,7 +17,7 @@ pub struct SocketTiming {
     pub idle_timeout: Duration,
 }
 
-/// Cancelled when the server stops: sockets close with 1001 "going away".
+/// Cancelled when the server drains or stops: sockets close with 1012 "service restart".
 #[derive(Clone)]
 pub struct ConnectionsClosing(pub CancellationToken);
 
@@ -68,9 +68,10 @@ pub async fn run(
                     break None;
                 }
             }
+            // 1012: the client should reconnect, which reaches another instance.
             () = closing.cancelled() => break Some(CloseReason {
-                code: CloseCode::Away,
-                description: Some("server shutting down".into()),
+                code: CloseCode::Restart,
+                description: Some("service restart".into()),
             }),
         }
     };

@@ -26,8 +26,8 @@ use crate::app::reconcile::{Reconciler, SaleRebuilds};
 use crate::app::throttle::Rate;
 use crate::config::{IdentityProviderKind, ObjectStoreKind, PurchaseStrategy, Settings};
 use crate::domain::ports::IdentityProvider;
+use crate::http;
 use crate::http::purchase::PurchaseAdmission;
-use crate::http::{self, auth::TrustProxyHeaders};
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 use crate::workers::audit::{self, AuditMetrics};
@@ -44,7 +44,6 @@ pub(super) struct ApiModules {
     static_dir: std::path::PathBuf,
     identity: web::Data<Identity>,
     issuer: Option<web::Data<IssuerDocuments>>,
-    trust_proxy: web::Data<TrustProxyHeaders>,
 }
 
 impl ApiModules {
@@ -122,7 +121,6 @@ impl ApiModules {
             static_dir: settings.server.static_dir.clone(),
             identity: web::Data::new(Identity::new(provider, limiter, registrations)),
             issuer,
-            trust_proxy: web::Data::new(TrustProxyHeaders(identity_settings.trust_proxy_headers)),
         })
     }
 
@@ -138,7 +136,6 @@ impl ApiModules {
             cfg.configure(http::catalog::configure_objects);
         }
         cfg.app_data(self.identity.clone())
-            .app_data(self.trust_proxy.clone())
             .configure(http::auth::configure);
         if let Some(issuer) = &self.issuer {
             cfg.app_data(issuer.clone())

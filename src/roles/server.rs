@@ -27,6 +27,7 @@ pub struct RunningApp {
     server_task: tokio::task::JoinHandle<std::io::Result<()>>,
     shutdown: Shutdown,
     grace: Duration,
+    drain: Duration,
 }
 
 /// Builds the role's adapters, binds its listener and starts serving in the background.
@@ -87,12 +88,19 @@ pub async fn start(settings: Settings, role: Role) -> Result<RunningApp, Startup
     let app_health = web::Data::new(Health::new(adapters.clone()));
     let app_metrics = web::Data::new(metrics);
     let app_instance = web::Data::new(instance.clone());
+    let draining = web::Data::new(shutdown.draining());
+    let trusted_hops = web::Data::new(http::client_ip::TrustedHops::new(
+        &settings.server.trusted_proxies,
+    ));
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(app_health.clone())
             .app_data(app_metrics.clone())
             .app_data(app_instance.clone())
+            .app_data(trusted_hops.clone())
+            .app_data(draining.clone())
             .wrap(from_fn(http::metrics::record))
+            .wrap(from_fn(http::request_id::tag))
             .configure(http::configure_extractors)
             .configure(http::ops::configure)
             .configure(|cfg| modules.configure(cfg))
@@ -124,6 +132,7 @@ pub async fn start(settings: Settings, role: Role) -> Result<RunningApp, Startup
         server_task,
         shutdown,
         grace: Duration::from_secs(settings.server.shutdown_timeout_secs),
+        drain: Duration::from_secs(settings.server.drain_secs),
     })
 }
 
@@ -155,8 +164,27 @@ impl RunningApp {
                 Err(e) => Err(StartupError::Runtime(format!("HTTP server panicked: {e}"))),
             };
         }
-        self.stop().await;
+        self.drain_and_stop().await;
         Ok(())
+    }
+
+    /// Reports not ready and closes the WebSockets at once, serves for the drain time
+    /// (so balancers move traffic away first), then stops gracefully.
+    pub async fn drain_and_stop(self) {
+        self.begin_drain();
+        if !self.drain.is_zero() {
+            tracing::info!(
+                drain_secs = self.drain.as_secs(),
+                "draining: not ready, still serving"
+            );
+            tokio::time::sleep(self.drain).await;
+        }
+        self.stop().await;
+    }
+
+    /// The first step of [`RunningApp::drain_and_stop`].
+    pub fn begin_drain(&self) {
+        self.shutdown.begin_drain();
     }
 
     /// Graceful stop: stop accepting and drain in-flight requests, then cancel the

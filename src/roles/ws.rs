@@ -10,7 +10,6 @@ use crate::adapters::Adapters;
 use crate::adapters::redis::ws_routes::WsRoutes;
 use crate::app::throttle::Rate;
 use crate::config::Settings;
-use crate::http::auth::TrustProxyHeaders;
 use crate::http::ws::{self, UpgradeAdmission};
 use crate::live::Hub;
 use crate::live::hub::{SocketLimits, WsMetrics};
@@ -25,7 +24,6 @@ pub(super) struct WsModules {
     timing: web::Data<SocketTiming>,
     closing: web::Data<ConnectionsClosing>,
     admission: web::Data<UpgradeAdmission>,
-    trust_proxy: web::Data<TrustProxyHeaders>,
 }
 
 impl WsModules {
@@ -73,7 +71,6 @@ impl WsModules {
         )?;
         Ok(Self {
             admission: web::Data::new(UpgradeAdmission(admission)),
-            trust_proxy: web::Data::new(TrustProxyHeaders(settings.identity.trust_proxy_headers)),
             hub: web::Data::from(hub),
             timing: web::Data::new(SocketTiming {
                 heartbeat: Duration::from_millis(config.heartbeat_interval_ms),
@@ -88,7 +85,6 @@ impl WsModules {
             .app_data(self.timing.clone())
             .app_data(self.closing.clone())
             .app_data(self.admission.clone())
-            .app_data(self.trust_proxy.clone())
             .configure(ws::configure);
     }
 }

@@ -137,7 +137,7 @@ async fn total(lanes: Vec<tokio::task::JoinHandle<Heard>>) -> Heard {
 async fn a_flooding_client_is_throttled_while_honest_shoppers_buy() {
     let ctx = TestContext::new().await;
     let mut settings = ctx.settings.clone();
-    settings.identity.trust_proxy_headers = true;
+    settings.server.trusted_proxies = vec!["127.0.0.1".to_owned()];
     let purchase = &mut settings.purchase;
     (purchase.user_rate_per_sec, purchase.user_burst) = (5, 10);
     (purchase.ip_rate_per_sec, purchase.ip_burst) = (20, 40);
@@ -228,7 +228,7 @@ async fn upgrade(base: &str, token: &str, address: &str) -> (u16, Option<String>
 async fn websocket_upgrades_are_rate_limited_per_user_and_address() {
     let ctx = TestContext::new().await;
     let mut settings = ctx.settings.clone();
-    settings.identity.trust_proxy_headers = true;
+    settings.server.trusted_proxies = vec!["127.0.0.1".to_owned()];
     let ws = &mut settings.ws;
     (ws.upgrade_user_rate_per_sec, ws.upgrade_user_burst) = (1, 3);
     (ws.upgrade_ip_rate_per_sec, ws.upgrade_ip_burst) = (1, 5);

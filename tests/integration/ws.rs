@@ -256,7 +256,7 @@ async fn a_lost_message_leaves_the_order_readable_and_shutdown_closes_sockets() 
     )
     .await;
 
-    // Graceful stop closes open sockets with 1001 "going away".
+    // Graceful stop closes open sockets with 1012 "service restart".
     let mut socket = connect(&app.base, &token).await;
     let stopping = tokio::spawn(app.stop());
     let closed = tokio::time::timeout(Duration::from_secs(5), async {
@@ -269,7 +269,7 @@ async fn a_lost_message_leaves_the_order_readable_and_shutdown_closes_sockets() 
     })
     .await
     .expect("closed in time");
-    assert_eq!(closed, Some(1001));
+    assert_eq!(closed, Some(1012));
     tokio::time::timeout(Duration::from_secs(5), stopping)
         .await
         .unwrap()
@@ -389,4 +389,47 @@ async fn a_provider_that_stops_answering_leaves_known_keys_working() {
     }
     assert_eq!(ws.metric("flash_sale_jwks_fetch_failures_total").await, 3.0);
     ws.stop().await;
+}
+
+/// A stopping instance first drains: /readyz answers 503 "draining", its sockets close
+/// with 1012 "service restart" (the pages reconnect elsewhere), new sockets are refused
+/// with 503 and Retry-After, and every other request is still served.
+#[tokio::test(flavor = "multi_thread")]
+async fn draining_reports_not_ready_closes_sockets_for_a_restart_and_keeps_serving() {
+    let ctx = TestContext::new().await;
+    let app = ctx.spawn(Role::All).await;
+    let token = app.mint_token(&ctx, "drained").await;
+    let mut socket = connect(&app.base, &token).await;
+    assert_eq!(app.get_json("/readyz").await.0, 200);
+
+    app.app().begin_drain();
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(message) = socket.next().await {
+            if let Ok(Message::Close(frame)) = message {
+                return frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+            }
+        }
+        None
+    })
+    .await
+    .expect("closed in time");
+    assert_eq!(closed, Some((1012, "service restart".to_owned())));
+    let (status, body) = app.get_json("/readyz").await;
+    assert_eq!((status, body["status"].as_str()), (503, Some("draining")));
+    assert_eq!(app.get_json("/api/coupons").await.0, 200, "still serving");
+    let mut request = format!("{}/ws", app.base.replacen("http", "ws", 1))
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        format!("bearer, {token}").parse().unwrap(),
+    );
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 503);
+            assert_eq!(response.headers()["retry-after"], "1");
+        }
+        other => panic!("expected 503, got {:?}", other.map(|(_, r)| r.status())),
+    }
+    app.stop().await;
 }

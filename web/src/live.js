@@ -1,6 +1,7 @@
 // One WebSocket per signed-in tab for payment results. Browsers cannot set headers on a
 // socket, so the token travels as the subprotocol pair ["bearer", token]. The socket
-// reconnects with backoff; while it is down the orders page polls instead.
+// reconnects with backoff and jitter (so the sockets of a restarting instance do not all
+// return in the same instant); while it is down the orders page polls instead.
 import { reactive, watch } from 'vue';
 import { session } from './session.js';
 import { applyUpdate, refreshOrders, orders, hasPending } from './orders.js';
@@ -48,9 +49,11 @@ function connect() {
     }
     if (message.type === 'payment_update' && !applyUpdate(message)) catchUp();
   };
-  ws.onclose = () => {
+  ws.onclose = (event) => {
     if (socket !== ws) return;
     socket = null;
+    // 1012 "service restart": the instance is going away, another one answers now.
+    if (event.code === 1012) attempt = 0;
     reconnectLater();
   };
 }
@@ -61,8 +64,8 @@ function reconnectLater() {
     return;
   }
   live.state = 'down';
-  const delay = Math.min(15000, 1000 * 2 ** attempt++);
-  timer = setTimeout(connect, delay);
+  const ceiling = Math.min(15000, 1000 * 2 ** attempt++);
+  timer = setTimeout(connect, ceiling / 2 + Math.random() * (ceiling / 2));
 }
 
 function disconnect() {
