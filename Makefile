@@ -1,5 +1,5 @@
 # Developer entry points. Every install step lives in scripts/ (idempotent).
-.PHONY: dev test lint stop status bench fuzz migrate run build
+.PHONY: dev test lint stop status bench fuzz migrate run build cluster cluster-stop test-cluster
 
 ROLE ?= all
 QUICK ?= 0
@@ -19,6 +19,19 @@ lint:
 	@scripts/build-tools.sh
 	cargo fmt --all -- --check
 	cargo clippy --all-targets --all-features -- -D warnings
+
+## cluster: the production shape on one machine: NGINX with TLS in front of 2 api, 2 ws
+## and 2 payment processes, a 3-master Redis Cluster, 3 Kafka brokers, MariaDB
+cluster:
+	@scripts/cluster.sh up
+
+## cluster-stop: stop what `make cluster` started
+cluster-stop:
+	@scripts/cluster.sh down
+
+## test-cluster: the fault drills against the cluster (brings it up and down as needed)
+test-cluster:
+	@scripts/test-cluster.sh
 
 ## stop: stop the stack services these scripts started
 stop:

@@ -18,6 +18,7 @@
 # Addresses (override with the environment):
 #   STACK_MYSQL_PORT (3306), STACK_REDIS_PORT (6379), STACK_KAFKA_PORT (19092, its
 #   controller one above), STACK_KEYCLOAK_PORT (8180)
+# STACK_SERVICES picks which to bring up (all four: "mysql redis kafka keycloak").
 # STACK_KAFKA=tansu runs the Kafka-compatible tansu instead of Apache Kafka (in-memory:
 # a restart loses the events; needs a 16-minute cargo install on first use).
 set -euo pipefail
@@ -213,10 +214,12 @@ case "${1:-}" in
   up)
     if [ "${2:-}" = "--started-file" ]; then STARTED_FILE=$3; : > "$STARTED_FILE"; fi
     mkdir -p "$STACK_DIR"
-    mysql_up
-    redis_up
-    kafka_up
-    keycloak_up
+    for service in ${STACK_SERVICES:-mysql redis kafka keycloak}; do
+      case "$service" in
+        mysql | redis | kafka | keycloak) "${service}_up" ;;
+        *) die "unknown service in STACK_SERVICES: $service" ;;
+      esac
+    done
     ;;
   stop-list)
     [ -f "${2:-}" ] || exit 0
