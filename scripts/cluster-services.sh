@@ -3,6 +3,7 @@
 # three Kafka brokers, a local CA and NGINX in front.
 #
 #   scripts/cluster-services.sh redis up|down|status   3 masters + 1 replica each
+#   scripts/cluster-services.sh redis nodes            their URLs, comma-separated
 #   scripts/cluster-services.sh kafka up|down|status   3 brokers (KRaft, 3-voter quorum)
 #   scripts/cluster-services.sh ca                     local CA + certificate for localhost
 #   scripts/cluster-services.sh nginx up|down|status|reload
@@ -553,8 +554,15 @@ nginx_status() {
 }
 
 # --- main ---------------------------------------------------------------------------------
+# The seed list the app takes (redis.nodes): every node of the cluster.
+redis_nodes() {
+  local i nodes=()
+  for i in 0 1 2 3 4 5; do nodes+=("redis://$HOST:$((REDIS_BASE + i))"); done
+  (IFS=,; echo "${nodes[*]}")
+}
+
 usage() {
-  echo "usage: $0 redis up|down|status | kafka up|down|status | ca | nginx up|down|status|reload | status | down" >&2
+  echo "usage: $0 redis up|down|status|nodes | kafka up|down|status | ca | nginx up|down|status|reload | status | down" >&2
   exit 2
 }
 
@@ -563,6 +571,7 @@ case "${1:-} ${2:-}" in
   "redis up") redis_up ;;
   "redis down") redis_down ;;
   "redis status") redis_status ;;
+  "redis nodes") redis_nodes ;;
   "kafka up") kafka_up ;;
   "kafka down") kafka_down ;;
   "kafka status") kafka_status ;;

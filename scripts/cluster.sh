@@ -56,11 +56,7 @@ PUBLIC_URL="https://localhost:$HTTPS_PORT"
 port_of() { local i; for i in "${INSTANCES[@]}"; do [ "${i%%:*}" = "$1" ] && echo "${i#*:}" && return; done; die "no instance $1 (one of: ${INSTANCES[*]%%:*})"; }
 role_of() { echo "${1%-*}"; }
 
-redis_nodes() {
-  local i nodes=()
-  for i in 0 1 2 3 4 5; do nodes+=("redis://$HOST:$((REDIS_BASE + i))"); done
-  (IFS=,; echo "${nodes[*]}")
-}
+redis_nodes() { scripts/cluster-services.sh redis nodes; }
 kafka_brokers() { echo "$HOST:$KAFKA_BASE,$HOST:$((KAFKA_BASE + 2)),$HOST:$((KAFKA_BASE + 4))"; }
 
 # A secret made once per cluster directory (mode 0600).

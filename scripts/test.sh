@@ -59,6 +59,17 @@ cargo test --all-targets --all-features --no-fail-fast
 # they neither starve nor are starved by the timing-sensitive tests.
 echo "[test] load tests, one at a time"
 cargo test --all-features --test integration -- --ignored --test-threads=1 --nocapture
+# Every key family on a Redis Cluster (3 masters, a replica each): the integration tests
+# again with redis.mode = cluster. Not those that run private single Redis servers.
+# A cluster already running (`make cluster`) is used and left running.
+if ! (exec 3<>/dev/tcp/127.0.0.1/"${CLUSTER_REDIS_PORT_BASE:-7001}") 2>/dev/null; then
+  trap 'scripts/cluster-services.sh redis down; cleanup' EXIT
+fi
+scripts/cluster-services.sh redis up
+echo "[test] integration tests on a Redis Cluster"
+FLASH__REDIS__MODE=cluster FLASH__REDIS__NODES="$(scripts/cluster-services.sh redis nodes)" \
+  cargo test --all-features --test integration -- --skip chaos:: --skip round_trips:: \
+  --skip purchase::a_retry_after_a_redis_stall_gets_an_order_that_exists
 # Schemathesis against the OpenAPI document the api serves: no 5xx, every answer as
 # documented.
 FLASH_SALE_BIN="${CARGO_TARGET_DIR:-target}/debug/flash-sale" scripts/contract-test.sh

@@ -12,7 +12,11 @@ async fn invalid_config_value_exits_2_naming_the_key() {
         ("FLASH__REDIS__URL", "localhost:6379", "redis.url"),
         ("FLASH__KAFKA__BROKERS", "nohost", "kafka.brokers"),
     ] {
-        let output = flash_sale_command(&ctx).env(var, value).output().unwrap();
+        let output = flash_sale_command(&ctx)
+            .env("FLASH__REDIS__MODE", "standalone")
+            .env(var, value)
+            .output()
+            .unwrap();
         assert_eq!(output.status.code(), Some(2), "{var}={value}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");

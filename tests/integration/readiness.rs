@@ -26,6 +26,7 @@ async fn redis_down_makes_readiness_503_naming_redis_but_liveness_stays_200() {
     let ctx = TestContext::new().await;
     let mut settings = ctx.settings.clone();
     // Nothing listens on a port we just freed.
+    settings.redis.mode = flash_sale::config::RedisMode::Standalone;
     settings.redis.url = SecretString::from(format!("redis://127.0.0.1:{}", free_port()));
     let app = ctx.spawn_with(Role::All, settings).await;
 
