@@ -43,6 +43,7 @@ cleanup() {
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   mariadb --protocol=TCP -h 127.0.0.1 -P "${STACK_MYSQL_PORT:-3306}" -uroot -e "DROP DATABASE IF EXISTS \`$DB\`" 2>/dev/null || true
   redis-cli -p "${STACK_REDIS_PORT:-6379}" --scan --pattern "bench:$RUN_ID:*" | xargs -r -n 500 redis-cli -p "${STACK_REDIS_PORT:-6379}" DEL >/dev/null 2>&1 || true
+  [ -n "${CLUSTER_STARTED:-}" ] && scripts/cluster.sh down >/dev/null 2>&1
   [ -f "$started" ] && scripts/stack.sh stop-list "$started"
   rm -rf "$WORK"
 }
@@ -214,6 +215,69 @@ say "WebSocket: $WS_SOCKETS idle sockets, $WS_MESSAGES messages"
 "$TOOL" ws --url "ws://127.0.0.1:$WS_PORT" --issuer "$API" --server-pid "$WS_PID" --server-id "$SERVER_ID" \
   --sockets "$WS_SOCKETS" --messages "$WS_MESSAGES" >>"$RESULTS"
 stop "$WS_PID"; stop "$API_PID"
+
+# 8. the production shape (make cluster): the same purchases through NGINX with TLS over
+#    2 api instances, a Redis Cluster of 3 masters (a replica each) and 3 Kafka brokers
+#    (acks from every in-sync replica), then end to end with 2 payment instances. wrk
+#    plays the load balancer in front of NGINX, naming each shopper's address.
+say "the production shape: make cluster"
+export CLUSTER_PROFILE=release CLUSTER_SKIP_BUILD=1 CLUSTER_TRUSTED_HOPS=127.0.0.1 CLUSTER_DB="${DB}_cluster"
+CLUSTER_RUNNING=""
+port_open_cluster() { (exec 3<>/dev/tcp/127.0.0.1/18081) 2>/dev/null; }
+port_open_cluster && CLUSTER_RUNNING=1
+scripts/cluster.sh down >/dev/null 2>&1 || true
+CLUSTER_STARTED=1
+scripts/cluster.sh up >"$WORK/cluster-up.log" 2>&1 || { tail -n 30 "$WORK/cluster-up.log" >&2; exit 1; }
+eval "$(scripts/cluster.sh env)"
+cluster_accepted() {
+  local total=0 port n
+  for port in 18081 18082; do
+    n=$(curl -fs "http://127.0.0.1:$port/metrics" | awk '/^flash_sale_purchases_total\{outcome="accepted"\}/ {print $2; f=1} END {if (!f) print 0}')
+    total=$((total + ${n%.*}))
+  done
+  echo "$total"
+}
+CLUSTER_ADMIN=$(curl -fs --cacert "$CLUSTER_CA" "$CLUSTER_URL/api/auth/login" -H 'content-type: application/json' \
+  -d '{"email":"admin@flash-sale.local","password":"flash-sale-admin"}' | python3 -c 'import sys,json;print(json.load(sys.stdin)["access_token"])')
+cluster_coupon() { # name total limit -> id
+  local start end
+  start=$(date -u -d '-1 minute' +%Y-%m-%dT%H:%M:%SZ); end=$(date -u -d '+1 day' +%Y-%m-%dT%H:%M:%SZ)
+  curl -fs --cacert "$CLUSTER_CA" "$CLUSTER_URL/api/admin/coupons" -H "authorization: Bearer $CLUSTER_ADMIN" -H 'content-type: application/json' \
+    -d "{\"name\":\"$1\",\"description\":\"bench\",\"price_cents\":100,\"total_quantity\":$2,\"per_user_limit\":$3,\"sale_starts_at\":\"$start\",\"sale_ends_at\":\"$end\"}" \
+    | python3 -c 'import sys,json;print(json.load(sys.stdin)["id"])'
+}
+C_OPEN=$(cluster_coupon "Hot coupon (cluster)" 10000000 100)
+C_E2E=$(cluster_coupon "End to end (cluster)" 10000000 100)
+scripts/cluster.sh exec "$TOOL" tokens --count "$TOKENS" --prefix cshopper --issuer "$CLUSTER_URL" --out "$WORK/ctokens.lua"
+API_SAVED=$API; API=$CLUSTER_URL
+C_BASELINE="cluster baseline (GET /healthz via NGINX)"
+wrk_run "$C_BASELINE" 256 get.lua "" "" BENCH_PATH=/healthz
+# Payment instances paused: the purchase figure alone, as in the single-process runs.
+scripts/cluster.sh stop payment-1 >/dev/null; scripts/cluster.sh stop payment-2 >/dev/null
+before=$(cluster_accepted)
+wrk_run "cluster: purchase (hot coupon) via NGINX, 2 api, Redis Cluster, 3 brokers" 256 purchase.lua "$C_BASELINE" 409 \
+  BENCH_COUPON="$C_OPEN" BENCH_TOKENS="$WORK/ctokens.lua" BENCH_FORWARDED_FOR=1
+sleep 1
+# shellcheck disable=SC2086
+scripts/cluster.sh exec "$TOOL" check-sale --coupon "$C_OPEN" --total 10000000 --limit 100 --label "cluster hot coupon" \
+  --accepted "$(( $(cluster_accepted) - before ))" --client-accepted "$(accepted_in $LAST_OUTS)" --in-flight $(( 2 * 256 )) >>"$RESULTS"
+scripts/cluster.sh start payment-1 >/dev/null; scripts/cluster.sh start payment-2 >/dev/null
+before=$(cluster_accepted)
+DURATION_SAVED=$DURATION; DURATION=$E2E_SECS
+wrk_run "cluster: purchase -> payment (end to end, 2 payment instances)" 256 purchase.lua "$C_BASELINE" 409 \
+  BENCH_COUPON="$C_E2E" BENCH_TOKENS="$WORK/ctokens.lua" BENCH_FORWARDED_FOR=1
+DURATION=$DURATION_SAVED
+sleep 1
+C_E2E_ACCEPTED=$(( $(cluster_accepted) - before ))
+scripts/cluster.sh exec "$TOOL" drain --coupon "$C_E2E" --expected "$C_E2E_ACCEPTED" --load-secs "$((E2E_SECS + WARMUP))" >>"$RESULTS"
+# shellcheck disable=SC2086
+scripts/cluster.sh exec "$TOOL" check-sale --coupon "$C_E2E" --total 10000000 --limit 100 --label "cluster end to end" --orders \
+  --accepted "$C_E2E_ACCEPTED" --client-accepted "$(accepted_in $LAST_OUTS)" --in-flight $(( 2 * 256 )) >>"$RESULTS"
+API=$API_SAVED
+scripts/cluster.sh down >/dev/null 2>&1 || true
+CLUSTER_STARTED=""
+mariadb --protocol=TCP -h 127.0.0.1 -P "${STACK_MYSQL_PORT:-3306}" -uroot -e "DROP DATABASE IF EXISTS \`$CLUSTER_DB\`" 2>/dev/null || true
+[ -n "$CLUSTER_RUNNING" ] && say "make cluster was running before the benchmark; start it again with make cluster"
 
 # --- report -----------------------------------------------------------------------------
 fact() { "$TOOL" fact "$1" "$2" >>"$RESULTS"; }

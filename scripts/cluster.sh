@@ -15,6 +15,7 @@
 #                                      once the new one is ready
 #   scripts/cluster.sh cli ARGS...     flash-sale with the cluster's settings, e.g.
 #                                      `cli audit`, `cli reconcile 7`
+#   scripts/cluster.sh exec CMD...     any command with the cluster's FLASH__* settings
 #
 # Environment:
 #   CLUSTER_PROFILE       release (default) or debug: which build of flash-sale runs
@@ -23,6 +24,7 @@
 #                         load balancer in front, so each shopper has an address of its own.
 #   CLUSTER_DRAIN_SECS    how long a stopping instance keeps serving while not ready (3)
 #   CLUSTER_DB            database name (flash_sale_cluster)
+#   CLUSTER_SKIP_BUILD=1  use the binary and pages already built
 # and those of scripts/cluster-services.sh (ports, directories).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,6 +35,11 @@ SAY_AS=cluster
 # shellcheck source=scripts/lib.sh
 . "$ROOT/scripts/lib.sh"
 
+# The cluster's settings are its own: FLASH_* variables of the caller's shell (a dev or
+# bench setup) must not leak into its processes.
+for var in $(compgen -e); do
+  case "$var" in FLASH__* | FLASH_ENV | FLASH_ROLE) unset "$var" ;; esac
+done
 HOST=127.0.0.1
 PROFILE=${CLUSTER_PROFILE:-release}
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE/flash-sale
@@ -142,6 +149,8 @@ stop_instance() { # instance signal
 }
 
 build() {
+  # A caller that built the binary already (make bench) skips this.
+  [ "${CLUSTER_SKIP_BUILD:-0}" = 1 ] && [ -x "$BIN" ] && [ -f static/index.html ] && return
   scripts/build-tools.sh
   if [ "$PROFILE" = release ]; then
     say "building flash-sale (release)"
@@ -247,5 +256,10 @@ case "${1:-}" in
     mapfile -t env_vars < <(role_env api-1)
     exec env "${env_vars[@]}" FLASH__LOG__LEVEL=warn "$BIN" "$@"
     ;;
-  *) echo "usage: $0 up | down | status | env | start|stop|kill INSTANCE | restart-all | cli ARGS" >&2; exit 2 ;;
+  exec)
+    shift
+    mapfile -t env_vars < <(role_env api-1)
+    exec env "${env_vars[@]}" FLASH__LOG__LEVEL=warn "$@"
+    ;;
+  *) echo "usage: $0 up | down | status | env | start|stop|kill INSTANCE | restart-all | cli ARGS | exec CMD" >&2; exit 2 ;;
 esac

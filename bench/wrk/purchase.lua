@@ -9,8 +9,17 @@ function init(args)
   counter = id * 7919
 end
 
+-- BENCH_FORWARDED_FOR=1: each shopper also has an address of its own, as a load
+-- balancer in front of NGINX reports it (the cluster scenario).
+local forwarded = os.getenv("BENCH_FORWARDED_FOR") == "1"
+
 function request()
   counter = counter + 1
-  local token = tokens[(counter % #tokens) + 1]
-  return wrk.format("POST", path, { ["Authorization"] = "Bearer " .. token })
+  local n = counter % #tokens
+  local headers = { ["Authorization"] = "Bearer " .. tokens[n + 1] }
+  if forwarded then
+    headers["X-Forwarded-For"] = string.format("10.%d.%d.%d",
+      math.floor(n / 65536) % 256, math.floor(n / 256) % 256, n % 256)
+  end
+  return wrk.format("POST", path, headers)
 end

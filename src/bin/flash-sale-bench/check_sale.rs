@@ -10,7 +10,6 @@ use flash_sale::adapters::kafka::codec::{decode_order_placed, partition_for};
 use flash_sale::adapters::kafka::consumer::PartitionReader;
 use flash_sale::bench_report::{Check, Entry};
 use flash_sale::domain::coupon::CouponId;
-use secrecy::ExposeSecret;
 
 use crate::common::{emit, load_settings};
 
@@ -58,8 +57,9 @@ pub async fn run(args: Args, config_dir: &Path) -> anyhow::Result<()> {
     }));
     let settings = load_settings(config_dir)?;
     let keys = flash_sale::adapters::redis::Keys::new(settings.redis.namespace.clone());
-    let mut redis = deadpool_redis::redis::Client::open(settings.redis.url.expose_secret())?
-        .get_multiplexed_async_connection()
+    // The server or the cluster, as the settings say.
+    let mut redis = flash_sale::adapters::redis::RedisPool::new(&settings.redis)?
+        .shared()
         .await?;
     let stock: Option<i64> = redis.get(keys.coupon_stock(coupon)).await?;
     let stock = stock.unwrap_or(-1);
