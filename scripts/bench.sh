@@ -221,7 +221,7 @@ stop "$WS_PID"; stop "$API_PID"
 #    (acks from every in-sync replica), then end to end with 2 payment instances. wrk
 #    plays the load balancer in front of NGINX, naming each shopper's address.
 say "the production shape: make cluster"
-export CLUSTER_PROFILE=release CLUSTER_SKIP_BUILD=1 CLUSTER_TRUSTED_HOPS=127.0.0.1 CLUSTER_DB="${DB}_cluster"
+export CLUSTER_PROFILE=release CLUSTER_SKIP_BUILD=1 CLUSTER_TRUSTED_HOPS=127.0.0.1 CLUSTER_DB="${DB}_cluster" CLUSTER_NAMESPACE="bench$RUN_ID" CLUSTER_TOPIC_PREFIX="bench$RUN_ID-"
 CLUSTER_RUNNING=""
 port_open_cluster() { (exec 3<>/dev/tcp/127.0.0.1/18081) 2>/dev/null; }
 port_open_cluster && CLUSTER_RUNNING=1

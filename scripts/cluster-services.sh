@@ -435,9 +435,10 @@ need_nginx() {
 nginx_frame() { # rendered file to include
   cat <<EOF
 # Written by scripts/cluster-services.sh; the flash-sale part is flash-sale.conf.
-worker_processes 1;
+# One worker per core: TLS for a few hundred connections is more than one core's work.
+worker_processes auto;
 daemon off;
-events { worker_connections 1024; }
+events { worker_connections 8192; }
 http {
     include /etc/nginx/mime.types;
     default_type application/octet-stream;

@@ -24,6 +24,8 @@
 #                         load balancer in front, so each shopper has an address of its own.
 #   CLUSTER_DRAIN_SECS    how long a stopping instance keeps serving while not ready (3)
 #   CLUSTER_DB            database name (flash_sale_cluster)
+#   CLUSTER_NAMESPACE     Redis key prefix (fs); one per database
+#   CLUSTER_TOPIC_PREFIX  prefix of the orders topic (none); one per database
 #   CLUSTER_SKIP_BUILD=1  use the binary and pages already built
 # and those of scripts/cluster-services.sh (ports, directories).
 set -euo pipefail
@@ -44,6 +46,12 @@ HOST=127.0.0.1
 PROFILE=${CLUSTER_PROFILE:-release}
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE/flash-sale
 DB=${CLUSTER_DB:-flash_sale_cluster}
+# Sale state in Redis belongs to one database: another database (CLUSTER_DB) needs a
+# namespace of its own, or its coupon ids meet the other's keys.
+NAMESPACE=${CLUSTER_NAMESPACE:-fs}
+# Likewise the orders topic: the payment role keeps its offsets in the database, so a
+# new database would replay another's events from the start.
+TOPIC_PREFIX=${CLUSTER_TOPIC_PREFIX:-}
 MYSQL_PORT=${STACK_MYSQL_PORT:-3306}
 REDIS_BASE=${CLUSTER_REDIS_PORT_BASE:-7001}
 KAFKA_BASE=${CLUSTER_KAFKA_PORT_BASE:-29092}
@@ -91,7 +99,9 @@ FLASH__SERVER__TRUSTED_PROXIES=$trusted
 FLASH__MYSQL__URL=mysql://root@$HOST:$MYSQL_PORT/$DB
 FLASH__REDIS__MODE=cluster
 FLASH__REDIS__NODES=$(redis_nodes)
+FLASH__REDIS__NAMESPACE=$NAMESPACE
 FLASH__KAFKA__BROKERS=$(kafka_brokers)
+FLASH__KAFKA__TOPIC_PREFIX=$TOPIC_PREFIX
 FLASH__KAFKA__EVENT_SIGNING_KEY=$(secret event-signing-key)
 FLASH__IDENTITY__PROVIDER=embedded
 FLASH__IDENTITY__ISSUER=$PUBLIC_URL

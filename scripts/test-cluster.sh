@@ -21,4 +21,18 @@ scripts/cluster.sh up
 eval "$(scripts/cluster.sh env)"
 echo "[test-cluster] drills, one at a time"
 cargo test --all-features --test cluster -- --test-threads=1 --nocapture
+
+# The pages through NGINX: the shopper's browser test (sign up, buy, the result live).
+if [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
+  echo "[test-cluster] installing chromium (apt)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+fi
+echo "[test-cluster] the shopper's browser test through NGINX"
+admin_token=$(curl -fsS --cacert "$CLUSTER_CA" -H 'Content-Type: application/json' \
+  -d '{"email":"admin@flash-sale.local","password":"flash-sale-admin"}' "$CLUSTER_URL/api/auth/login" |
+  python3 -c 'import sys,json;print(json.load(sys.stdin)["access_token"])')
+mkdir -p target/screenshots
+BASE_URL=$CLUSTER_URL ADMIN_EMAIL=admin@flash-sale.local ADMIN_PASSWORD=flash-sale-admin \
+  ADMIN_TOKEN=$admin_token CHROMIUM=${CHROMIUM:-/usr/bin/chromium} SCREENSHOT_DIR=$ROOT/target/screenshots \
+  IGNORE_HTTPS_ERRORS=1 NODE_EXTRA_CA_CERTS=$CLUSTER_CA node --test web/tests/shopper.test.js
 echo "[test-cluster] done in $(($(date +%s) - started)) s"

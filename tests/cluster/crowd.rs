@@ -52,12 +52,11 @@ impl Heard {
 pub async fn shop(
     cluster: Arc<Cluster>,
     coupon: i64,
-    prefix: &str,
+    prefix: String,
     shoppers: usize,
     concurrency: usize,
     spacing: Duration,
 ) -> Heard {
-    let prefix = prefix.to_owned();
     let outcomes = futures_util::stream::iter(0..shoppers)
         .map(|n| {
             let cluster = cluster.clone();
@@ -82,7 +81,39 @@ pub async fn shop(
     Heard { outcomes }
 }
 
-/// Waits until `pred(accepted so far)` holds for the coupon, judged by its stock.
+/// The shape of a drill's sale: shoppers, how many at a time, the pause between starts.
+pub struct Sale {
+    pub total: i64,
+    pub shoppers: usize,
+    pub concurrency: usize,
+    pub spacing: Duration,
+}
+
+/// A sale of a new coupon named `name` in which `fault` strikes once `after` units are
+/// sold: the coupon, what the shoppers heard, and when the fault struck.
+pub async fn sale_with_fault(
+    cluster: &Arc<Cluster>,
+    name: &str,
+    sale: Sale,
+    after: i64,
+    fault: impl AsyncFnOnce(i64),
+) -> (i64, Heard, Instant) {
+    let coupon = cluster.open_coupon(name, sale.total).await;
+    let crowd = tokio::spawn(shop(
+        cluster.clone(),
+        coupon,
+        name.to_lowercase().replace(' ', "-"),
+        sale.shoppers,
+        sale.concurrency,
+        sale.spacing,
+    ));
+    until_sold(cluster, coupon, sale.total, after).await;
+    let struck = Instant::now();
+    fault(coupon).await;
+    (coupon, crowd.await.unwrap(), struck)
+}
+
+/// Waits until `units` of the coupon are sold, judged by its stock.
 pub async fn until_sold(cluster: &Cluster, coupon: i64, total: i64, units: i64) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while total - cluster.stock(coupon).await < units {

@@ -7,7 +7,7 @@ use deadpool_redis::redis;
 use flash_sale::adapters::redis::Keys;
 use flash_sale::adapters::redis::slot_router::key_slot;
 
-use crate::crowd::{Heard, assert_exact, shop, until_sold};
+use crate::crowd::{Heard, Sale, assert_exact, sale_with_fault, shop};
 use crate::harness::{Cluster, Outcome, address, buy, next_update};
 
 fn cluster() -> Option<Arc<Cluster>> {
@@ -38,8 +38,22 @@ async fn a_race_through_nginx_over_two_api_instances_sells_exactly_the_stock() {
     let coupon = cluster.open_coupon("Race", 100).await;
     // 400 shoppers, two tabs each, all at once.
     let (first, second) = tokio::join!(
-        shop(cluster.clone(), coupon, "racer", 400, 200, Duration::ZERO),
-        shop(cluster.clone(), coupon, "racer", 400, 200, Duration::ZERO),
+        shop(
+            cluster.clone(),
+            coupon,
+            "racer".into(),
+            400,
+            200,
+            Duration::ZERO
+        ),
+        shop(
+            cluster.clone(),
+            coupon,
+            "racer".into(),
+            400,
+            200,
+            Duration::ZERO
+        ),
     );
     let heard = Heard {
         outcomes: first.outcomes.into_iter().chain(second.outcomes).collect(),
@@ -64,19 +78,16 @@ async fn a_race_through_nginx_over_two_api_instances_sells_exactly_the_stock() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_of_an_api_instance_mid_sale_loses_no_accepted_purchase() {
     let Some(cluster) = cluster() else { return };
-    let coupon = cluster.open_coupon("Api kill", 150).await;
-    let crowd = tokio::spawn(shop(
-        cluster.clone(),
-        coupon,
-        "api-kill",
-        300,
-        20,
-        Duration::from_millis(10),
-    ));
-    until_sold(&cluster, coupon, 150, 40).await;
-    let killed = Instant::now();
-    cluster.script(&["kill", "api-1"]);
-    let heard = crowd.await.unwrap();
+    let sale = Sale {
+        total: 150,
+        shoppers: 300,
+        concurrency: 20,
+        spacing: Duration::from_millis(10),
+    };
+    let (coupon, heard, killed) = sale_with_fault(&cluster, "Api kill", sale, 40, async |_| {
+        cluster.script(&["kill", "api-1"]);
+    })
+    .await;
     println!("api kill: {:?}", heard.summary());
     assert_eq!(heard.accepted().len(), 150, "sold out through the survivor");
     let sold = assert_exact(&cluster, coupon, 150, &heard).await;
@@ -169,19 +180,16 @@ async fn sigkill_of_a_ws_instance_its_shoppers_reconnect_and_get_their_results()
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_of_a_payment_instance_moves_its_partitions_and_pays_each_order_once() {
     let Some(cluster) = cluster() else { return };
-    let coupon = cluster.open_coupon("Payment kill", 200).await;
-    let crowd = tokio::spawn(shop(
-        cluster.clone(),
-        coupon,
-        "pay-kill",
-        200,
-        10,
-        Duration::from_millis(20),
-    ));
-    until_sold(&cluster, coupon, 200, 50).await;
-    let killed = Instant::now();
-    cluster.script(&["kill", "payment-1"]);
-    let heard = crowd.await.unwrap();
+    let sale = Sale {
+        total: 200,
+        shoppers: 200,
+        concurrency: 10,
+        spacing: Duration::from_millis(20),
+    };
+    let (coupon, heard, killed) = sale_with_fault(&cluster, "Payment kill", sale, 50, async |_| {
+        cluster.script(&["kill", "payment-1"]);
+    })
+    .await;
     println!("payment kill: {:?}", heard.summary());
     let sold = assert_exact(&cluster, coupon, 200, &heard).await;
     println!(
@@ -258,20 +266,21 @@ async fn primary_of(coupon: i64) -> u16 {
 async fn sigkill_of_a_redis_primary_fails_over_and_the_counts_hold_or_are_repaired() {
     let Some(cluster) = cluster() else { return };
     let total = 300;
-    let coupon = cluster.open_coupon("Redis kill", total).await;
-    let primary = primary_of(coupon).await;
-    let crowd = tokio::spawn(shop(
-        cluster.clone(),
-        coupon,
-        "redis-kill",
-        400,
-        20,
-        Duration::from_millis(10),
-    ));
-    until_sold(&cluster, coupon, total, 60).await;
-    let killed = Instant::now();
-    cluster.kill_recorded(&format!("redis-{primary}"));
-    let heard = crowd.await.unwrap();
+    let sale = Sale {
+        total,
+        shoppers: 400,
+        concurrency: 20,
+        spacing: Duration::from_millis(10),
+    };
+    let primary = std::sync::OnceLock::new();
+    let (coupon, heard, killed) =
+        sale_with_fault(&cluster, "Redis kill", sale, 60, async |coupon| {
+            let port = primary_of(coupon).await;
+            cluster.kill_recorded(&format!("redis-{port}"));
+            primary.set(port).unwrap();
+        })
+        .await;
+    let primary = *primary.get().unwrap();
     println!("redis kill: {:?}", heard.summary());
     assert!(heard.failures().is_empty(), "{:?}", heard.failures());
     let pause = longest_pause_after(&heard, killed);
@@ -319,19 +328,16 @@ async fn sigkill_of_a_redis_primary_fails_over_and_the_counts_hold_or_are_repair
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_of_a_kafka_broker_loses_no_accepted_purchase() {
     let Some(cluster) = cluster() else { return };
-    let coupon = cluster.open_coupon("Broker kill", 200).await;
-    let crowd = tokio::spawn(shop(
-        cluster.clone(),
-        coupon,
-        "broker-kill",
-        300,
-        20,
-        Duration::from_millis(10),
-    ));
-    until_sold(&cluster, coupon, 200, 40).await;
-    let killed = Instant::now();
-    cluster.kill_recorded("kafka-1");
-    let heard = crowd.await.unwrap();
+    let sale = Sale {
+        total: 200,
+        shoppers: 300,
+        concurrency: 20,
+        spacing: Duration::from_millis(10),
+    };
+    let (coupon, heard, killed) = sale_with_fault(&cluster, "Broker kill", sale, 40, async |_| {
+        cluster.kill_recorded("kafka-1");
+    })
+    .await;
     println!(
         "broker kill: {:?}; longest pause between accepted purchases after the kill {:?}",
         heard.summary(),
