@@ -125,7 +125,7 @@ async fn sigkill_of_a_ws_instance_its_shoppers_reconnect_and_get_their_results()
     let mut sockets = Vec::new();
     for n in 0..shoppers {
         let token = cluster.token(&format!("ws-kill-{n}"), "user");
-        let socket = cluster.socket(&token, &address(n)).await.expect("socket");
+        let socket = cluster.socket_with_retries(&token, &address(n)).await;
         sockets.push((n, token, socket));
     }
     cluster.script(&["kill", "ws-1"]);
@@ -363,17 +363,7 @@ async fn a_rolling_restart_under_load_fails_no_purchase_and_loses_no_result() {
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(150 * n as u64)).await;
             let token = cluster.token(&format!("rolling-{n}"), "user");
-            let mut socket = None;
-            for _ in 0..50 {
-                match cluster.socket(&token, &address(n)).await {
-                    Ok(s) => {
-                        socket = Some(s);
-                        break;
-                    }
-                    Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
-                }
-            }
-            let mut socket = socket.unwrap_or_else(|| panic!("shopper {n}: no socket"));
+            let mut socket = cluster.socket_with_retries(&token, &address(n)).await;
             let outcome = buy(
                 &cluster,
                 &token,

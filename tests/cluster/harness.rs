@@ -195,6 +195,22 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// A socket, retried like the pages retry (a 503 while an instance drains or a
+    /// dependency recovers, a refused connection).
+    pub async fn socket_with_retries(&self, token: &str, address: &str) -> Socket {
+        let mut last = String::new();
+        for _ in 0..50 {
+            match self.socket(token, address).await {
+                Ok(socket) => return socket,
+                Err(error) => last = error,
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        panic!("no socket after 50 attempts: {last}");
+    }
+}
+
 pub type Socket =
     tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
 

@@ -9,11 +9,13 @@
 //!
 //! At most once: a script is never sent twice. An error (a lost node, `MOVED` after a
 //! failover) is returned to the caller and refreshes the slot map in the background, so
-//! the caller's next call reaches the new owner.
+//! the caller's next call reaches the new owner. The map is also reloaded every second
+//! while the router is in use, so an instance that was idle during a failover does not
+//! spend its first calls on the lost node.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
 use deadpool_redis::redis::aio::{ConnectionLike, MultiplexedConnection};
@@ -23,6 +25,8 @@ use tokio::sync::OnceCell;
 
 /// Slots of a Redis Cluster.
 const SLOTS: usize = 16_384;
+/// How often the slot map is reloaded in the background.
+const RELOAD_EVERY: Duration = Duration::from_secs(1);
 
 /// The slot of a key: CRC16 (XMODEM) of its hash tag, or of the whole key.
 pub fn key_slot(key: &[u8]) -> u16 {
@@ -66,6 +70,7 @@ pub struct SlotRouter {
     owners: RwLock<Arc<Vec<Option<Arc<str>>>>>,
     nodes: Mutex<HashMap<Arc<str>, NodeConnection>>,
     refreshing: AtomicBool,
+    reloading: AtomicBool,
 }
 
 impl SlotRouter {
@@ -75,6 +80,42 @@ impl SlotRouter {
             owners: RwLock::new(Arc::new(Vec::new())),
             nodes: Mutex::new(HashMap::new()),
             refreshing: AtomicBool::new(false),
+            reloading: AtomicBool::new(false),
+        }
+    }
+
+    /// Starts the periodic reload once; it ends when the router is dropped.
+    fn keep_reloading(self: &Arc<Self>, library: &ClusterConnection) {
+        if self.reloading.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let router: Weak<Self> = Arc::downgrade(self);
+        let mut library = library.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(RELOAD_EVERY).await;
+                let Some(router) = router.upgrade() else {
+                    return;
+                };
+                router.reload(&mut library).await;
+            }
+        });
+    }
+
+    /// Loads the slot map and forgets connections to nodes that own no slot any more.
+    async fn reload(&self, library: &mut ClusterConnection) {
+        match tokio::time::timeout(self.timeout, load_owners(library)).await {
+            Ok(Ok(owners)) => {
+                let primaries: std::collections::HashSet<Arc<str>> =
+                    owners.iter().flatten().cloned().collect();
+                self.nodes
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .retain(|address, _| primaries.contains(address));
+                *self.owners.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(owners);
+            }
+            Ok(Err(error)) => tracing::warn!(%error, "could not load the cluster's slot map"),
+            Err(_) => tracing::warn!("loading the cluster's slot map timed out"),
         }
     }
 
@@ -94,6 +135,7 @@ impl SlotRouter {
         cmd: &Cmd,
         library: &mut ClusterConnection,
     ) -> RedisResult<Value> {
+        self.keep_reloading(library);
         let Some(slot) = script_slot(cmd) else {
             return library.req_packed_command(cmd).await;
         };
@@ -156,17 +198,7 @@ impl SlotRouter {
         let router = self.clone();
         let mut library = library.clone();
         tokio::spawn(async move {
-            let loaded = tokio::time::timeout(router.timeout, load_owners(&mut library)).await;
-            match loaded {
-                Ok(Ok(owners)) => {
-                    *router
-                        .owners
-                        .write()
-                        .unwrap_or_else(PoisonError::into_inner) = Arc::new(owners);
-                }
-                Ok(Err(error)) => tracing::warn!(%error, "could not load the cluster's slot map"),
-                Err(_) => tracing::warn!("loading the cluster's slot map timed out"),
-            }
+            router.reload(&mut library).await;
             // A short pause: a burst of errors during a failover reloads a few times a
             // second, not once per request.
             tokio::time::sleep(Duration::from_millis(100)).await;
