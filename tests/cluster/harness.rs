@@ -67,18 +67,27 @@ impl Cluster {
             "sale_starts_at": start.to_rfc3339(),
             "sale_ends_at": (start + chrono::Duration::hours(1)).to_rfc3339(),
         });
-        let response = self
-            .http
-            .post(format!("{}/api/admin/coupons", self.url))
-            .bearer_auth(self.token("drill-admin", "admin"))
-            .json(&body)
-            .send()
-            .await
-            .expect("create coupon");
-        assert_eq!(response.status(), 201);
-        response.json::<Value>().await.unwrap()["id"]
-            .as_i64()
-            .unwrap()
+        // A 503 decided nothing (no instance took it, or one was busy): retried, as an
+        // admin page would after its Retry-After.
+        for _ in 0..50 {
+            let response = self
+                .http
+                .post(format!("{}/api/admin/coupons", self.url))
+                .bearer_auth(self.token("drill-admin", "admin"))
+                .json(&body)
+                .send()
+                .await
+                .expect("create coupon");
+            if response.status() == 503 {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+            assert_eq!(response.status(), 201);
+            return response.json::<Value>().await.unwrap()["id"]
+                .as_i64()
+                .unwrap();
+        }
+        panic!("no coupon created: 503 for 25 s")
     }
 
     /// Runs `scripts/cluster.sh` (start, stop, kill an instance; restart-all; cli).
