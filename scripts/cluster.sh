@@ -235,6 +235,7 @@ export CLUSTER_URL=$PUBLIC_URL
 export CLUSTER_CA=$CLUSTER_DIR/tls/ca.pem
 export CLUSTER_DIR=$CLUSTER_DIR
 export CLUSTER_SIGNING_KEY=$CLUSTER_DIR/keys/signing.pem
+export CLUSTER_NAMESPACE=$NAMESPACE
 export CLUSTER_MYSQL_URL=mysql://root@$HOST:$MYSQL_PORT/$DB
 export CLUSTER_REDIS_NODES=$(redis_nodes)
 export CLUSTER_KAFKA_BROKERS=$(kafka_brokers)

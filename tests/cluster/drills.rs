@@ -220,7 +220,8 @@ fn longest_pause_after(heard: &Heard, since: Instant) -> Duration {
 
 /// The port of the Redis primary that holds a coupon's sale state.
 async fn primary_of(coupon: i64) -> u16 {
-    let slot = i64::from(key_slot(Keys::new("fs").coupon_stock(coupon).as_bytes()));
+    let namespace = std::env::var("CLUSTER_NAMESPACE").unwrap_or_else(|_| "fs".to_owned());
+    let slot = i64::from(key_slot(Keys::new(namespace).coupon_stock(coupon).as_bytes()));
     for port in 7001..=7006 {
         let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}")) else {
             continue;
