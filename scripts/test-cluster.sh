@@ -23,8 +23,6 @@ scripts/cluster.sh down >/dev/null 2>&1 || true
 trap 'scripts/cluster.sh down; mariadb --protocol=TCP -h 127.0.0.1 -P "${STACK_MYSQL_PORT:-3306}" -uroot -e "DROP DATABASE IF EXISTS \`$CLUSTER_DB\`" </dev/null || true' EXIT
 scripts/cluster.sh up
 eval "$(scripts/cluster.sh env)"
-# (CLUSTER_URL, CLUSTER_CA and the rest come from that env.)
-# shellcheck disable=SC2153
 # The pages through NGINX: the shopper's browser test (sign up, buy, the result live).
 # Its other tests exercise Keycloak's sessions; the cluster runs the built-in issuer.
 if [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
@@ -32,6 +30,7 @@ if [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 fi
 echo "[test-cluster] the shopper's browser test through NGINX"
+# shellcheck disable=SC2153 # CLUSTER_CA and CLUSTER_URL come from `cluster.sh env`
 admin_token=$(curl -fsS --cacert "$CLUSTER_CA" -H 'Content-Type: application/json' \
   -d '{"email":"admin@flash-sale.local","password":"flash-sale-admin"}' "$CLUSTER_URL/api/auth/login" |
   python3 -c 'import sys,json;print(json.load(sys.stdin)["access_token"])')

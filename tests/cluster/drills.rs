@@ -221,7 +221,9 @@ fn longest_pause_after(heard: &Heard, since: Instant) -> Duration {
 /// The port of the Redis primary that holds a coupon's sale state.
 async fn primary_of(coupon: i64) -> u16 {
     let namespace = std::env::var("CLUSTER_NAMESPACE").unwrap_or_else(|_| "fs".to_owned());
-    let slot = i64::from(key_slot(Keys::new(namespace).coupon_stock(coupon).as_bytes()));
+    let slot = i64::from(key_slot(
+        Keys::new(namespace).coupon_stock(coupon).as_bytes(),
+    ));
     for port in 7001..=7006 {
         let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}")) else {
             continue;
@@ -347,7 +349,27 @@ async fn sigkill_of_a_kafka_broker_loses_no_accepted_purchase() {
     assert_eq!(heard.accepted().len(), 200, "sold out on two brokers");
     let sold = assert_exact(&cluster, coupon, 200, &heard).await;
     println!("broker kill: {sold} sold, every one PAID");
+
+    // The broker returns and takes its partitions back: purchases go on, to the new
+    // leaders, within seconds.
     cluster.services(&["kafka", "up"]);
+    cluster.elect_preferred_leaders();
+    let sale = Sale {
+        total: 100,
+        shoppers: 100,
+        concurrency: 10,
+        spacing: Duration::from_millis(20),
+    };
+    let (coupon, heard, _) = sale_with_fault(&cluster, "Broker back", sale, 1, async |_| {}).await;
+    println!(
+        "broker back: {:?}; longest pause between accepted purchases {:?}",
+        heard.summary(),
+        longest_pause_after(
+            &heard,
+            heard.outcomes.iter().map(|(_, _, at)| *at).min().unwrap()
+        )
+    );
+    assert_exact(&cluster, coupon, 100, &heard).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

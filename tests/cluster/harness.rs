@@ -113,6 +113,25 @@ impl Cluster {
         assert!(status.success(), "cluster-services.sh {args:?}");
     }
 
+    /// Moves every partition back to its preferred leader (after a broker rejoined), as
+    /// Kafka does by itself within `leader.imbalance.check.interval.seconds`.
+    pub fn elect_preferred_leaders(&self) {
+        let status = Command::new(self.root.join("scripts/kafka-broker.sh"))
+            .args([
+                "tool",
+                "org.apache.kafka.tools.LeaderElectionCommand",
+                "--bootstrap-server",
+                &std::env::var("CLUSTER_KAFKA_BROKERS").expect("brokers"),
+                "--election-type",
+                "PREFERRED",
+                "--all-topic-partitions",
+            ])
+            .status()
+            .expect("scripts/kafka-broker.sh tool");
+        // Exit 1 also means "nothing to move": only a failure to run is one.
+        assert!(status.code().is_some(), "leader election");
+    }
+
     /// SIGKILL of a process the cluster scripts recorded (`redis-7002`, `kafka-1`).
     pub fn kill_recorded(&self, name: &str) {
         let pid = std::fs::read_to_string(self.root.join(format!(".cluster/pids/{name}.pid")))

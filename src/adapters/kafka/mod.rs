@@ -102,19 +102,25 @@ impl Kafka {
     /// on the next call if that failed.
     pub async fn client(&self) -> Result<Arc<Client>, KafkaError> {
         self.client
-            .get_or_try_init(|| async {
-                let build = ClientBuilder::new(self.brokers.clone())
-                    .client_id("flash-sale")
-                    .backoff_config(self.backoff())
-                    .build();
-                match tokio::time::timeout(self.timeout, build).await {
-                    Ok(Ok(client)) => Ok(Arc::new(client)),
-                    Ok(Err(e)) => Err(KafkaError::Unavailable(e.to_string())),
-                    Err(_) => Err(KafkaError::Timeout(self.timeout)),
-                }
-            })
+            .get_or_try_init(|| self.connect())
             .await
             .cloned()
+    }
+
+    /// A client of its own, with fresh cluster metadata (bounded by the timeout).
+    /// rskafka keeps a partition's leader from its metadata cache even after that broker
+    /// says another one leads (seen after a broker rejoined and took its partitions
+    /// back): a new client is the way out.
+    pub async fn connect(&self) -> Result<Arc<Client>, KafkaError> {
+        let build = ClientBuilder::new(self.brokers.clone())
+            .client_id("flash-sale")
+            .backoff_config(self.backoff())
+            .build();
+        match tokio::time::timeout(self.timeout, build).await {
+            Ok(Ok(client)) => Ok(Arc::new(client)),
+            Ok(Err(e)) => Err(KafkaError::Unavailable(e.to_string())),
+            Err(_) => Err(KafkaError::Timeout(self.timeout)),
+        }
     }
 
     async fn bounded<T>(

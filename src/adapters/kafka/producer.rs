@@ -7,6 +7,7 @@
 //! bounded by the Kafka timeout and every queue is bounded, so a broker outage becomes a
 //! prompt error the purchase path compensates.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rskafka::client::partition::{Compression, PartitionClient, UnknownTopicHandling};
@@ -63,6 +64,8 @@ impl OrderPublisher {
                     partition,
                     max_batch: limits.max_batch.max(1),
                     client: None,
+                    own_client: None,
+                    reconnect: false,
                 };
                 shutdown.spawn(task.run(rx, shutdown.token()));
                 tx
@@ -114,6 +117,10 @@ struct PartitionTask {
     partition: i32,
     max_batch: usize,
     client: Option<PartitionClient>,
+    /// After a failed batch the next partition client comes from a new Kafka client,
+    /// whose metadata is fresh.
+    own_client: Option<Arc<rskafka::client::Client>>,
+    reconnect: bool,
 }
 
 impl PartitionTask {
@@ -139,8 +146,9 @@ impl PartitionTask {
                 batch.into_iter().map(|q| (q.record, q.ack)).unzip();
             let result = self.produce(records).await.map_err(|e| {
                 tracing::warn!(topic = %self.topic, partition = self.partition, error = %e, "publishing order events failed");
-                // Reconnect on the next batch.
+                // Reconnect on the next batch, with fresh metadata.
                 self.client = None;
+                self.reconnect = true;
                 e.to_string()
             });
             for ack in acks {
@@ -165,7 +173,13 @@ impl PartitionTask {
     async fn partition_client(&mut self) -> Result<&PartitionClient, KafkaError> {
         if self.client.is_none() {
             let timeout = self.kafka.timeout();
-            let client = self.kafka.client().await?;
+            if std::mem::take(&mut self.reconnect) {
+                self.own_client = Some(self.kafka.connect().await?);
+            }
+            let client = match &self.own_client {
+                Some(client) => client.clone(),
+                None => self.kafka.client().await?,
+            };
             let connect = client.partition_client(
                 self.topic.clone(),
                 self.partition,
