@@ -113,10 +113,14 @@ impl Drop for PrivateBroker {
 }
 
 /// A free port whose successor is free too (the controller listens there).
+///
+/// Taken below the kernel's ephemeral range (32768 and up): a port the OS hands out for
+/// outgoing connections could be taken again in the seconds before the JVM binds it.
 fn free_port_pair() -> u16 {
     for _ in 0..100 {
-        let port = crate::helpers::free_port();
-        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+        let port = 21_000 + (uuid::Uuid::new_v4().as_u128() % 8_000) as u16;
+        let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if free(port) && free(port + 1) {
             return port;
         }
     }
