@@ -22,7 +22,6 @@ const IO_CRATES: &[&str] = &[
     "openidconnect",
     "rdkafka",
     "redis",
-    "redsync",
     "reqwest",
     "rskafka",
     "tokio",

@@ -163,11 +163,9 @@ fn build_catalog(
         .register(catalog_metrics.collector())
         .map_err(StartupError::runtime)?;
     let locks = RebuildLocks::new(
-        &settings.redis,
         redis.clone(),
         Duration::from_millis(settings.catalog.lock_ttl_ms),
-    )
-    .map_err(|e| StartupError::Configuration(e.to_string()))?;
+    );
     Ok(Catalog::new(
         required(&adapters.mysql, "MySQL")?,
         CatalogCache::new(redis.clone(), keys.clone()),

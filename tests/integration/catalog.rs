@@ -454,7 +454,7 @@ async fn rebuild_lock_watchdog_and_crashed_holder() {
     let ctx = TestContext::new().await;
     let ttl = Duration::from_millis(300);
     let pool = RedisPool::new(&ctx.settings.redis).unwrap();
-    let locks = RebuildLocks::new(&ctx.settings.redis, pool, ttl).unwrap();
+    let locks = RebuildLocks::new(pool, ttl);
     let keys = ctx.keys();
     let resource = keys.rebuild_lock(&keys.catalog_coupon(1));
 

@@ -1,26 +1,20 @@
-//! One rebuilder per cache key: a Redis lock (redsync) that expires by itself and is
-//! extended by a watchdog while its holder works, so a slow rebuild keeps the lock and
-//! a crashed holder's lock lapses after its TTL.
-//!
-//! redsync is synchronous (its own redis client, a connection per call), so its calls
-//! run on the blocking pool. Rebuilds are rare; the hot path never locks. Before asking
-//! redsync, an async `EXISTS` answers the common stampede case ("someone is already
-//! rebuilding") without a blocking thread.
+//! One rebuilder per cache key: a Redis lock (`SET NX PX` with a random token) that
+//! expires by itself and is extended by a watchdog while its holder works, so a slow
+//! rebuild keeps the lock and a crashed holder's lock lapses after its TTL. Extending and
+//! releasing check the token (`lua/lock_extend.lua`, `lua/lock_release.lua`), so a
+//! holder never touches a lock that lapsed and went to someone else. The lock key shares
+//! the cache key's hash tag: one slot on a Redis Cluster.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use deadpool_redis::redis::AsyncCommands;
-use redsync::{Lock, RedisInstance, Redsync, RedsyncBuilder, RedsyncError};
-use secrecy::ExposeSecret;
+use deadpool_redis::redis;
 use tokio_util::sync::CancellationToken;
 
+use super::scripts::{LOCK_EXTEND, LOCK_RELEASE};
 use super::{RedisError, RedisPool};
-use crate::config::RedisSettings;
 
 #[derive(Clone)]
 pub struct RebuildLocks {
-    redsync: Arc<Redsync<RedisInstance>>,
     redis: RedisPool,
     ttl: Duration,
 }
@@ -28,100 +22,78 @@ pub struct RebuildLocks {
 /// Held while rebuilding; [`RebuildGuard::release`] unlocks. Dropped without release
 /// (a panic, a cancelled request), it stops the watchdog and the lock lapses by TTL.
 pub struct RebuildGuard {
-    redsync: Arc<Redsync<RedisInstance>>,
+    redis: RedisPool,
     resource: String,
-    value: String,
-    ttl: Duration,
+    token: String,
     watchdog: CancellationToken,
 }
 
-fn blocking_failed(e: tokio::task::JoinError) -> RedisError {
-    RedisError::Unavailable(format!("lock task failed: {e}"))
+fn millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 impl RebuildLocks {
-    pub fn new(
-        settings: &RedisSettings,
-        redis: RedisPool,
-        ttl: Duration,
-    ) -> Result<Self, RedisError> {
-        let instance = RedisInstance::new(settings.url.expose_secret())
-            .map_err(|e| RedisError::Unavailable(e.to_string()))?;
-        // One attempt: whoever loses answers "busy" at once instead of queueing.
-        let redsync = RedsyncBuilder::new(vec![instance]).retry_count(1).build();
-        Ok(Self {
-            redsync: Arc::new(redsync),
-            redis,
-            ttl,
-        })
+    pub fn new(redis: RedisPool, ttl: Duration) -> Self {
+        Self { redis, ttl }
     }
 
     pub fn ttl(&self) -> Duration {
         self.ttl
     }
 
-    /// The lock on `resource`, or `None` when someone else holds it.
+    /// The lock on `resource`, or `None` when someone else holds it (one attempt:
+    /// whoever loses answers "busy" at once instead of queueing).
     pub async fn try_acquire(&self, resource: &str) -> Result<Option<RebuildGuard>, RedisError> {
-        let key = resource.to_owned();
-        let held: bool = self
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let (key, value, ttl) = (resource.to_owned(), token.clone(), millis(self.ttl));
+        let acquired: Option<String> = self
             .redis
-            .run(|mut conn| async move { conn.exists(key).await })
+            .run(|mut conn| async move {
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(value)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ttl)
+                    .query_async(&mut conn)
+                    .await
+            })
             .await?;
-        if held {
-            return Ok(None);
-        }
-        let redsync = self.redsync.clone();
-        let (resource, ttl) = (resource.to_owned(), self.ttl);
-        let acquired = tokio::task::spawn_blocking(move || redsync.lock(&resource, ttl))
-            .await
-            .map_err(blocking_failed)?;
-        let lock = match acquired {
-            Ok(lock) => lock,
-            Err(RedsyncError::LockRetriesExceeded(errors))
-                if errors.includes(RedsyncError::ResourceLocked) =>
-            {
-                return Ok(None);
-            }
-            Err(e) => return Err(RedisError::Unavailable(e.to_string())),
-        };
-        Ok(Some(RebuildGuard::start(self.redsync.clone(), lock)))
+        Ok(acquired.map(|_| RebuildGuard::start(self.redis.clone(), resource, token, self.ttl)))
     }
 }
 
 impl RebuildGuard {
-    fn start(redsync: Arc<Redsync<RedisInstance>>, lock: Lock) -> Self {
+    fn start(redis: RedisPool, resource: &str, token: String, ttl: Duration) -> Self {
         let watchdog = CancellationToken::new();
         let guard = Self {
-            redsync: redsync.clone(),
-            resource: lock.resource.clone(),
-            value: lock.value.clone(),
-            ttl: lock.ttl,
+            redis: redis.clone(),
+            resource: resource.to_owned(),
+            token: token.clone(),
             watchdog: watchdog.clone(),
         };
+        let resource = resource.to_owned();
         // Extend at a third of the TTL, so two missed beats still leave time.
-        let period = lock.ttl / 3;
+        let period = ttl / 3;
         tokio::spawn(async move {
-            let mut lock = lock;
             loop {
                 tokio::select! {
                     () = watchdog.cancelled() => return,
                     () = tokio::time::sleep(period) => {}
                 }
-                let redsync = redsync.clone();
-                let current = clone_lock(&lock);
-                let extended = tokio::task::spawn_blocking(move || {
-                    let ttl = current.ttl;
-                    redsync.extend(&current, ttl)
-                })
-                .await;
+                let mut invocation = LOCK_EXTEND.prepare_invoke();
+                invocation.key(&resource).arg(&token).arg(millis(ttl));
+                let extended: Result<i64, RedisError> = redis
+                    .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
+                    .await;
                 match extended {
-                    Ok(Ok(next)) => lock = next,
-                    Ok(Err(error)) => {
-                        tracing::warn!(lock = %lock.resource, %error, "rebuild lock lost; it will lapse");
+                    Ok(1) => {}
+                    Ok(_) => {
+                        tracing::warn!(lock = %resource, "rebuild lock lost; it will lapse");
                         return;
                     }
                     Err(error) => {
-                        tracing::warn!(lock = %lock.resource, %error, "rebuild lock watchdog failed");
+                        tracing::warn!(lock = %resource, %error, "rebuild lock lost; it will lapse");
                         return;
                     }
                 }
@@ -133,19 +105,16 @@ impl RebuildGuard {
     /// Stops the watchdog and unlocks (only if the lock is still ours).
     pub async fn release(self) {
         self.watchdog.cancel();
-        let redsync = self.redsync.clone();
-        let lock = Lock {
-            resource: self.resource.clone(),
-            value: self.value.clone(),
-            ttl: self.ttl,
-            expiry: Instant::now(),
-        };
-        match tokio::task::spawn_blocking(move || redsync.unlock(&lock)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => {
-                tracing::debug!(lock = %self.resource, %error, "unlock: lock had lapsed")
-            }
-            Err(error) => tracing::warn!(lock = %self.resource, %error, "unlock task failed"),
+        let mut invocation = LOCK_RELEASE.prepare_invoke();
+        invocation.key(&self.resource).arg(&self.token);
+        let released: Result<i64, RedisError> = self
+            .redis
+            .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
+            .await;
+        match released {
+            Ok(1) => {}
+            Ok(_) => tracing::debug!(lock = %self.resource, "unlock: lock had lapsed"),
+            Err(error) => tracing::warn!(lock = %self.resource, %error, "unlock failed"),
         }
     }
 }
@@ -153,14 +122,5 @@ impl RebuildGuard {
 impl Drop for RebuildGuard {
     fn drop(&mut self) {
         self.watchdog.cancel();
-    }
-}
-
-fn clone_lock(lock: &Lock) -> Lock {
-    Lock {
-        resource: lock.resource.clone(),
-        value: lock.value.clone(),
-        ttl: lock.ttl,
-        expiry: lock.expiry,
     }
 }

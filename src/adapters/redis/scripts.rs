@@ -35,3 +35,9 @@ pub static WS_ROUTE: LazyLock<Script> =
 
 pub static CACHE_PUT: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../../lua/cache_put.lua")));
+
+pub static LOCK_EXTEND: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../../lua/lock_extend.lua")));
+
+pub static LOCK_RELEASE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../../lua/lock_release.lua")));
