@@ -86,7 +86,8 @@ impl SlotRouter {
 
     /// Starts the periodic reload once; it ends when the router is dropped.
     fn keep_reloading(self: &Arc<Self>, library: &ClusterConnection) {
-        if self.reloading.swap(true, Ordering::AcqRel) {
+        // Every call passes here: a read, not a write, once the reload runs.
+        if self.reloading.load(Ordering::Acquire) || self.reloading.swap(true, Ordering::AcqRel) {
             return;
         }
         let router: Weak<Self> = Arc::downgrade(self);
