@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         }
     };
     telemetry::init(&settings.log);
+    flash_sale::adapters::tls::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -9,6 +9,7 @@ pub mod mysql;
 pub mod object_store;
 pub mod oidc;
 pub mod redis;
+pub mod tls;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -49,6 +50,8 @@ pub enum AdapterError {
     Mysql(#[from] mysql::MysqlError),
     #[error(transparent)]
     Redis(#[from] redis::RedisError),
+    #[error(transparent)]
+    Kafka(#[from] kafka::KafkaError),
 }
 
 /// The adapters of one process. Fields are `None` for services the role does not use.
@@ -74,10 +77,11 @@ pub struct DependencyStatus {
 impl Adapters {
     /// Builds the adapters for `needs`. Fails only on configuration that cannot work at
     /// all; unreachable services are reported by [`Adapters::readiness`] instead.
-    pub fn connect(
+    pub async fn connect(
         settings: &Settings,
         needs: &BTreeSet<Dependency>,
     ) -> Result<Self, AdapterError> {
+        tls::install_crypto_provider();
         let mysql = needs
             .contains(&Dependency::Mysql)
             .then(|| MysqlPool::new(&settings.mysql))
@@ -88,10 +92,13 @@ impl Adapters {
             .transpose()?;
         let kafka = needs
             .contains(&Dependency::Kafka)
-            .then(|| Kafka::new(&settings.kafka));
-        let objects = needs
-            .contains(&Dependency::ObjectStore)
-            .then(|| object_store::from_settings(&settings.object_store));
+            .then(|| Kafka::new(&settings.kafka))
+            .transpose()?;
+        let objects = if needs.contains(&Dependency::ObjectStore) {
+            Some(object_store::from_settings(&settings.object_store).await)
+        } else {
+            None
+        };
         Ok(Self {
             mysql,
             redis,

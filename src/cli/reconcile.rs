@@ -12,7 +12,8 @@ pub async fn run(settings: &Settings, coupon_id: i64) -> Result<(), StartupError
     let coupon = CouponId::new(coupon_id)
         .ok_or_else(|| StartupError::Configuration(format!("{coupon_id} is not a coupon id")))?;
     let gate = super::stock_gate(settings)?;
-    let kafka = Kafka::new(&settings.kafka);
+    let kafka =
+        Kafka::new(&settings.kafka).map_err(|e| StartupError::Configuration(e.to_string()))?;
     let reconciler = Reconciler {
         mysql: super::mysql(settings)?,
         kafka: kafka.clone(),

@@ -5,6 +5,7 @@
 //! rejected so that a typo in a file or a variable fails loudly instead of being ignored.
 
 mod identity;
+mod kafka_security;
 mod payment;
 mod sale;
 mod server;
@@ -18,6 +19,7 @@ use serde::Deserialize;
 pub use identity::{
     EmbeddedIssuerSettings, IdentityProviderKind, IdentitySettings, KeycloakSettings,
 };
+pub use kafka_security::{KafkaSaslMechanism, KafkaSecurityProtocol};
 pub use payment::PaymentSettings;
 pub use sale::{CatalogSettings, PurchaseSettings, PurchaseStrategy};
 pub use server::{LogFormat, LogSettings, ServerSettings, WsSettings};
@@ -113,14 +115,16 @@ impl Settings {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn dir() -> PathBuf {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config")
     }
 
-    pub(super) fn load(env: &str, vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+    /// Settings from the shipped files, with `vars` as the environment (tests anywhere
+    /// in the crate).
+    pub(crate) fn load(env: &str, vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         Settings::load_from(
             &dir(),
             env,
@@ -184,16 +188,16 @@ mod tests {
         for env in ["dev", "test", "bench"] {
             load(env, &[]).unwrap_or_else(|e| panic!("{env}: {e}"));
         }
-        let key = (
-            "FLASH__KAFKA__EVENT_SIGNING_KEY",
-            "a production key of 32 characters+",
-        );
-        load("production", &[key]).unwrap();
+        load("production", &validate::tests::PRODUCTION_VARS).unwrap();
     }
 
     #[test]
     fn production_needs_its_own_event_signing_key() {
-        let err = load("production", &[]).unwrap_err();
+        let vars: Vec<_> = validate::tests::PRODUCTION_VARS
+            .into_iter()
+            .filter(|(k, _)| *k != "FLASH__KAFKA__EVENT_SIGNING_KEY")
+            .collect();
+        let err = load("production", &vars).unwrap_err();
         assert!(err.to_string().contains("kafka.event_signing_key"), "{err}");
     }
 }

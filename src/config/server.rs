@@ -25,6 +25,9 @@ pub struct ServerSettings {
     /// Built web pages served at `/` by the api role (empty: none; NGINX serves them in
     /// deployments).
     pub static_dir: PathBuf,
+    /// Deployment checks at start: absolute paths, pages present, an issuer URL, no
+    /// development key, no benchmark-only purchase strategy.
+    pub production: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -1,7 +1,14 @@
 //! The rules a deserialised [`Settings`] must also satisfy; the first one broken is
 //! reported with its key.
 
-use super::{ConfigError, IdentityProviderKind, ObjectStoreKind, RedisMode, Settings};
+use std::path::Path;
+
+use super::{
+    ConfigError, IdentityProviderKind, ObjectStoreKind, PurchaseStrategy, RedisMode, Settings,
+};
+
+/// The event signing key of config/default.toml, public by design: refused in production.
+const DEVELOPMENT_EVENT_KEY: &str = "development-only-event-signing-key";
 
 impl Settings {
     /// Cross-field and format rules that serde's types cannot express.
@@ -65,10 +72,10 @@ impl Settings {
                 "must be 1-64 characters of [A-Za-z0-9_.-] (no braces: they would break hash tags)",
             ));
         }
-        if self.kafka.brokers.is_empty() {
+        if self.kafka.brokers.iter().all(|b| b.trim().is_empty()) {
             return Err(ConfigError::invalid(
                 "kafka.brokers",
-                "needs at least one host:port",
+                "needs at least one host:port (FLASH__KAFKA__BROKERS=host1:9092,host2:9092)",
             ));
         }
         for broker in &self.kafka.brokers {
@@ -121,7 +128,12 @@ impl Settings {
                 format!("{topic:?} is not a valid Kafka topic name"),
             ));
         }
+        self.mysql.validate()?;
+        self.kafka.validate()?;
         self.validate_identity()?;
+        if self.server.production {
+            self.validate_production()?;
+        }
         let catalog = &self.catalog;
         positive("catalog.local_ttl_ms", catalog.local_ttl_ms)?;
         positive("catalog.redis_ttl_ms", catalog.redis_ttl_ms)?;
@@ -173,6 +185,68 @@ impl Settings {
                 "object_store.s3.timeout_ms",
                 self.object_store.s3.timeout_ms,
             )?;
+        }
+        Ok(())
+    }
+
+    /// What a deployment must get right that development may leave loose: nothing
+    /// resolved against the working directory, the pages where the image has them, no
+    /// public development key, only the production purchase gate.
+    fn validate_production(&self) -> Result<(), ConfigError> {
+        use secrecy::ExposeSecret;
+
+        if self.purchase.strategy != PurchaseStrategy::Redis {
+            return Err(ConfigError::invalid(
+                "purchase.strategy",
+                "only \"redis\" in production; the MySQL strategies exist for `make bench`",
+            ));
+        }
+        let static_dir = &self.server.static_dir;
+        if !static_dir.as_os_str().is_empty() {
+            absolute("server.static_dir", static_dir)?;
+            if !static_dir.join("index.html").is_file() {
+                return Err(ConfigError::invalid(
+                    "server.static_dir",
+                    format!(
+                        "{} holds no index.html (the built pages); set it to \"\" when only \
+                         NGINX serves the pages",
+                        static_dir.display()
+                    ),
+                ));
+            }
+        }
+        if self.object_store.kind == ObjectStoreKind::Filesystem {
+            absolute(
+                "object_store.filesystem.root",
+                &self.object_store.filesystem.root,
+            )?;
+        }
+        if self.identity.provider == IdentityProviderKind::Embedded {
+            let embedded = &self.identity.embedded;
+            absolute("identity.embedded.signing_key", &embedded.signing_key)?;
+            for previous in &embedded.previous_signing_keys {
+                absolute("identity.embedded.previous_signing_keys", previous)?;
+            }
+            if embedded.generate_key_if_missing {
+                return Err(ConfigError::invalid(
+                    "identity.embedded.generate_key_if_missing",
+                    "must be false in production: every api instance must sign with the \
+                     same mounted key",
+                ));
+            }
+            if self.identity.issuer.is_empty() {
+                return Err(ConfigError::invalid(
+                    "identity.issuer",
+                    "must be the public URL in production (tokens name it; several api \
+                     instances must agree)",
+                ));
+            }
+        }
+        if self.kafka.event_signing_key.expose_secret() == DEVELOPMENT_EVENT_KEY {
+            return Err(ConfigError::invalid(
+                "kafka.event_signing_key",
+                "is the public development key; set FLASH__KAFKA__EVENT_SIGNING_KEY",
+            ));
         }
         Ok(())
     }
@@ -242,7 +316,32 @@ impl Settings {
     }
 }
 
+fn absolute(key: &'static str, path: &Path) -> Result<(), ConfigError> {
+    if path.is_absolute() {
+        return Ok(());
+    }
+    Err(ConfigError::invalid(
+        key,
+        format!(
+            "{} is relative; production needs an absolute path (the working directory \
+             of a container is not the image's layout)",
+            path.display()
+        ),
+    ))
+}
+
+/// The environment variable that sets `key`, for error messages.
+fn env_name(key: &str) -> String {
+    format!("FLASH__{}", key.replace('.', "__").to_ascii_uppercase())
+}
+
 fn check_url(key: &'static str, value: &str, schemes: &[&str]) -> Result<(), ConfigError> {
+    if value.trim().is_empty() {
+        return Err(ConfigError::invalid(
+            key,
+            format!("must be set ({})", env_name(key)),
+        ));
+    }
     // Parse errors never echo the value: URLs may carry passwords.
     let parsed = url::Url::parse(value)
         .map_err(|e| ConfigError::invalid(key, format!("not a valid URL ({e})")))?;
@@ -276,8 +375,124 @@ fn is_key_safe(namespace: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use crate::config::tests::load;
+
+    /// The least a production deployment sets (the Keycloak provider, as the manifests
+    /// use; the pages left to NGINX, as a unit test has no image layout).
+    pub(in crate::config) const PRODUCTION_VARS: [(&str, &str); 7] = [
+        (
+            "FLASH__MYSQL__URL",
+            "mysql://u:p@db.internal:3306/flash_sale",
+        ),
+        ("FLASH__REDIS__URL", "redis://cache.internal:6379"),
+        ("FLASH__KAFKA__BROKERS", "k1.internal:9092,k2.internal:9092"),
+        (
+            "FLASH__KAFKA__EVENT_SIGNING_KEY",
+            "a production key of 32 characters+",
+        ),
+        ("FLASH__IDENTITY__PROVIDER", "keycloak"),
+        (
+            "FLASH__IDENTITY__ISSUER",
+            "https://sso.example.com/realms/flash-sale",
+        ),
+        ("FLASH__SERVER__STATIC_DIR", ""),
+    ];
+
+    fn production(overrides: &[(&'static str, &'static str)]) -> Result<(), String> {
+        let mut vars: Vec<(&str, &str)> = PRODUCTION_VARS
+            .into_iter()
+            .filter(|(k, _)| !overrides.iter().any(|(o, _)| o == k))
+            .collect();
+        vars.extend(overrides.iter().copied());
+        load("production", &vars)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn production_has_no_development_store_defaults() {
+        for (unset, key) in [
+            (
+                "FLASH__MYSQL__URL",
+                "mysql.url: must be set (FLASH__MYSQL__URL)",
+            ),
+            (
+                "FLASH__REDIS__URL",
+                "redis.url: must be set (FLASH__REDIS__URL)",
+            ),
+            ("FLASH__KAFKA__BROKERS", "kafka.brokers"),
+        ] {
+            let vars: Vec<_> = PRODUCTION_VARS
+                .into_iter()
+                .filter(|(k, _)| *k != unset)
+                .collect();
+            let err = load("production", &vars).unwrap_err().to_string();
+            assert!(err.contains(key), "without {unset}: {err}");
+        }
+    }
+
+    #[test]
+    fn production_refuses_what_only_development_or_benchmarks_may_use() {
+        for (overrides, key) in [
+            (
+                vec![("FLASH__PURCHASE__STRATEGY", "mysql_pessimistic")],
+                "purchase.strategy",
+            ),
+            (
+                vec![("FLASH__SERVER__STATIC_DIR", "static")],
+                "server.static_dir",
+            ),
+            (
+                vec![("FLASH__SERVER__STATIC_DIR", "/nonexistent/pages")],
+                "holds no index.html",
+            ),
+            (
+                vec![
+                    ("FLASH__OBJECT_STORE__KIND", "filesystem"),
+                    ("FLASH__OBJECT_STORE__FILESYSTEM__ROOT", "var/objects"),
+                ],
+                "object_store.filesystem.root",
+            ),
+            (
+                vec![
+                    ("FLASH__IDENTITY__PROVIDER", "embedded"),
+                    (
+                        "FLASH__IDENTITY__EMBEDDED__SIGNING_KEY",
+                        "var/keys/signing.pem",
+                    ),
+                ],
+                "identity.embedded.signing_key",
+            ),
+            (
+                vec![
+                    ("FLASH__IDENTITY__PROVIDER", "embedded"),
+                    ("FLASH__IDENTITY__EMBEDDED__GENERATE_KEY_IF_MISSING", "true"),
+                ],
+                "generate_key_if_missing",
+            ),
+            (
+                vec![
+                    ("FLASH__IDENTITY__PROVIDER", "embedded"),
+                    ("FLASH__IDENTITY__ISSUER", ""),
+                ],
+                "identity.issuer",
+            ),
+            (
+                vec![(
+                    "FLASH__KAFKA__EVENT_SIGNING_KEY",
+                    "development-only-event-signing-key",
+                )],
+                "public development key",
+            ),
+        ] {
+            let err = production(&overrides).unwrap_err();
+            assert!(err.contains(key), "{overrides:?}: {err}");
+        }
+        production(&[]).unwrap();
+        // The same values pass outside production: development keeps its conveniences.
+        load("dev", &[("FLASH__PURCHASE__STRATEGY", "mysql_optimistic")]).unwrap();
+    }
 
     #[test]
     fn invalid_values_name_the_key() {

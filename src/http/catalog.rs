@@ -16,7 +16,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(get_stock);
 }
 
-/// Serves stored objects under `/objects/` (filesystem store only; S3 serves its own).
+/// Serves stored objects under `/objects/`: the filesystem store, or S3 when the public
+/// image URLs are paths on this host.
 pub fn configure_objects(cfg: &mut web::ServiceConfig) {
     cfg.service(get_object);
 }

@@ -38,7 +38,9 @@ pub(super) struct ApiModules {
     purchases: web::Data<Purchases>,
     admission: web::Data<PurchaseAdmission>,
     orders: web::Data<Orders>,
-    /// Serve `/objects/` (filesystem store; S3 serves its own URLs).
+    /// Serve `/objects/`: always for the filesystem store, and for S3 when the public
+    /// image URLs are paths on this host (images pass through the entrance, so the
+    /// pages' content policy needs no other origin).
     serve_objects: bool,
     /// Built web pages, served at `/` when present.
     static_dir: std::path::PathBuf,
@@ -117,7 +119,8 @@ impl ApiModules {
             purchases: web::Data::new(purchases),
             admission,
             orders: web::Data::new(orders),
-            serve_objects: settings.object_store.kind == ObjectStoreKind::Filesystem,
+            serve_objects: settings.object_store.kind == ObjectStoreKind::Filesystem
+                || settings.object_store.public_base_url.starts_with('/'),
             static_dir: settings.server.static_dir.clone(),
             identity: web::Data::new(Identity::new(provider, limiter, registrations)),
             issuer,
@@ -173,7 +176,7 @@ fn build_catalog(
         locks,
         required(&adapters.objects, "object store")?,
         settings.catalog.clone(),
-        settings.object_store.public_base_url.clone(),
+        crate::adapters::object_store::public_base_url(&settings.object_store),
         catalog_metrics,
     ))
 }
@@ -214,7 +217,7 @@ async fn build_purchases(
     let kafka = required(&adapters.kafka, "Kafka")?;
     let keys = adapters.keys.clone();
     let topic = settings.kafka.orders_topic_name();
-    let partitions = ensure_orders_topic(settings, &kafka).await;
+    let partitions = ensure_orders_topic(settings, &kafka).await?;
     let purchase = &settings.purchase;
     let publish_deadline = OrderPublisher::deadline_for(&kafka);
     let reconcile_kafka = kafka.clone();

@@ -135,16 +135,17 @@ fn start_admission(
     Ok(admission)
 }
 
-/// Creates the orders topic if absent and answers the partitions to use: the topic's
-/// own count when it exists with another than configured (reported: producing to a
-/// partition that does not exist would fail every purchase of its coupons), else the
-/// configured one. A broker that is down now is retried by the producers and consumers
-/// themselves, so that only warns.
+/// Creates the orders topic if absent and answers its partition count, which is
+/// `kafka.orders_partitions`: a topic that already has another count stops the start
+/// (the error says why). A broker that is down now is retried by the producers and
+/// consumers themselves, so that only warns.
 #[cfg(any(feature = "api", feature = "payment"))]
 async fn ensure_orders_topic(
     settings: &crate::config::Settings,
     kafka: &crate::adapters::kafka::Kafka,
-) -> i32 {
+) -> Result<i32, StartupError> {
+    use crate::adapters::kafka::KafkaError;
+
     let topic = settings.kafka.orders_topic_name();
     let configured = settings.kafka.orders_partitions;
     let spec = crate::adapters::kafka::TopicSpec {
@@ -153,20 +154,28 @@ async fn ensure_orders_topic(
         min_insync_replicas: settings.kafka.orders_min_insync_replicas,
     };
     match kafka.ensure_topic(&topic, &spec).await {
-        Ok(actual) if actual != configured => {
-            tracing::warn!(
-                topic,
-                partitions = actual,
-                configured,
-                "the orders topic has another partition count than kafka.orders_partitions; \
-                 using the topic's (add partitions with kafka-topics --alter, or change the setting)"
-            );
-            actual
+        Ok(()) => Ok(configured),
+        Err(KafkaError::PartitionCount { actual, .. }) => {
+            let remedy = if actual < configured {
+                format!(
+                    "set kafka.orders_partitions = {actual}, or add partitions to the topic \
+                     first (kafka-topics --alter --partitions {configured})"
+                )
+            } else {
+                format!("set kafka.orders_partitions = {actual} (Kafka cannot remove partitions)")
+            };
+            Err(StartupError::Configuration(format!(
+                "kafka.orders_partitions = {configured}, but the orders topic {topic} has \
+                 {actual} partitions on the brokers. Events are routed by the configured \
+                 count: fewer partitions than configured mis-route them (a coupon routed to \
+                 a partition that does not exist cannot be sold, and reconcile reads the \
+                 wrong one), more leave the payment consumers of partitions nobody writes \
+                 idle. To start, {remedy}."
+            )))
         }
-        Ok(actual) => actual,
         Err(error) => {
             tracing::warn!(%error, topic, "orders topic not reachable yet; retried on first use");
-            configured
+            Ok(configured)
         }
     }
 }

@@ -26,7 +26,7 @@ pub(super) async fn start(
     let kafka = required(&adapters.kafka, "Kafka")?;
     let keys = adapters.keys.clone();
     let topic = settings.kafka.orders_topic_name();
-    let partitions = ensure_orders_topic(settings, &kafka).await;
+    let partitions = ensure_orders_topic(settings, &kafka).await?;
     let config = &settings.payment;
     let payment_metrics = PaymentMetrics::new(config.pool_size).map_err(StartupError::runtime)?;
     for collector in payment_metrics.collectors() {
@@ -40,6 +40,7 @@ pub(super) async fn start(
         session_timeout: Duration::from_millis(config.session_timeout_ms),
         fetch_max_wait: Duration::from_millis(config.fetch_max_wait_ms),
         request_timeout: Duration::from_millis(settings.kafka.timeout_ms),
+        security: kafka.security().clone(),
     };
     let payments = Payments::new(
         required(&adapters.mysql, "MySQL")?,

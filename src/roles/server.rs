@@ -40,6 +40,7 @@ pub async fn start(settings: Settings, role: Role) -> Result<RunningApp, Startup
         )));
     }
     let adapters = Adapters::connect(&settings, &role.dependencies())
+        .await
         .map_err(|e| StartupError::Configuration(e.to_string()))?;
     if settings.mysql.migrate_on_start
         && let Some(mysql) = &adapters.mysql

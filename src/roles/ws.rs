@@ -41,7 +41,7 @@ impl WsModules {
         for collector in ws_metrics.collectors() {
             metrics.register(collector).map_err(StartupError::runtime)?;
         }
-        let subscribe_urls = redis.subscribe_urls().to_vec();
+        let subscribers = redis.subscribers().to_vec();
         let routes = WsRoutes::new(redis, adapters.keys.clone(), server_id.clone(), route_ttl);
         let hub = Arc::new(Hub::new(
             routes,
@@ -52,7 +52,7 @@ impl WsModules {
             },
             ws_metrics,
         ));
-        relay::start(hub.clone(), subscribe_urls, server_id, route_ttl, shutdown);
+        relay::start(hub.clone(), subscribers, server_id, route_ttl, shutdown);
         let admission = start_admission(
             "ws_upgrades",
             "WebSocket upgrades refused with 429, by the limit hit",

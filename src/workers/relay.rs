@@ -8,8 +8,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use deadpool_redis::redis::Client;
 use futures_util::StreamExt;
-use secrecy::{ExposeSecret, SecretString};
 use tokio_util::sync::CancellationToken;
 
 use crate::adapters::redis::notifier::{PAYMENT_UPDATE_PREFIX, PaymentUpdate};
@@ -18,31 +18,20 @@ use crate::shutdown::Shutdown;
 
 pub fn start(
     hub: Arc<Hub>,
-    redis_urls: Vec<SecretString>,
+    redis: Vec<Client>,
     server_id: String,
     route_ttl: Duration,
     shutdown: &Shutdown,
 ) {
-    shutdown.spawn(subscribe(
-        hub.clone(),
-        redis_urls,
-        server_id,
-        shutdown.token(),
-    ));
+    shutdown.spawn(subscribe(hub.clone(), redis, server_id, shutdown.token()));
     shutdown.spawn(refresh_routes(hub, route_ttl, shutdown.token()));
 }
 
-async fn subscribe(
-    hub: Arc<Hub>,
-    redis_urls: Vec<SecretString>,
-    server_id: String,
-    stop: CancellationToken,
-) {
+async fn subscribe(hub: Arc<Hub>, redis: Vec<Client>, server_id: String, stop: CancellationToken) {
     let channel = format!("{PAYMENT_UPDATE_PREFIX}{server_id}");
     let mut backoff = Duration::from_millis(100);
-    for redis_url in redis_urls.iter().cycle() {
+    for client in redis.iter().cycle() {
         let session = async {
-            let client = deadpool_redis::redis::Client::open(redis_url.expose_secret())?;
             let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(&channel).await?;
             tracing::info!(channel, "relaying payment results");

@@ -525,6 +525,24 @@ async fn upload(
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// Uploads an image to a new coupon as the admin and checks that the api serves it at
+/// the `/objects/` URL the coupon names; answers the coupon id, the admin token and URL.
+async fn upload_and_fetch(ctx: &TestContext, app: &TestApp, name: &str) -> (i64, String, String) {
+    let admin = app.admin_token(ctx).await;
+    let id = app
+        .coupon_id(&admin, &coupon_body(name, 5, 3600, 3600))
+        .await;
+    let (status, coupon) = upload(app, &admin, id, "image", png(), "image/png").await;
+    assert_eq!(status, 200, "{coupon}");
+    let url = coupon["image_url"].as_str().unwrap().to_owned();
+    assert!(url.starts_with("/objects/coupons/"), "{url}");
+    let response = app.get(&url).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "image/png");
+    assert_eq!(response.bytes().await.unwrap().as_ref(), png().as_slice());
+    (id, admin, url)
+}
+
 /// Image upload through the API with the filesystem store, and bad uploads.
 #[tokio::test(flavor = "multi_thread")]
 async fn image_upload_round_trip_and_bad_uploads() {
@@ -533,22 +551,10 @@ async fn image_upload_round_trip_and_bad_uploads() {
     let root = std::env::temp_dir().join(format!("fst-objects-{}", uuid::Uuid::new_v4()));
     settings.object_store.filesystem.root = root.clone();
     let app = ctx.spawn_with(Role::Api, settings).await;
-    let admin = app.admin_token(&ctx).await;
     let shopper = app
         .register_and_login("pic@example.com", "shopper password")
         .await;
-    let id = app
-        .coupon_id(&admin, &coupon_body("Pic", 5, 3600, 3600))
-        .await;
-
-    let (status, coupon) = upload(&app, &admin, id, "image", png(), "image/png").await;
-    assert_eq!(status, 200, "{coupon}");
-    let url = coupon["image_url"].as_str().unwrap().to_owned();
-    assert!(url.starts_with("/objects/coupons/"), "{url}");
-    let response = app.get(&url).await;
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["content-type"], "image/png");
-    assert_eq!(response.bytes().await.unwrap().as_ref(), png().as_slice());
+    let (id, admin, url) = upload_and_fetch(&ctx, &app, "Pic").await;
     let (_, listed) = app.get_json(&format!("/api/coupons/{id}")).await;
     assert_eq!(listed["image_url"], url.as_str());
 
@@ -599,17 +605,7 @@ async fn image_upload_round_trip_and_bad_uploads() {
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_store_round_trip() {
     use flash_sale::adapters::object_store::{ObjectStore, ObjectStoreError, S3Store};
-    let endpoint = std::env::var("FLASH_TEST_S3_ENDPOINT").expect(
-        "FLASH_TEST_S3_ENDPOINT must point at an S3-compatible server (make test starts moto)",
-    );
-    let bucket = format!("fst-{}", uuid::Uuid::new_v4().simple());
-    // moto accepts an unsigned bucket creation.
-    let created = reqwest::Client::new()
-        .put(format!("{endpoint}/{bucket}"))
-        .send()
-        .await
-        .unwrap();
-    assert!(created.status().is_success(), "{}", created.status());
+    let (endpoint, bucket) = moto_bucket().await;
 
     let mut settings = crate::helpers::base_settings().object_store.s3;
     settings.bucket = bucket;
@@ -617,7 +613,7 @@ async fn s3_store_round_trip() {
     settings.path_style = true;
     settings.access_key_id = "test".into();
     settings.secret_access_key = "test".to_owned().into();
-    let store = S3Store::new(&settings);
+    let store = S3Store::new(&settings).await;
     store.ping().await.unwrap();
     store
         .put("coupons/1/a.png", png().into(), "image/png")
@@ -634,9 +630,166 @@ async fn s3_store_round_trip() {
 
     settings.bucket = "no-such-bucket-here".into();
     assert!(
-        S3Store::new(&settings).ping().await.is_err(),
+        S3Store::new(&settings).await.ping().await.is_err(),
         "a missing bucket is not ready"
     );
+}
+
+/// The moto server of `make test` and a fresh bucket on it.
+async fn moto_bucket() -> (String, String) {
+    let endpoint = std::env::var("FLASH_TEST_S3_ENDPOINT").expect(
+        "FLASH_TEST_S3_ENDPOINT must point at an S3-compatible server (make test starts moto)",
+    );
+    let bucket = format!("fst-{}", uuid::Uuid::new_v4().simple());
+    // moto accepts an unsigned bucket creation.
+    let created = reqwest::Client::new()
+        .put(format!("{endpoint}/{bucket}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(created.status().is_success(), "{}", created.status());
+    (endpoint, bucket)
+}
+
+/// Marks the child process of [`s3_store_without_keys_uses_the_default_credential_chain`].
+const DEFAULT_CHAIN_CHILD: &str = "FLASH_TEST_S3_DEFAULT_CHAIN_CHILD";
+
+/// No keys in the settings: the store finds credentials through AWS's default chain,
+/// here its first link, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY. The environment of a
+/// running test cannot be changed safely, so the test runs itself again as a child
+/// process with those variables set.
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_store_without_keys_uses_the_default_credential_chain() {
+    use flash_sale::adapters::object_store::{ObjectStore, S3Store};
+
+    let name = "catalog::s3_store_without_keys_uses_the_default_credential_chain";
+    if std::env::var_os(DEFAULT_CHAIN_CHILD).is_none() {
+        let run = |with_keys: bool| {
+            let mut child = tokio::process::Command::new(std::env::current_exe().unwrap());
+            child
+                .args([name, "--exact", "--nocapture", "--test-threads=1"])
+                .env(DEFAULT_CHAIN_CHILD, if with_keys { "keys" } else { "none" })
+                // Nothing else of the chain may answer: no profile, no instance role.
+                .env("AWS_CONFIG_FILE", "/nonexistent")
+                .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+                .env("AWS_EC2_METADATA_DISABLED", "true")
+                .env_remove("AWS_PROFILE")
+                .env_remove("AWS_SESSION_TOKEN")
+                .env_remove("AWS_ROLE_ARN")
+                .env_remove("AWS_WEB_IDENTITY_TOKEN_FILE")
+                .env_remove("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+                .env_remove("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+                .kill_on_drop(true);
+            if with_keys {
+                child
+                    .env("AWS_ACCESS_KEY_ID", "chain-key")
+                    .env("AWS_SECRET_ACCESS_KEY", "chain-secret");
+            } else {
+                child
+                    .env_remove("AWS_ACCESS_KEY_ID")
+                    .env_remove("AWS_SECRET_ACCESS_KEY");
+            }
+            async move {
+                let output = tokio::time::timeout(Duration::from_secs(60), child.output())
+                    .await
+                    .expect("the child test ends within 60 s")
+                    .unwrap();
+                let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+                assert!(
+                    output.status.success() && stdout.contains("1 passed"),
+                    "child with_keys={with_keys}: {}\n{stdout}\n{}",
+                    output.status,
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
+        };
+        run(true).await;
+        run(false).await;
+        return;
+    }
+
+    let (endpoint, bucket) = moto_bucket().await;
+    let mut settings = crate::helpers::base_settings().object_store.s3;
+    settings.bucket = bucket;
+    settings.endpoint = endpoint;
+    settings.path_style = true;
+    settings.access_key_id = String::new();
+    settings.secret_access_key = String::new().into();
+    let store = S3Store::new(&settings).await;
+    if std::env::var(DEFAULT_CHAIN_CHILD).as_deref() == Ok("keys") {
+        store.ping().await.unwrap();
+        store
+            .put("coupons/1/chain.png", png().into(), "image/png")
+            .await
+            .unwrap();
+        let got = store.get("coupons/1/chain.png").await.unwrap();
+        assert_eq!(got.bytes.as_ref(), png().as_slice());
+    } else {
+        // With nothing in the chain the SDK refuses to send the request unsigned.
+        let error = store.ping().await.unwrap_err();
+        assert!(error.to_string().contains("credentials"), "{error}");
+    }
+}
+
+/// With kind = "s3" and no public_base_url, image URLs point at the bucket itself
+/// (path style on an S3-compatible server), and the image is there.
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_image_urls_point_at_the_bucket() {
+    use flash_sale::adapters::object_store::{ObjectStore, S3Store};
+
+    let (endpoint, bucket) = moto_bucket().await;
+    let ctx = TestContext::new().await;
+    let mut settings = ctx.settings.clone();
+    let store = &mut settings.object_store;
+    store.kind = flash_sale::config::ObjectStoreKind::S3;
+    store.public_base_url = String::new();
+    store.s3.bucket = bucket.clone();
+    store.s3.endpoint = endpoint.clone();
+    store.s3.path_style = true;
+    store.s3.access_key_id = "test".into();
+    store.s3.secret_access_key = "test".to_owned().into();
+    let store_settings = store.s3.clone();
+    let app = ctx.spawn_with(Role::Api, settings).await;
+    let admin = app.admin_token(&ctx).await;
+    let id = app
+        .coupon_id(&admin, &coupon_body("S3 pic", 5, 3600, 3600))
+        .await;
+
+    let (status, coupon) = upload(&app, &admin, id, "image", png(), "image/png").await;
+    assert_eq!(status, 200, "{coupon}");
+    let url = coupon["image_url"].as_str().unwrap();
+    let prefix = format!("{endpoint}/{bucket}/");
+    let key = url
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("{url} is not under {prefix}"));
+    assert!(key.starts_with("coupons/"), "{url}");
+    // moto refuses anonymous reads (a real bucket would be made public or put behind a
+    // CDN), so the object at that key is read with the store's own credentials.
+    let stored = S3Store::new(&store_settings).await.get(key).await.unwrap();
+    assert_eq!(stored.bytes.as_ref(), png().as_slice());
+    app.stop().await;
+}
+
+/// S3 behind the entrance: with `public_base_url = "/objects"` the image URLs are paths
+/// on this host and the api serves them from the bucket (the deployments' setting, so
+/// the pages need no other image origin).
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_images_can_be_served_through_the_api() {
+    let (endpoint, bucket) = moto_bucket().await;
+    let ctx = TestContext::new().await;
+    let mut settings = ctx.settings.clone();
+    let store = &mut settings.object_store;
+    store.kind = flash_sale::config::ObjectStoreKind::S3;
+    store.public_base_url = "/objects".into();
+    store.s3.bucket = bucket;
+    store.s3.endpoint = endpoint;
+    store.s3.path_style = true;
+    store.s3.access_key_id = "test".into();
+    store.s3.secret_access_key = "test".to_owned().into();
+    let app = ctx.spawn_with(Role::Api, settings).await;
+    upload_and_fetch(&ctx, &app, "S3 via api").await;
+    assert_eq!(app.get("/objects/coupons/none.png").await.status(), 404);
+    app.stop().await;
 }
 
 /// A rebuild that loaded from MySQL before an admin change must not write its stale

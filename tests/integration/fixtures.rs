@@ -321,7 +321,7 @@ pub fn with_broker(ctx: &TestContext, address: String, timeout_ms: u64) -> Setti
 
 /// Every OrderPlaced event on one partition of the orders topic, from the start.
 async fn partition_events(settings: &KafkaSettings, partition: i32) -> Vec<OrderPlaced> {
-    let kafka = Kafka::new(settings);
+    let kafka = Kafka::new(settings).unwrap();
     let reader = PartitionReader::new(&kafka, &settings.orders_topic_name(), partition)
         .await
         .unwrap();
@@ -391,7 +391,7 @@ pub async fn publish_with(
     chunk: usize,
     pause: Duration,
 ) -> BTreeSet<String> {
-    let kafka = Kafka::new(settings);
+    let kafka = Kafka::new(settings).unwrap();
     let topic = settings.orders_topic_name();
     kafka
         .ensure_topic(&topic, &TopicSpec::single_copy(settings.orders_partitions))
@@ -512,7 +512,7 @@ pub async fn assert_sold_out_exactly(
 pub fn reconciler(settings: &Settings) -> flash_sale::app::reconcile::Reconciler {
     flash_sale::app::reconcile::Reconciler {
         mysql: flash_sale::adapters::mysql::MysqlPool::new(&settings.mysql).unwrap(),
-        kafka: Kafka::new(&settings.kafka),
+        kafka: Kafka::new(&settings.kafka).unwrap(),
         gate: flash_sale::adapters::redis::stock_gate::StockGate::new(
             flash_sale::adapters::redis::RedisPool::new(&settings.redis).unwrap(),
             flash_sale::adapters::redis::Keys::new(settings.redis.namespace.clone()),

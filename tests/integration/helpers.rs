@@ -203,7 +203,9 @@ async fn delete_topics(settings: &flash_sale::config::KafkaSettings) {
     if settings.topic_prefix.is_empty() {
         return;
     }
-    let kafka = flash_sale::adapters::kafka::Kafka::new(settings);
+    let Ok(kafka) = flash_sale::adapters::kafka::Kafka::new(settings) else {
+        return;
+    };
     let cleanup = async {
         let client = kafka.client().await.ok()?;
         let topics = client.list_topics().await.ok()?;

@@ -6,34 +6,24 @@ use flash_sale::adapters::kafka::{Kafka, KafkaError, TopicSpec};
 use rskafka::client::partition::{Compression, UnknownTopicHandling};
 use rskafka::record::Record;
 
-use flash_sale::adapters::kafka::codec::partition_for;
-use flash_sale::domain::coupon::CouponId;
-use flash_sale::roles::Role;
+use flash_sale::roles::{Role, StartupError};
 
-use crate::fixtures::coupon_body;
 use crate::helpers::{TestContext, free_port};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ensure_topic_is_idempotent_and_records_round_trip() {
     let ctx = TestContext::new().await;
-    let kafka = Kafka::new(&ctx.settings.kafka);
+    let kafka = Kafka::new(&ctx.settings.kafka).unwrap();
     let topic = ctx.settings.kafka.orders_topic_name();
     assert!(topic.starts_with(&ctx.settings.kafka.topic_prefix));
 
-    assert_eq!(
+    for _ in 0..2 {
         kafka
             .ensure_topic(&topic, &TopicSpec::single_copy(2))
             .await
-            .unwrap(),
-        2
-    );
-    assert_eq!(
-        kafka
-            .ensure_topic(&topic, &TopicSpec::single_copy(2))
-            .await
-            .unwrap(),
-        2
-    );
+            .unwrap();
+    }
+    assert_eq!(kafka.partition_count(&topic).await.unwrap(), Some(2));
 
     let client = kafka.client().await.unwrap();
     let partition = client
@@ -81,7 +71,7 @@ async fn unreachable_broker_fails_within_the_timeout() {
     let mut settings = ctx.settings.kafka.clone();
     settings.brokers = vec![format!("127.0.0.1:{}", free_port())];
     settings.timeout_ms = 500;
-    let kafka = Kafka::new(&settings);
+    let kafka = Kafka::new(&settings).unwrap();
     let started = std::time::Instant::now();
     let result = kafka.ping().await;
     assert!(
@@ -99,51 +89,67 @@ async fn unreachable_broker_fails_within_the_timeout() {
     );
 }
 
+/// The orders topic made by hand with another partition count than
+/// `kafka.orders_partitions`: neither role that writes or reads it starts, and the error
+/// says which setting and both numbers.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_topic_with_fewer_partitions_than_configured_is_used_as_it_is() {
+async fn an_orders_topic_with_another_partition_count_stops_the_start() {
     let ctx = TestContext::new().await;
-    let kafka = Kafka::new(&ctx.settings.kafka);
+    let kafka = Kafka::new(&ctx.settings.kafka).unwrap();
     let topic = ctx.settings.kafka.orders_topic_name();
-    // An operator made the topic by hand with one partition; the setting says 4.
-    assert_eq!(
-        kafka
-            .ensure_topic(&topic, &TopicSpec::single_copy(1))
-            .await
-            .unwrap(),
-        1
-    );
-    assert_eq!(
-        kafka
-            .ensure_topic(&topic, &TopicSpec::single_copy(4))
-            .await
-            .unwrap(),
-        1
-    );
     assert_eq!(ctx.settings.kafka.orders_partitions, 4);
-
-    // The api role reports it at start (a warning) and publishes to the partition that
-    // exists: coupons that would map to partitions 1-3 still sell.
-    let app = ctx.spawn(Role::Api).await;
-    let admin = app.admin_token(&ctx).await;
-    let shopper = app.mint_token(&ctx, "shopper").await;
-    let mut partitions_seen = std::collections::BTreeSet::new();
-    for n in 0..8 {
-        let coupon = app
-            .coupon_id(&admin, &coupon_body(&format!("P{n}"), 5, -5, 3600))
-            .await;
-        partitions_seen.insert(partition_for(CouponId::new(coupon).unwrap(), 4));
-        let (status, body) = app.purchase(&shopper, coupon, None).await;
-        assert_eq!(status, 202, "coupon {coupon}: {body}");
-    }
-    assert!(partitions_seen.len() > 1, "{partitions_seen:?}");
-    let client = kafka.client().await.unwrap();
-    let partition = client
-        .partition_client(topic, 0, UnknownTopicHandling::Error)
+    kafka
+        .ensure_topic(&topic, &TopicSpec::single_copy(1))
         .await
         .unwrap();
-    let (_, high_watermark) = partition.fetch_records(0, 1..1_000_000, 100).await.unwrap();
-    assert_eq!(high_watermark, 8, "every event on the one partition");
-    app.stop().await;
+    let error = kafka
+        .ensure_topic(&topic, &TopicSpec::single_copy(4))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            KafkaError::PartitionCount {
+                expected: 4,
+                actual: 1,
+                ..
+            }
+        ),
+        "{error}"
+    );
+
+    for role in [Role::Api, Role::Payment] {
+        let Err(error) = flash_sale::roles::start(ctx.settings.clone(), role).await else {
+            panic!("{role:?} started against a topic of 1 partition, 4 configured");
+        };
+        let StartupError::Configuration(message) = &error else {
+            panic!("{role:?}: not a configuration error: {error}");
+        };
+        for part in [
+            "kafka.orders_partitions = 4",
+            &format!("{topic} has 1 partitions"),
+            "idle",
+            "set kafka.orders_partitions = 1",
+        ] {
+            assert!(message.contains(part), "{role:?}: {part:?} in {message}");
+        }
+    }
+
+    // More partitions than configured is refused too: Kafka cannot remove them.
+    let mut wider = ctx.settings.clone();
+    wider.kafka.orders_topic = format!("{}-wide", wider.kafka.orders_topic);
+    let wide = wider.kafka.orders_topic_name();
+    kafka
+        .ensure_topic(&wide, &TopicSpec::single_copy(6))
+        .await
+        .unwrap();
+    let Err(StartupError::Configuration(message)) =
+        flash_sale::roles::start(wider, Role::Payment).await
+    else {
+        panic!("payment started against a topic of 6 partitions, 4 configured");
+    };
+    assert!(message.contains("has 6 partitions"), "{message}");
+    assert!(message.contains("cannot remove partitions"), "{message}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -152,7 +158,7 @@ async fn a_created_topic_carries_its_min_insync_replicas() {
     use rdkafka::client::DefaultClientContext;
 
     let ctx = TestContext::new().await;
-    let kafka = Kafka::new(&ctx.settings.kafka);
+    let kafka = Kafka::new(&ctx.settings.kafka).unwrap();
     let topic = ctx.settings.kafka.orders_topic_name();
     kafka
         .ensure_topic(&topic, &TopicSpec::single_copy(2))
@@ -179,7 +185,7 @@ async fn a_created_topic_carries_its_min_insync_replicas() {
 #[tokio::test(flavor = "multi_thread")]
 async fn more_replicas_than_brokers_is_a_clear_error() {
     let ctx = TestContext::new().await;
-    let kafka = Kafka::new(&ctx.settings.kafka);
+    let kafka = Kafka::new(&ctx.settings.kafka).unwrap();
     let topic = ctx.settings.kafka.orders_topic_name();
     let spec = TopicSpec {
         partitions: 4,

@@ -29,4 +29,5 @@ mod reconcile;
 mod roles;
 mod round_trips;
 mod throttle;
+mod tls_stores;
 mod ws;

@@ -37,10 +37,7 @@ async fn purchases_become_paid_orders_and_results_reach_the_right_channel() {
     }
     // Where a ws instance subscribes: the server, or a node of the cluster.
     let pool = flash_sale::adapters::redis::RedisPool::new(&ctx.settings.redis).unwrap();
-    let client = deadpool_redis::redis::Client::open(secrecy::ExposeSecret::expose_secret(
-        &pool.subscribe_urls()[0],
-    ))
-    .unwrap();
+    let client = pool.subscribers()[0].clone();
     let mut pubsub = client.get_async_pubsub().await.unwrap();
     pubsub
         .subscribe(format!("{PAYMENT_UPDATE_PREFIX}{server_b}"))

@@ -27,7 +27,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 use tokio::sync::{mpsc, oneshot};
 
-use super::KafkaError;
+use super::{KafkaError, KafkaSecurity};
 
 /// How a member joins its group.
 #[derive(Debug, Clone)]
@@ -43,6 +43,8 @@ pub struct GroupSettings {
     pub fetch_max_wait: Duration,
     /// Bound on each broker request.
     pub request_timeout: Duration,
+    /// TLS and SASL, as for the application's other Kafka clients.
+    pub security: KafkaSecurity,
 }
 
 /// One record of the subscribed topic.
@@ -192,6 +194,7 @@ fn member_config(settings: &GroupSettings) -> ClientConfig {
         .set("isolation.level", "read_committed")
         .set("statistics.interval.ms", "5000")
         .set_log_level(RDKafkaLogLevel::Warning);
+    settings.security.apply_rdkafka(&mut config);
     config
 }
 

@@ -1,6 +1,7 @@
 //! Kafka through rskafka: a lazily connected client shared by the role, topic
 //! the producer and partition readers; topic creation and the payment role's consumer
-//! group go through librdkafka (see `group`).
+//! group go through librdkafka (see `group`). Both clients get the same TLS and SASL
+//! settings (see `security`).
 //!
 //! rskafka retries forever by default; every client here gets a backoff deadline equal
 //! to the configured timeout, so a broker outage surfaces as an error the caller handles.
@@ -9,6 +10,7 @@ pub mod codec;
 pub mod consumer;
 pub mod group;
 pub mod producer;
+pub mod security;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,8 +20,10 @@ use rskafka::client::error::Error as ClientError;
 use rskafka::client::{Client, ClientBuilder};
 use tokio::sync::OnceCell;
 
+use crate::adapters::tls::TlsError;
 use crate::config::KafkaSettings;
 use crate::domain::failure::Failure;
+pub use security::KafkaSecurity;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaError {
@@ -31,6 +35,15 @@ pub enum KafkaError {
     Timeout(Duration),
     #[error("Kafka administration failed: {0}")]
     Admin(String),
+    #[error("Kafka TLS settings: {0}")]
+    Tls(#[from] TlsError),
+    /// The topic exists with another layout than the one asked for.
+    #[error("topic {topic} has {actual} partitions, not the {expected} asked for")]
+    PartitionCount {
+        topic: String,
+        expected: i32,
+        actual: i32,
+    },
 }
 
 impl From<KafkaError> for Failure {
@@ -64,20 +77,28 @@ impl TopicSpec {
 #[derive(Clone)]
 pub struct Kafka {
     brokers: Vec<String>,
+    security: KafkaSecurity,
     timeout: Duration,
     client: Arc<OnceCell<Arc<Client>>>,
     signer: codec::EventSigner,
 }
 
 impl Kafka {
-    /// Creates the handle without connecting: the first call connects.
-    pub fn new(settings: &KafkaSettings) -> Self {
-        Self {
+    /// Creates the handle without connecting: the first call connects. Fails only when
+    /// the TLS settings cannot be used (an unreadable CA file, no root certificates).
+    pub fn new(settings: &KafkaSettings) -> Result<Self, KafkaError> {
+        Ok(Self {
             brokers: settings.brokers.clone(),
+            security: KafkaSecurity::new(settings)?,
             timeout: Duration::from_millis(settings.timeout_ms),
             client: Arc::new(OnceCell::new()),
             signer: codec::EventSigner::new(&settings.event_signing_key),
-        }
+        })
+    }
+
+    /// How the clients reach the brokers (for the consumer group's own client).
+    pub fn security(&self) -> &KafkaSecurity {
+        &self.security
     }
 
     /// Signs and checks this deployment's events.
@@ -112,10 +133,10 @@ impl Kafka {
     /// says another one leads (seen after a broker rejoined and took its partitions
     /// back): a new client is the way out.
     pub async fn connect(&self) -> Result<Arc<Client>, KafkaError> {
-        let build = ClientBuilder::new(self.brokers.clone())
+        let builder = ClientBuilder::new(self.brokers.clone())
             .client_id("flash-sale")
-            .backoff_config(self.backoff())
-            .build();
+            .backoff_config(self.backoff());
+        let build = self.security.apply_rskafka(builder).build();
         match tokio::time::timeout(self.timeout, build).await {
             Ok(Ok(client)) => Ok(Arc::new(client)),
             Ok(Err(e)) => Err(KafkaError::Unavailable(e.to_string())),
@@ -133,17 +154,27 @@ impl Kafka {
             .map_err(KafkaError::from)
     }
 
-    /// Creates `topic` as `spec` says unless it exists already; answers how many
-    /// partitions the topic has.
-    pub async fn ensure_topic(&self, topic: &str, spec: &TopicSpec) -> Result<i32, KafkaError> {
-        if let Some(existing) = self.partition_count(topic).await? {
-            return Ok(existing);
+    /// Creates `topic` as `spec` says unless it exists already. A topic that exists (or
+    /// that another process created meanwhile) with another partition count is
+    /// [`KafkaError::PartitionCount`]: events are routed by the count the caller knows.
+    pub async fn ensure_topic(&self, topic: &str, spec: &TopicSpec) -> Result<(), KafkaError> {
+        let actual = match self.partition_count(topic).await? {
+            Some(existing) => existing,
+            None => {
+                self.create_topic(topic, spec).await?;
+                self.partition_count(topic)
+                    .await?
+                    .unwrap_or(spec.partitions)
+            }
+        };
+        if actual != spec.partitions {
+            return Err(KafkaError::PartitionCount {
+                topic: topic.to_owned(),
+                expected: spec.partitions,
+                actual,
+            });
         }
-        self.create_topic(topic, spec).await?;
-        Ok(self
-            .partition_count(topic)
-            .await?
-            .unwrap_or(spec.partitions))
+        Ok(())
     }
 
     /// Topic creation goes through librdkafka's admin client: rskafka's cannot send
@@ -153,10 +184,13 @@ impl Kafka {
         use rdkafka::client::DefaultClientContext;
         use rdkafka::types::RDKafkaErrorCode;
 
-        let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        let mut config = rdkafka::ClientConfig::new();
+        config
             .set("bootstrap.servers", self.brokers.join(","))
             .set("client.id", "flash-sale-admin")
-            .set("socket.timeout.ms", self.timeout.as_millis().to_string())
+            .set("socket.timeout.ms", self.timeout.as_millis().to_string());
+        self.security.apply_rdkafka(&mut config);
+        let admin: AdminClient<DefaultClientContext> = config
             .create()
             .map_err(|e| KafkaError::Unavailable(e.to_string()))?;
         let min_insync = spec.min_insync_replicas.to_string();

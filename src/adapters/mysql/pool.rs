@@ -1,10 +1,14 @@
 use std::time::Duration;
 
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel::ConnectionResult;
+use diesel::result::ConnectionError;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::{AsyncMysqlConnection, RunQueryDsl};
+use futures_util::FutureExt;
 use secrecy::ExposeSecret;
 
+use crate::adapters::tls::{self, TlsError};
 use crate::config::MysqlSettings;
 use crate::domain::failure::Failure;
 
@@ -25,6 +29,17 @@ pub enum MysqlError {
     Conflict(String),
     #[error("migration failed: {0}")]
     Migration(String),
+    /// `mysql.url` the driver cannot read; never echoed, as it may carry a password.
+    #[error("mysql.url is not a usable MySQL URL: {source}")]
+    Url {
+        #[source]
+        source: mysql_async::UrlError,
+    },
+    /// Settings that cannot work together (found when the pool is built).
+    #[error("{key}: {message}")]
+    Settings { key: &'static str, message: String },
+    #[error("MySQL TLS settings: {0}")]
+    Tls(#[from] TlsError),
 }
 
 impl From<MysqlError> for Failure {
@@ -52,8 +67,20 @@ pub struct MysqlPool {
 
 impl MysqlPool {
     pub fn new(settings: &MysqlSettings) -> Result<Self, MysqlError> {
-        let manager =
-            AsyncDieselConnectionManager::<AsyncMysqlConnection>::new(settings.url.expose_secret());
+        // TLS (`?require_ssl=true` or `mysql.ca_file`) makes the driver ask rustls for the
+        // process's provider.
+        tls::install_crypto_provider();
+        let url = settings.url.expose_secret();
+        let manager = if settings.ca_file.as_os_str().is_empty() {
+            AsyncDieselConnectionManager::<AsyncMysqlConnection>::new(url)
+        } else {
+            let opts = opts_trusting_ca_file(settings)?;
+            let mut config = ManagerConfig::default();
+            // The options already hold everything the URL says; the callback's copy of the
+            // URL would lose the roots.
+            config.custom_setup = Box::new(move |_url| connect(opts.clone()).boxed());
+            AsyncDieselConnectionManager::new_with_config(url, config)
+        };
         let pool = Pool::builder(manager)
             .max_size(settings.max_connections)
             .runtime(deadpool::Runtime::Tokio1)
@@ -115,4 +142,43 @@ impl MysqlPool {
         })
         .await
     }
+}
+
+/// The options of `mysql.url` with TLS required for every connection and the server's
+/// certificate checked against the roots of `mysql.ca_file` only (a URL cannot name a CA
+/// file). The URL's `verify_identity=false` still applies. The file is read here, once,
+/// so that a missing or unusable one stops the start.
+fn opts_trusting_ca_file(settings: &MysqlSettings) -> Result<mysql_async::Opts, MysqlError> {
+    const KEY: &str = "mysql.ca_file";
+    let pem = tls::ca_bundle(KEY, &settings.ca_file)?;
+    let opts = mysql_async::Opts::from_url(settings.url.expose_secret())
+        .map_err(|source| MysqlError::Url { source })?;
+    let ssl = opts.ssl_opts().cloned().unwrap_or_default();
+    if ssl.accept_invalid_certs() {
+        return Err(MysqlError::Settings {
+            key: KEY,
+            message: "is set, but mysql.url turns certificate checks off with verify_ca=false"
+                .to_owned(),
+        });
+    }
+    let ssl = ssl
+        .with_root_certs(vec![pem.into()])
+        .with_disable_built_in_roots(true);
+    // What diesel-async's own `establish` sets besides the URL's options; the session
+    // setup statements it also sends are sent by `AsyncMysqlConnection::try_from`.
+    Ok(mysql_async::OptsBuilder::from_opts(opts)
+        .ssl_opts(ssl)
+        // diesel-async caches prepared statements itself.
+        .stmt_cache_size(0)
+        // Affected-row counts mean matched rows, as diesel expects of MySQL.
+        .client_found_rows(true)
+        .into())
+}
+
+/// One connection opened from `opts`, set up as diesel-async sets up its own.
+async fn connect(opts: mysql_async::Opts) -> ConnectionResult<AsyncMysqlConnection> {
+    let conn = mysql_async::Conn::new(opts)
+        .await
+        .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
+    AsyncMysqlConnection::try_from(conn).await
 }

@@ -13,11 +13,28 @@ pub use crate::domain::ports::{ObjectStore, ObjectStoreError, StoredObject};
 
 use crate::config::{ObjectStoreKind, ObjectStoreSettings};
 
+/// Where the api role serves the filesystem store's objects.
+pub const FILESYSTEM_PUBLIC_PATH: &str = "/objects";
+
 /// Builds the configured store.
-pub fn from_settings(settings: &ObjectStoreSettings) -> Arc<dyn ObjectStore> {
+pub async fn from_settings(settings: &ObjectStoreSettings) -> Arc<dyn ObjectStore> {
     match settings.kind {
         ObjectStoreKind::Filesystem => Arc::new(FilesystemStore::new(&settings.filesystem.root)),
-        ObjectStoreKind::S3 => Arc::new(S3Store::new(&settings.s3)),
+        ObjectStoreKind::S3 => Arc::new(S3Store::new(&settings.s3).await),
+    }
+}
+
+/// Prefix of the public URL of every stored object (no trailing slash):
+/// `object_store.public_base_url` when set (a CDN, say), else where the store itself
+/// serves them.
+pub fn public_base_url(settings: &ObjectStoreSettings) -> String {
+    let configured = settings.public_base_url.trim().trim_end_matches('/');
+    if !configured.is_empty() {
+        return configured.to_owned();
+    }
+    match settings.kind {
+        ObjectStoreKind::Filesystem => FILESYSTEM_PUBLIC_PATH.to_owned(),
+        ObjectStoreKind::S3 => S3Store::public_base_url(&settings.s3),
     }
 }
 
@@ -42,6 +59,25 @@ fn check_key(key: &str) -> Result<(), ObjectStoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_public_base_url_is_where_the_store_serves() {
+        let mut settings = crate::config::tests::load("dev", &[]).unwrap().object_store;
+        settings.public_base_url = String::new();
+        settings.kind = ObjectStoreKind::Filesystem;
+        assert_eq!(public_base_url(&settings), "/objects");
+        settings.kind = ObjectStoreKind::S3;
+        settings.s3.bucket = "coupons".to_owned();
+        settings.s3.region = "eu-central-1".to_owned();
+        settings.s3.endpoint = String::new();
+        settings.s3.path_style = false;
+        assert_eq!(
+            public_base_url(&settings),
+            "https://coupons.s3.eu-central-1.amazonaws.com"
+        );
+        settings.public_base_url = "https://cdn.example.com/img/".to_owned();
+        assert_eq!(public_base_url(&settings), "https://cdn.example.com/img");
+    }
 
     #[test]
     fn keys_cannot_escape_the_store() {

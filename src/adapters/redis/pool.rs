@@ -5,12 +5,13 @@ use std::sync::Arc;
 use deadpool_redis::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use deadpool_redis::redis::cluster::{ClusterClient, ClusterClientBuilder};
 use deadpool_redis::redis::cluster_async::ClusterConnection;
-use deadpool_redis::redis::{Cmd, Pipeline, RedisFuture, Value};
-use deadpool_redis::{Config, Pool, PoolConfig, Runtime, Timeouts};
-use secrecy::{ExposeSecret, SecretString};
+use deadpool_redis::redis::{Client, Cmd, Pipeline, RedisFuture, TlsCertificates, Value};
+use deadpool_redis::{Manager, Pool, Runtime};
+use secrecy::ExposeSecret;
 use tokio::sync::OnceCell;
 
 use super::slot_router::SlotRouter;
+use crate::adapters::tls::{self, TlsError};
 use crate::config::{RedisMode, RedisSettings};
 use crate::domain::failure::Failure;
 
@@ -25,6 +26,11 @@ pub enum RedisError {
     /// A value in Redis (or a script's answer) breaks what the code relies on.
     #[error("unexpected data in Redis: {0}")]
     Corrupt(String),
+    /// Settings that cannot work together (found when the pool is built).
+    #[error("{key}: {message}")]
+    Settings { key: &'static str, message: String },
+    #[error("Redis TLS settings: {0}")]
+    Tls(#[from] TlsError),
 }
 
 impl From<RedisError> for Failure {
@@ -93,7 +99,8 @@ enum Backend {
     /// of checking a connection out).
     Standalone {
         pool: Pool,
-        url: SecretString,
+        /// Holds the URL's credentials and TLS settings.
+        client: Box<Client>,
         shared: Arc<OnceCell<ConnectionManager>>,
     },
     /// One cluster connection: it multiplexes over a connection per node, follows
@@ -113,12 +120,14 @@ pub struct RedisPool {
     backend: Backend,
     timeout: Duration,
     /// Where a pub/sub subscriber connects: the server, or any node of the cluster
-    /// (a classic PUBLISH reaches every node).
-    subscribe_urls: Vec<SecretString>,
+    /// (a classic PUBLISH reaches every node); with the URLs' credentials and TLS.
+    subscribers: Vec<Client>,
 }
 
 impl RedisPool {
     pub fn new(settings: &RedisSettings) -> Result<Self, RedisError> {
+        // rediss:// makes the client ask rustls for the process's provider.
+        tls::install_crypto_provider();
         let timeout = Duration::from_millis(settings.timeout_ms);
         match settings.mode {
             RedisMode::Standalone => Self::standalone(settings, timeout),
@@ -127,27 +136,28 @@ impl RedisPool {
     }
 
     fn standalone(settings: &RedisSettings, timeout: Duration) -> Result<Self, RedisError> {
-        let mut config = Config::from_url(settings.url.expose_secret());
-        config.pool = Some(PoolConfig {
-            max_size: settings.pool_size,
-            timeouts: Timeouts {
-                wait: Some(timeout),
-                create: Some(timeout),
-                recycle: Some(timeout),
-            },
-            ..PoolConfig::default()
-        });
-        let pool = config
-            .create_pool(Some(Runtime::Tokio1))
+        let url = settings.url.expose_secret();
+        let certificates = ca_certificates(settings, "redis.url", is_tls(url))?;
+        let client = open(url, certificates.as_ref())?;
+        // The client's connection info carries the TLS roots; a URL alone would not.
+        let manager = Manager::new(client.get_connection_info().clone())
+            .map_err(|e| RedisError::Unavailable(e.to_string()))?;
+        let pool = Pool::builder(manager)
+            .max_size(settings.pool_size)
+            .wait_timeout(Some(timeout))
+            .create_timeout(Some(timeout))
+            .recycle_timeout(Some(timeout))
+            .runtime(Runtime::Tokio1)
+            .build()
             .map_err(|e| RedisError::Unavailable(e.to_string()))?;
         Ok(Self {
             backend: Backend::Standalone {
                 pool,
-                url: settings.url.clone(),
+                client: Box::new(client.clone()),
                 shared: Arc::new(OnceCell::new()),
             },
             timeout,
-            subscribe_urls: vec![settings.url.clone()],
+            subscribers: vec![client],
         })
     }
 
@@ -157,24 +167,51 @@ impl RedisPool {
             .iter()
             .map(ExposeSecret::expose_secret)
             .collect();
-        let client = ClusterClientBuilder::new(nodes)
+        // The client takes TLS and credentials for every node it discovers from the first
+        // seed; seeds that disagree would make that depend on their order.
+        let tls = nodes.first().is_some_and(|node| is_tls(node));
+        if nodes.iter().any(|node| is_tls(node) != tls) {
+            return Err(RedisError::Settings {
+                key: "redis.nodes",
+                message: "every seed must use the same scheme, redis:// or rediss://".to_owned(),
+            });
+        }
+        let certificates = ca_certificates(settings, "redis.nodes", tls)?;
+        let mut builder = ClusterClientBuilder::new(nodes.clone())
             .connection_timeout(timeout)
             // At most once: the client never sends a command again, neither after a
             // timeout nor after a lost connection or a redirection, because a purchase
             // script that ran once must not run twice. The slot map is still refreshed
             // on MOVED and the lost node reconnected; the caller's next call goes to the
             // right node. Each call is bounded by this pool's own timeout.
-            .retries(0)
+            .retries(0);
+        if let Some(certificates) = &certificates {
+            builder = builder.certs(certificates.clone());
+        }
+        let client = builder
             .build()
             .map_err(|e| RedisError::Unavailable(e.to_string()))?;
+        let subscribers = nodes
+            .iter()
+            .map(|node| open(node, certificates.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        // The slot router reaches the other nodes like the first seed: same scheme,
+        // credentials and certificate checks.
+        let template = subscribers
+            .first()
+            .map(|seed| seed.get_connection_info().clone())
+            .ok_or_else(|| RedisError::Settings {
+                key: "redis.nodes",
+                message: "cluster mode needs at least one seed node".to_owned(),
+            })?;
         Ok(Self {
             backend: Backend::Cluster {
                 client: Box::new(client),
                 shared: Arc::new(OnceCell::new()),
-                router: Arc::new(SlotRouter::new(timeout)),
+                router: Arc::new(SlotRouter::new(timeout, template)),
             },
             timeout,
-            subscribe_urls: settings.nodes.clone(),
+            subscribers,
         })
     }
 
@@ -189,8 +226,8 @@ impl RedisPool {
     }
 
     /// Where a subscriber may connect, in order of preference.
-    pub fn subscribe_urls(&self) -> &[SecretString] {
-        &self.subscribe_urls
+    pub fn subscribers(&self) -> &[Client] {
+        &self.subscribers
     }
 
     async fn get(&self) -> Result<Connection, RedisError> {
@@ -223,16 +260,17 @@ impl RedisPool {
     pub async fn shared(&self) -> Result<Connection, RedisError> {
         let timeout = self.timeout;
         match &self.backend {
-            Backend::Standalone { url, shared, .. } => shared
+            Backend::Standalone { client, shared, .. } => shared
                 .get_or_try_init(|| async {
-                    let client = deadpool_redis::redis::Client::open(url.expose_secret())
-                        .map_err(|e| RedisError::Unavailable(e.to_string()))?;
                     let config = ConnectionManagerConfig::new()
                         .set_connection_timeout(Some(timeout))
                         .set_response_timeout(Some(timeout))
                         .set_number_of_retries(1);
-                    connect_within(timeout, ConnectionManager::new_with_config(client, config))
-                        .await
+                    connect_within(
+                        timeout,
+                        ConnectionManager::new_with_config((**client).clone(), config),
+                    )
+                    .await
                 })
                 .await
                 .cloned()
@@ -287,4 +325,40 @@ async fn connect_within<C>(
         .await
         .map_err(|_| RedisError::Timeout(timeout))?
         .map_err(|e| RedisError::Unavailable(e.to_string()))
+}
+
+fn is_tls(url: &str) -> bool {
+    url.starts_with("rediss://")
+}
+
+/// The roots of `redis.ca_file`, for TLS connections; `None` when it is empty (the
+/// platform's roots apply). `key` names the URL setting in force.
+fn ca_certificates(
+    settings: &RedisSettings,
+    key: &'static str,
+    tls: bool,
+) -> Result<Option<TlsCertificates>, RedisError> {
+    if settings.ca_file.is_empty() {
+        return Ok(None);
+    }
+    if !tls {
+        return Err(RedisError::Settings {
+            key: "redis.ca_file",
+            message: format!("is set, but {key} is not a rediss:// URL"),
+        });
+    }
+    Ok(Some(TlsCertificates {
+        client_tls: None,
+        root_cert: Some(tls::ca_pem("redis.ca_file", &settings.ca_file)?),
+    }))
+}
+
+/// A client for `url`, trusting `certificates` when given. Errors never echo the URL: it
+/// may carry a password.
+fn open(url: &str, certificates: Option<&TlsCertificates>) -> Result<Client, RedisError> {
+    match certificates {
+        Some(certificates) => Client::build_with_tls(url, certificates.clone()),
+        None => Client::open(url),
+    }
+    .map_err(|e| RedisError::Unavailable(e.to_string()))
 }

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use deadpool_redis::redis::aio::{ConnectionLike, MultiplexedConnection};
 use deadpool_redis::redis::cluster_async::ClusterConnection;
-use deadpool_redis::redis::{self, Arg, Cmd, RedisResult, Value};
+use deadpool_redis::redis::{self, Arg, Cmd, ConnectionAddr, ConnectionInfo, RedisResult, Value};
 use tokio::sync::OnceCell;
 
 /// Slots of a Redis Cluster.
@@ -66,6 +66,9 @@ type NodeConnection = Arc<OnceCell<MultiplexedConnection>>;
 
 pub struct SlotRouter {
     timeout: Duration,
+    /// How to reach a node: the first seed's scheme (TLS or not, with its roots),
+    /// credentials and database, with the node's address put in.
+    template: ConnectionInfo,
     /// Primary address (`host:port`) of each slot; empty until the first refresh.
     owners: RwLock<Arc<Vec<Option<Arc<str>>>>>,
     nodes: Mutex<HashMap<Arc<str>, NodeConnection>>,
@@ -74,9 +77,10 @@ pub struct SlotRouter {
 }
 
 impl SlotRouter {
-    pub fn new(timeout: Duration) -> Self {
+    pub fn new(timeout: Duration, template: ConnectionInfo) -> Self {
         Self {
             timeout,
+            template,
             owners: RwLock::new(Arc::new(Vec::new())),
             nodes: Mutex::new(HashMap::new()),
             refreshing: AtomicBool::new(false),
@@ -171,8 +175,9 @@ impl SlotRouter {
             .or_default()
             .clone();
         let timeout = self.timeout;
+        let info = node_info(&self.template, address)?;
         cell.get_or_try_init(|| async move {
-            let client = redis::Client::open(format!("redis://{address}"))?;
+            let client = redis::Client::open(info)?;
             let config = redis::AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(timeout))
                 .set_response_timeout(Some(timeout));
@@ -206,6 +211,34 @@ impl SlotRouter {
             router.refreshing.store(false, Ordering::Release);
         });
     }
+}
+
+/// The seed's connection settings with a node's `host:port` put in.
+fn node_info(template: &ConnectionInfo, address: &str) -> RedisResult<ConnectionInfo> {
+    let (host, port) = address
+        .rsplit_once(':')
+        .and_then(|(host, port)| Some((host.to_owned(), port.parse::<u16>().ok()?)))
+        .ok_or_else(|| {
+            redis::RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "not a host:port node address",
+                address.to_owned(),
+            ))
+        })?;
+    let addr = match template.addr() {
+        ConnectionAddr::TcpTls {
+            insecure,
+            tls_params,
+            ..
+        } => ConnectionAddr::TcpTls {
+            host,
+            port,
+            insecure: *insecure,
+            tls_params: tls_params.clone(),
+        },
+        _ => ConnectionAddr::Tcp(host, port),
+    };
+    Ok(template.clone().set_addr(addr))
 }
 
 /// `CLUSTER SLOTS` as the primary address of each slot.
@@ -251,6 +284,34 @@ mod tests {
         assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
         assert_eq!(key_slot(b"foo{}{bar}"), key_slot(b"foo{}{bar}"));
         assert_eq!(key_slot(b"foo{{bar}}zap"), key_slot(b"{bar"));
+    }
+
+    #[test]
+    fn nodes_are_reached_like_the_first_seed() {
+        use redis::IntoConnectionInfo;
+
+        let seed = "rediss://app:s3cret@10.0.0.1:6379/0"
+            .into_connection_info()
+            .unwrap();
+        let node = node_info(&seed, "10.0.0.7:6380").unwrap();
+        assert!(
+            matches!(
+                node.addr(),
+                ConnectionAddr::TcpTls { host, port: 6380, insecure: false, .. } if host == "10.0.0.7"
+            ),
+            "{:?}",
+            node.addr()
+        );
+        assert_eq!(node.redis_settings().username(), Some("app"));
+        assert_eq!(node.redis_settings().password(), Some("s3cret"));
+
+        let plain = "redis://10.0.0.1:6379".into_connection_info().unwrap();
+        let node = node_info(&plain, "10.0.0.7:6380").unwrap();
+        assert_eq!(
+            node.addr(),
+            &ConnectionAddr::Tcp("10.0.0.7".to_owned(), 6380)
+        );
+        assert!(node_info(&plain, "no-port").is_err());
     }
 
     #[test]

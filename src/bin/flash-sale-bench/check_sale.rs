@@ -93,7 +93,7 @@ pub async fn run(args: Args, config_dir: &Path) -> anyhow::Result<()> {
         busiest,
     )));
 
-    let kafka = Kafka::new(&settings.kafka);
+    let kafka = Kafka::new(&settings.kafka)?;
     let id = CouponId::new(coupon).ok_or_else(|| anyhow::anyhow!("bad coupon id"))?;
     let partition = partition_for(id, settings.kafka.orders_partitions);
     let reader =
