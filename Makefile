@@ -1,5 +1,5 @@
 # Developer entry points. Every install step lives in scripts/ (idempotent).
-.PHONY: dev test lint stop status bench fuzz migrate run build cluster cluster-stop test-cluster
+.PHONY: dev test lint stop status bench fuzz migrate run build cluster cluster-stop test-cluster test-deploy
 
 ROLE ?= all
 QUICK ?= 0
@@ -32,6 +32,11 @@ cluster-stop:
 ## test-cluster: the fault drills against the cluster (brings it up and down as needed)
 test-cluster:
 	@scripts/test-cluster.sh
+
+## test-deploy: the Kubernetes manifests rendered, validated (3 newest versions) and
+## policy-checked, the Dockerfile linted, every role rehearsed as the manifests start it
+test-deploy:
+	@scripts/test-deploy.sh
 
 ## stop: stop the stack services these scripts started
 stop:

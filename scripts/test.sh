@@ -34,19 +34,14 @@ export FLASH__REDIS__URL="redis://127.0.0.1:${STACK_REDIS_PORT:-6379}"
 export FLASH__KAFKA__BROKERS="127.0.0.1:${STACK_KAFKA_PORT:-19092}"
 export FLASH_TEST_KEYCLOAK_URL="http://127.0.0.1:${STACK_KEYCLOAK_PORT:-8180}"
 
-# An S3-compatible server (moto, from PyPI) for the object store test, in a venv cached
-# per user so that later runs skip the install.
-MOTO_VENV=${XDG_CACHE_HOME:-$HOME/.cache}/flash-sale/moto-venv
-if [ ! -x "$MOTO_VENV/bin/moto_server" ]; then
-  echo "[test] installing moto[server] into $MOTO_VENV (pip)"
-  python3 -m venv "$MOTO_VENV"
-  "$MOTO_VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]"
-fi
+# An S3-compatible server (moto) for the object store tests.
 S3_PORT=${STACK_S3_PORT:-19000}
-"$MOTO_VENV/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT" >"${TMPDIR:-/tmp}/flash-sale-moto.log" 2>&1 &
-moto=$!
-cleanup() { kill "$moto" 2>/dev/null || true; scripts/stack.sh stop-list "$started"; rm -f "$started"; }
-for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$S3_PORT") 2>/dev/null && break; sleep 0.1; done
+moto=$(scripts/s3-stand-in.sh "$S3_PORT")
+cleanup() {
+  [ -z "$moto" ] || kill "$moto" 2>/dev/null || true
+  scripts/stack.sh stop-list "$started"
+  rm -f "$started"
+}
 export FLASH_TEST_S3_ENDPOINT="http://127.0.0.1:$S3_PORT"
 
 # The breakdown test opens 1,000 sockets at once.
@@ -73,4 +68,7 @@ FLASH__REDIS__MODE=cluster FLASH__REDIS__NODES="$(scripts/cluster-services.sh re
 # Schemathesis against the OpenAPI document the api serves: no 5xx, every answer as
 # documented.
 FLASH_SALE_BIN="${CARGO_TARGET_DIR:-target}/debug/flash-sale" scripts/contract-test.sh
+# The deployment: manifests validated and checked against the policy, the Dockerfile
+# linted, every role rehearsed as the manifests start it.
+FLASH_SALE_BIN="${CARGO_TARGET_DIR:-target}/debug/flash-sale" scripts/test-deploy.sh
 scripts/browser-test.sh
