@@ -64,6 +64,31 @@ pub struct Adapters {
     pub objects: Option<Arc<dyn ObjectStore>>,
 }
 
+/// How much of a connection pool is in use (the pool gauges).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUse {
+    pub max: usize,
+    pub in_use: usize,
+    pub idle: usize,
+    /// Callers waiting for a connection.
+    pub waiting: usize,
+}
+
+impl Adapters {
+    /// The pools this process holds, by name (`mysql`, `redis`). A Redis Cluster runs on
+    /// multiplexed connections, without a pool.
+    pub fn pool_usage(&self) -> Vec<(&'static str, PoolUse)> {
+        let mut pools = Vec::new();
+        if let Some(mysql) = &self.mysql {
+            pools.push(("mysql", mysql.usage()));
+        }
+        if let Some(usage) = self.redis.as_ref().and_then(RedisPool::usage) {
+            pools.push(("redis", usage));
+        }
+        pools
+    }
+}
+
 /// The outcome of probing one dependency.
 #[derive(Debug, Clone, Serialize)]
 pub struct DependencyStatus {

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::adapters::mysql::{MysqlPool, coupons};
+use crate::adapters::mysql::{MysqlPool, coupons, orders};
 use crate::adapters::redis::stock_gate::StockGate;
 use crate::domain::coupon::CouponId;
 
@@ -34,6 +34,28 @@ impl SaleAudit {
 #[derive(Debug, thiserror::Error)]
 #[error("audit failed: {0}")]
 pub struct AuditError(String);
+
+/// Orders written but not settled yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingOrders {
+    pub count: i64,
+    /// Age of the oldest, in seconds (0 with none).
+    pub oldest_secs: i64,
+}
+
+/// The PENDING orders: a payment role that stopped settling shows here first.
+pub async fn pending_orders(mysql: &MysqlPool) -> Result<PendingOrders, AuditError> {
+    let (count, oldest) = mysql
+        .with_conn(async |conn| orders::pending_summary(conn).await)
+        .await
+        .map_err(|e| AuditError(e.to_string()))?;
+    let oldest_secs = oldest.map_or(0, |created| {
+        (chrono::Utc::now().naive_utc() - created)
+            .num_seconds()
+            .max(0)
+    });
+    Ok(PendingOrders { count, oldest_secs })
+}
 
 /// Audits every live coupon (not deleted, sale not ended).
 pub async fn audit_live(mysql: &MysqlPool, gate: &StockGate) -> Result<Vec<SaleAudit>, AuditError> {

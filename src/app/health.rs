@@ -19,6 +19,9 @@ pub struct Check {
     pub latency_ms: u64,
 }
 
+/// Bound on each dependency probe (`/readyz`, the health gauges).
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
 pub struct Health {
     adapters: Adapters,
 }

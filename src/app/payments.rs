@@ -171,6 +171,7 @@ impl Payments {
                     coupon_id,
                     price_cents: row.price_cents,
                     idempotency_digest: None,
+                    request_id: None,
                 });
             }
         }
@@ -302,8 +303,20 @@ impl Payments {
             .collect();
         // Pub/sub is best effort: the order is readable through the API.
         let pushes = settled.iter().map(|(job, outcome)| {
-            self.notifier
-                .notify(&job.user_id, job.order_id, outcome.order_status())
+            // One line per order at debug level: enough to follow a purchase end to end
+            // without a line per order at the production level.
+            tracing::debug!(
+                order.id = %job.order_id,
+                request_id = job.request_id.as_deref().unwrap_or("-"),
+                status = outcome.order_status().as_str(),
+                "order settled"
+            );
+            self.notifier.notify(
+                &job.user_id,
+                job.order_id,
+                outcome.order_status(),
+                job.request_id.as_deref(),
+            )
         });
         for pushed in futures_util::future::join_all(pushes).await {
             if let Err(error) = pushed {

@@ -82,6 +82,10 @@ pub struct OrderPlaced {
     /// the idempotency record, so a replay of the key is a new attempt, not this order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_digest: Option<String>,
+    /// The id of the request that placed the order (NGINX's, or the app's own), so one
+    /// purchase can be followed through the api, payment and ws logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// An order as its owner sees it.
@@ -182,6 +186,7 @@ mod tests {
             price_cents: 250,
             placed_at: Utc::now(),
             idempotency_digest: Some("0123abcd".into()),
+            request_id: Some("5f2b0c9e8d7a6b5c".into()),
         };
         let json = serde_json::to_string(&event).unwrap();
         assert_eq!(serde_json::from_str::<OrderPlaced>(&json).unwrap(), event);

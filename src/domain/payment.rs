@@ -17,6 +17,8 @@ pub struct PaymentJob {
     /// payment resumed after a crash (orders rows do not keep it): that record then
     /// simply expires.
     pub idempotency_digest: Option<String>,
+    /// The request that placed the order, for the logs (unknown after a crash, too).
+    pub request_id: Option<String>,
 }
 
 impl From<&OrderPlaced> for PaymentJob {
@@ -27,6 +29,7 @@ impl From<&OrderPlaced> for PaymentJob {
             coupon_id: event.coupon_id,
             price_cents: event.price_cents,
             idempotency_digest: event.idempotency_digest.clone(),
+            request_id: event.request_id.clone(),
         }
     }
 }

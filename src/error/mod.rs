@@ -8,6 +8,7 @@
 //! are logged once here with their cause chain and reach the client as an opaque 500;
 //! dependency outages are logged and answered 503 SERVER_BUSY with Retry-After.
 
+use crate::telemetry::{LogThrottle, REPEATED_ERROR_EVERY};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
@@ -226,7 +227,11 @@ impl ResponseError for AppError {
                 "internal error".to_owned()
             }
             (_, ErrorCode::ServerBusy) if described.failure.is_some() => {
-                tracing::warn!(error = chain(self), "dependency unavailable");
+                // One line per request would flood the log during an outage.
+                static THROTTLE: LogThrottle = LogThrottle::new(REPEATED_ERROR_EVERY);
+                if let Some(held_back) = THROTTLE.admit() {
+                    tracing::warn!(error = chain(self), held_back, "dependency unavailable");
+                }
                 "the service is busy, try again shortly".to_owned()
             }
             (other, _) => other.to_string(),

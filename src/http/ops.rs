@@ -1,12 +1,10 @@
 //! Operational endpoints every role serves: liveness, readiness, metrics.
 
-use std::time::Duration;
-
 use actix_web::{HttpResponse, get, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::app::health::{Check, Health};
+use crate::app::health::{Check, Health, PROBE_TIMEOUT};
 use crate::error::{AppError, ErrorBody};
 use crate::metrics::Metrics;
 use crate::shutdown::Draining;
@@ -21,9 +19,6 @@ pub struct InstanceInfo {
     /// The build's version.
     pub version: &'static str,
 }
-
-/// Bound on each dependency probe of `/readyz`.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(healthz)

@@ -13,6 +13,7 @@ use crate::error::{AppError, ErrorBody};
 use crate::http::extract::{
     AuthRejections, AuthUser, ClientIp, CouponPath, IdempotencyKey, OrderPath,
 };
+use crate::http::request_id::RequestId;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(purchase_coupon)
@@ -62,10 +63,16 @@ pub(super) async fn purchase_coupon(
     purchases: web::Data<Purchases>,
     CouponPath(coupon): CouponPath,
     idempotency_key: IdempotencyKey,
+    RequestId(request_id): RequestId,
 ) -> Result<HttpResponse, AppError> {
     admission.0.admit(&user.user_id, &client_ip)?;
     let accepted = purchases
-        .purchase(&user.user_id, coupon, idempotency_key.as_deref())
+        .purchase(
+            &user.user_id,
+            coupon,
+            idempotency_key.as_deref(),
+            request_id.as_deref(),
+        )
         .await?;
     Ok(HttpResponse::Accepted()
         .insert_header(("Location", format!("/api/orders/{}", accepted.order_id)))

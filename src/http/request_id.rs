@@ -3,10 +3,13 @@
 //! request causes names it, and the answer echoes it, so one request can be found in the
 //! proxy's log and the app's.
 
+use std::future::{Ready, ready};
+
 use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use tracing::Instrument;
 
 const HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -32,11 +35,30 @@ pub async fn tag(
         .filter(|id| acceptable(id))
         .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned);
     let span = tracing::info_span!("request", request_id = %id);
+    req.extensions_mut().insert(RequestId(Some(id.clone())));
     let mut response = next.call(req).instrument(span).await?;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(HEADER, value);
     }
     Ok(response)
+}
+
+/// The request's id, for work that outlives the request (the order event carries it to
+/// the payment role). None where the tagging middleware did not run.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub Option<String>);
+
+impl FromRequest for RequestId {
+    type Error = std::convert::Infallible;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Ok(req
+            .extensions()
+            .get::<RequestId>()
+            .cloned()
+            .unwrap_or(RequestId(None))))
+    }
 }
 
 #[cfg(test)]

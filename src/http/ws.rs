@@ -73,6 +73,7 @@ pub(super) async fn upgrade(
     draining: Option<web::Data<Draining>>,
 ) -> Result<HttpResponse, AppError> {
     if draining.is_some_and(|d| d.is_set()) {
+        hub.metrics().refused.with_label_values(&["draining"]).inc();
         return Err(AppError::Draining);
     }
     admission.0.admit_ip(&client_ip)?;

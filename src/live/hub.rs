@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use prometheus::{IntCounter, IntGauge};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts};
 use tokio::sync::mpsc;
 
 use crate::adapters::redis::notifier::PaymentUpdate;
@@ -21,6 +21,8 @@ pub struct WsMetrics {
     pub open_sockets: IntGauge,
     pub relayed: IntCounter,
     pub dropped_slow: IntCounter,
+    /// Upgrades refused: `capacity` (this instance's cap), `per_user`, `draining`.
+    pub refused: IntCounterVec,
 }
 
 impl WsMetrics {
@@ -35,6 +37,13 @@ impl WsMetrics {
                 "ws_dropped_slow_clients_total",
                 "Sockets closed for falling behind",
             )?,
+            refused: IntCounterVec::new(
+                Opts::new(
+                    "ws_upgrades_refused_total",
+                    "WebSocket upgrades refused, by reason (capacity, per_user, draining)",
+                ),
+                &["reason"],
+            )?,
         })
     }
 
@@ -43,6 +52,7 @@ impl WsMetrics {
             Box::new(self.open_sockets.clone()),
             Box::new(self.relayed.clone()),
             Box::new(self.dropped_slow.clone()),
+            Box::new(self.refused.clone()),
         ]
     }
 }
@@ -106,6 +116,10 @@ impl Hub {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    pub fn metrics(&self) -> &WsMetrics {
+        &self.metrics
+    }
+
     pub fn open_sockets(&self) -> usize {
         self.lock().values().map(Vec::len).sum()
     }
@@ -116,10 +130,12 @@ impl Hub {
         user: &UserId,
     ) -> Result<(Registration, mpsc::Receiver<Arc<str>>), HubError> {
         if self.open_sockets() >= self.limits.total {
+            self.metrics.refused.with_label_values(&["capacity"]).inc();
             return Err(HubError::Full(self.limits.total));
         }
         let users_sockets = || self.lock().get(user).map_or(0, Vec::len);
         if users_sockets() >= self.limits.per_user {
+            self.metrics.refused.with_label_values(&["per_user"]).inc();
             return Err(HubError::UserFull(self.limits.per_user));
         }
         self.routes.claim(user).await.map_err(Failure::from)?;
@@ -130,6 +146,7 @@ impl Hub {
             let mut sockets = self.lock();
             let own = sockets.entry(user.clone()).or_default();
             if own.len() >= self.limits.per_user {
+                self.metrics.refused.with_label_values(&["per_user"]).inc();
                 return Err(HubError::UserFull(self.limits.per_user));
             }
             own.push((id, tx));
@@ -158,6 +175,13 @@ impl Hub {
         let Some(outboxes) = sockets.get_mut(&update.user_id) else {
             return;
         };
+        tracing::debug!(
+            order.id = %update.order_id,
+            request_id = update.request_id.as_deref().unwrap_or("-"),
+            status = update.status.as_str(),
+            sockets = outboxes.len(),
+            "payment result pushed"
+        );
         outboxes.retain(|(_, outbox)| match outbox.try_send(message.clone()) {
             Ok(()) => {
                 self.metrics.relayed.inc();

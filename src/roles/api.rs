@@ -99,17 +99,34 @@ impl ApiModules {
                 (Arc::new(keycloak), None)
             }
         };
+        let fail_open = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                "limiter_fail_open_total",
+                "Attempts a Redis-backed limiter let through unchecked (Redis did not answer)",
+            ),
+            &["limiter"],
+        )
+        .map_err(StartupError::runtime)?;
+        metrics
+            .register(Box::new(fail_open.clone()))
+            .map_err(StartupError::runtime)?;
         let limiter = LoginLimiter::new(
             required(&adapters.redis, "Redis")?,
             adapters.keys.clone(),
-            identity_settings.login_attempts_per_email,
-            identity_settings.login_attempts_per_ip,
+            [
+                identity_settings.login_attempts_per_email,
+                identity_settings.login_attempts_per_ip,
+            ],
+            fail_open.with_label_values(&["login"]),
         );
         let registrations = RegistrationLimiter::new(
             required(&adapters.redis, "Redis")?,
             adapters.keys.clone(),
-            identity_settings.registrations_per_ip,
-            identity_settings.registrations_total,
+            [
+                identity_settings.registrations_per_ip,
+                identity_settings.registrations_total,
+            ],
+            fail_open.with_label_values(&["sign-up"]),
         );
         let (purchases, orders) =
             build_purchases(settings, adapters, catalog.clone(), metrics, shutdown).await?;
@@ -231,6 +248,7 @@ async fn build_purchases(
         },
         shutdown,
     );
+    register_queue_gauges(&publisher, metrics)?;
     let pending = PendingOrders::start(
         redis.clone(),
         keys.clone(),
@@ -282,6 +300,47 @@ async fn build_purchases(
         .register(purchases.collector())
         .map_err(StartupError::runtime)?;
     Ok((purchases, orders))
+}
+
+/// `purchase_publish_queue_depth` and `_capacity`: accepted purchases waiting for the
+/// broker (full means new purchases are answered 503).
+fn register_queue_gauges(
+    publisher: &OrderPublisher,
+    metrics: &Metrics,
+) -> Result<(), StartupError> {
+    let depth = publisher.clone();
+    let room = publisher.clone();
+    let gauges = [
+        crate::metrics::ComputedGauge::new(
+            "purchase_publish_queue_depth",
+            "Accepted purchases whose order event waits for the broker",
+            &[],
+            move || {
+                vec![(
+                    Vec::new(),
+                    i64::try_from(depth.queued().0).unwrap_or(i64::MAX),
+                )]
+            },
+        ),
+        crate::metrics::ComputedGauge::new(
+            "purchase_publish_queue_capacity",
+            "Room of the order event queues (beyond it purchases are answered 503)",
+            &[],
+            move || {
+                vec![(
+                    Vec::new(),
+                    i64::try_from(room.queued().1).unwrap_or(i64::MAX),
+                )]
+            },
+        ),
+    ];
+    for gauge in gauges {
+        let gauge = gauge.map_err(StartupError::runtime)?;
+        metrics
+            .register(Box::new(gauge))
+            .map_err(StartupError::runtime)?;
+    }
+    Ok(())
 }
 
 /// The gate `purchase.strategy` names: Redis, or (benchmark builds only) a MySQL gate.

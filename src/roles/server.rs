@@ -30,6 +30,9 @@ pub struct RunningApp {
     drain: Duration,
 }
 
+/// How often the health gauges probe the stores.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Builds the role's adapters, binds its listener and starts serving in the background.
 pub async fn start(settings: Settings, role: Role) -> Result<RunningApp, StartupError> {
     if !role.compiled_in() {
@@ -55,6 +58,12 @@ pub async fn start(settings: Settings, role: Role) -> Result<RunningApp, Startup
         }
     }
     let metrics = Metrics::new().map_err(StartupError::runtime)?;
+    metrics
+        .describe_instance(role.name())
+        .map_err(StartupError::runtime)?;
+    for collector in crate::metrics::pool_gauges(&adapters).map_err(StartupError::runtime)? {
+        metrics.register(collector).map_err(StartupError::runtime)?;
+    }
     let instance = InstanceInfo {
         role: role.name(),
         server_id: uuid::Uuid::new_v4(),
@@ -86,6 +95,17 @@ pub async fn start(settings: Settings, role: Role) -> Result<RunningApp, Startup
         )
         .await?;
     }
+    let health_gauges = crate::metrics::HealthGauges::new().map_err(StartupError::runtime)?;
+    for collector in health_gauges.collectors() {
+        metrics.register(collector).map_err(StartupError::runtime)?;
+    }
+    shutdown.spawn(crate::workers::health::run(
+        Health::new(adapters.clone()),
+        health_gauges,
+        shutdown.draining(),
+        HEALTH_INTERVAL,
+        shutdown.token(),
+    ));
     let app_health = web::Data::new(Health::new(adapters.clone()));
     let app_metrics = web::Data::new(metrics);
     let app_instance = web::Data::new(instance.clone());

@@ -5,20 +5,24 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus::{IntGaugeVec, Opts};
+use prometheus::{IntGauge, IntGaugeVec, Opts};
 use tokio_util::sync::CancellationToken;
 
 use crate::adapters::mysql::MysqlPool;
 use crate::adapters::redis::stock_gate::StockGate;
-use crate::app::audit::audit_live;
+use crate::app::audit::{audit_live, pending_orders};
 use crate::app::reconcile::SaleRebuilds;
 
 /// Gauges per live coupon: `sale_stock_drift` (stock + units held − total; 0 is
-/// consistent) and `sale_state_missing` (1 when Redis lost the sale's state).
+/// consistent), `sale_state_missing` (1 when Redis lost the sale's state) and
+/// `sale_stock_left`; and `orders_pending` with `orders_pending_oldest_seconds`.
 #[derive(Clone)]
 pub struct AuditMetrics {
     drift: IntGaugeVec,
     missing: IntGaugeVec,
+    stock_left: IntGaugeVec,
+    pending: IntGauge,
+    pending_oldest: IntGauge,
 }
 
 impl AuditMetrics {
@@ -38,11 +42,29 @@ impl AuditMetrics {
                 ),
                 &["coupon"],
             )?,
+            stock_left: IntGaugeVec::new(
+                Opts::new(
+                    "sale_stock_left",
+                    "Units left in Redis per live coupon (at the last audit)",
+                ),
+                &["coupon"],
+            )?,
+            pending: IntGauge::new("orders_pending", "Orders written but not settled yet")?,
+            pending_oldest: IntGauge::new(
+                "orders_pending_oldest_seconds",
+                "Age of the oldest order not settled yet (0 with none)",
+            )?,
         })
     }
 
     pub fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
-        vec![Box::new(self.drift.clone()), Box::new(self.missing.clone())]
+        vec![
+            Box::new(self.drift.clone()),
+            Box::new(self.missing.clone()),
+            Box::new(self.stock_left.clone()),
+            Box::new(self.pending.clone()),
+            Box::new(self.pending_oldest.clone()),
+        ]
     }
 }
 
@@ -66,8 +88,12 @@ pub async fn run(
                 // Coupons that ended or were deleted leave the gauges.
                 metrics.drift.reset();
                 metrics.missing.reset();
+                metrics.stock_left.reset();
                 for line in lines {
                     let coupon = line.coupon_id.to_string();
+                    if let Some(stock) = line.stock {
+                        metrics.stock_left.with_label_values(&[&coupon]).set(stock);
+                    }
                     metrics
                         .missing
                         .with_label_values(&[&coupon])
@@ -84,6 +110,13 @@ pub async fn run(
                 }
             }
             Err(error) => tracing::warn!(%error, "drift audit could not run"),
+        }
+        match pending_orders(&mysql).await {
+            Ok(pending) => {
+                metrics.pending.set(pending.count);
+                metrics.pending_oldest.set(pending.oldest_secs);
+            }
+            Err(error) => tracing::warn!(%error, "could not count the pending orders"),
         }
     }
 }

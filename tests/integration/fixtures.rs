@@ -416,6 +416,7 @@ pub async fn publish_with(
             price_cents: 100,
             placed_at: chrono::Utc::now(),
             idempotency_digest: None,
+            request_id: None,
         })
         .collect();
     let ids = events.iter().map(|e| e.order_id.to_string()).collect();

@@ -524,17 +524,23 @@ pub fn free_port() -> u16 {
 
 /// One Prometheus sample of the process at `base` (0 when absent).
 async fn metric(client: &reqwest::Client, base: &str, sample: &str) -> f64 {
-    let text = client
+    metrics_text(client, base)
+        .await
+        .lines()
+        .find_map(|line| line.strip_prefix(sample)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The Prometheus exposition of the process at `base`.
+async fn metrics_text(client: &reqwest::Client, base: &str) -> String {
+    client
         .get(format!("{base}/metrics"))
         .send()
         .await
         .expect("metrics")
         .text()
         .await
-        .expect("metrics text");
-    text.lines()
-        .find_map(|line| line.strip_prefix(sample)?.trim().parse().ok())
-        .unwrap_or(0.0)
+        .expect("metrics text")
 }
 
 /// The `flash-sale` binary configured for `ctx` (test overlay, its database, Redis,
@@ -679,6 +685,20 @@ impl ChildApp {
     /// One Prometheus sample of this process (0 when absent).
     pub async fn metric(&self, sample: &str) -> f64 {
         metric(&self.client, &self.base, sample).await
+    }
+
+    /// The label sets of every series of `name` this process exports, e.g.
+    /// `{partition="2"}`.
+    pub async fn series(&self, name: &str) -> Vec<String> {
+        let text = metrics_text(&self.client, &self.base).await;
+        text.lines()
+            .filter_map(|line| line.strip_prefix(name))
+            .filter(|rest| rest.starts_with('{'))
+            .filter_map(|rest| {
+                rest.split_once('}')
+                    .map(|(labels, _)| format!("{labels}}}"))
+            })
+            .collect()
     }
 }
 

@@ -191,6 +191,49 @@ async fn a_live_instance_takes_over_a_dead_ones_partitions() {
     .await;
 }
 
+/// A partition that moves to another instance takes its lag gauge along: each instance
+/// exports lag only for the partitions it owns, so a sum over the group counts each
+/// partition once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_moved_partition_leaves_no_lag_gauge_behind() {
+    let ctx = TestContext::new().await;
+    let partitions = ctx.settings.kafka.orders_partitions;
+    let a = ChildApp::start(&ctx, "payment").await;
+    let lag = "flash_sale_payment_consumer_lag";
+    let owned = "flash_sale_payment_owned_partitions";
+    publish_stream(&ctx, 200).await;
+    eventually(
+        Duration::from_secs(30),
+        "a reports lag for every partition",
+        || async { a.series(lag).await.len() == usize::try_from(partitions).unwrap() },
+    )
+    .await;
+
+    let b = ChildApp::start(&ctx, "payment").await;
+    eventually(
+        Duration::from_secs(20),
+        "partitions shared between both",
+        || async { a.metric(owned).await > 0.0 && b.metric(owned).await > 0.0 },
+    )
+    .await;
+    publish_stream(&ctx, 200).await;
+    // Statistics arrive every 5 s: within two rounds each instance reports exactly its
+    // own partitions, and together every partition once.
+    eventually(
+        Duration::from_secs(20),
+        "lag gauges follow the partitions",
+        || async {
+            let (on_a, on_b) = (a.series(lag).await, b.series(lag).await);
+            let disjoint = on_a.iter().all(|s| !on_b.contains(s));
+            disjoint
+                && on_a.len() as f64 == a.metric(owned).await
+                && on_b.len() as f64 == b.metric(owned).await
+                && on_a.len() + on_b.len() == usize::try_from(partitions).unwrap()
+        },
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn failed_payments_give_units_back_once_even_on_replay() {
     let ctx = TestContext::new().await;

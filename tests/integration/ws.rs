@@ -306,6 +306,7 @@ async fn slow_clients_are_dropped_never_buffered() {
         order_id: OrderId::generate(),
         status: OrderStatus::Paid,
         user_id: user.clone(),
+        request_id: None,
     };
     for _ in 0..10 {
         hub.deliver(&update);

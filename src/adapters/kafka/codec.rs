@@ -43,6 +43,8 @@ impl CodecError {
 
 /// The header carrying the value's HMAC.
 pub const SIGNATURE: &str = "signature";
+/// Header naming the request that placed the order.
+pub const REQUEST_ID: &str = "request-id";
 
 /// Signs and checks event values with the key the roles share (`kafka.event_signing_key`).
 #[derive(Clone)]
@@ -78,13 +80,18 @@ pub fn encode_order_placed(
     signer: &EventSigner,
 ) -> Result<Record, CodecError> {
     let value = serde_json::to_vec(event)?;
+    let mut headers = BTreeMap::from([
+        ("type".to_owned(), ORDER_PLACED.as_bytes().to_vec()),
+        ("version".to_owned(), VERSION.as_bytes().to_vec()),
+        (SIGNATURE.to_owned(), signer.sign(&value)),
+    ]);
+    // Also in the (signed) value; the header lets broker tools find a request's event.
+    if let Some(request_id) = &event.request_id {
+        headers.insert(REQUEST_ID.to_owned(), request_id.clone().into_bytes());
+    }
     Ok(Record {
         key: Some(event.coupon_id.to_string().into_bytes()),
-        headers: BTreeMap::from([
-            ("type".to_owned(), ORDER_PLACED.as_bytes().to_vec()),
-            ("version".to_owned(), VERSION.as_bytes().to_vec()),
-            (SIGNATURE.to_owned(), signer.sign(&value)),
-        ]),
+        headers,
         value: Some(value),
         timestamp: event.placed_at,
     })
@@ -148,6 +155,7 @@ mod tests {
             price_cents: 100,
             placed_at: chrono::Utc::now(),
             idempotency_digest: None,
+            request_id: None,
         }
     }
 

@@ -377,10 +377,19 @@ impl ClientContext for MemberContext {
         };
         for (partition, stats) in &topic.partitions {
             // librdkafka lists an internal partition -1 and answers -1 when unknown.
-            if *partition >= 0 && stats.consumer_lag >= 0 {
+            if *partition < 0 {
+                continue;
+            }
+            let label = partition.to_string();
+            // Statistics cover every partition the client knows, and may arrive just after
+            // a revocation: only a partition this member is fetching has a lag of its
+            // own, or a sum over the group would count a moved partition twice.
+            if stats.fetch_state == "active" && stats.consumer_lag >= 0 {
                 self.lag
-                    .with_label_values(&[&partition.to_string()])
+                    .with_label_values(&[&label])
                     .set(stats.consumer_lag);
+            } else {
+                let _ = self.lag.remove_label_values(&[&label]);
             }
         }
     }

@@ -86,6 +86,16 @@ impl OrderPublisher {
         kafka.timeout() * 2 + Duration::from_millis(200)
     }
 
+    /// Events waiting across the partitions' queues, and the queues' total room.
+    pub fn queued(&self) -> (usize, usize) {
+        self.queues.iter().fold((0, 0), |(depth, room), queue| {
+            (
+                depth + queue.max_capacity().saturating_sub(queue.capacity()),
+                room + queue.max_capacity(),
+            )
+        })
+    }
+
     /// Publishes one event and waits for the broker's acknowledgement. An error means
     /// the event was not stored (or could not be confirmed within the timeout).
     pub async fn publish(&self, event: &OrderPlaced) -> Result<(), KafkaError> {

@@ -83,6 +83,19 @@ pub async fn live_units_by_user(
         .await?)
 }
 
+/// How many orders are PENDING and when the oldest was created (it walks
+/// `idx_orders_status_created`; normally only the orders of the last moments are).
+pub async fn pending_summary(
+    conn: &mut AsyncMysqlConnection,
+) -> Result<(i64, Option<NaiveDateTime>), MysqlError> {
+    use diesel::dsl::{count_star, min};
+    Ok(orders::table
+        .filter(orders::status.eq(OrderStatus::Pending.as_str()))
+        .select((count_star(), min(orders::created_at)))
+        .first(conn)
+        .await?)
+}
+
 /// The FAILED orders of a coupon: (order id, user id).
 pub async fn failed_of_coupon(
     conn: &mut AsyncMysqlConnection,

@@ -66,6 +66,17 @@ pub struct MysqlPool {
 }
 
 impl MysqlPool {
+    /// Connections in use, idle and waited for.
+    pub fn usage(&self) -> crate::adapters::PoolUse {
+        let status = self.pool.status();
+        crate::adapters::PoolUse {
+            max: status.max_size,
+            in_use: status.size.saturating_sub(status.available),
+            idle: status.available,
+            waiting: status.waiting,
+        }
+    }
+
     pub fn new(settings: &MysqlSettings) -> Result<Self, MysqlError> {
         // TLS (`?require_ssl=true` or `mysql.ca_file`) makes the driver ask rustls for the
         // process's provider.

@@ -18,6 +18,9 @@ pub struct PaymentUpdate {
     pub order_id: OrderId,
     pub status: OrderStatus,
     pub user_id: UserId,
+    /// The request that placed the order, for the ws role's log line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 #[derive(Clone)]
@@ -45,12 +48,14 @@ impl PaymentNotifier {
         user: &UserId,
         order_id: OrderId,
         status: OrderStatus,
+        request_id: Option<&str>,
     ) -> Result<Delivery, RedisError> {
         let message = serde_json::to_string(&PaymentUpdate {
             kind: "payment_update".to_owned(),
             order_id,
             status,
             user_id: user.clone(),
+            request_id: request_id.map(str::to_owned),
         })
         .map_err(|e| RedisError::Unavailable(e.to_string()))?;
         let mut invocation = NOTIFY.prepare_invoke();

@@ -125,6 +125,22 @@ pub struct RedisPool {
 }
 
 impl RedisPool {
+    /// The pool's use in standalone mode; None for a cluster (multiplexed, no pool).
+    pub fn usage(&self) -> Option<crate::adapters::PoolUse> {
+        match &self.backend {
+            Backend::Standalone { pool, .. } => {
+                let status = pool.status();
+                Some(crate::adapters::PoolUse {
+                    max: status.max_size,
+                    in_use: status.size.saturating_sub(status.available),
+                    idle: status.available,
+                    waiting: status.waiting,
+                })
+            }
+            Backend::Cluster { .. } => None,
+        }
+    }
+
     pub fn new(settings: &RedisSettings) -> Result<Self, RedisError> {
         // rediss:// makes the client ask rustls for the process's provider.
         tls::install_crypto_provider();

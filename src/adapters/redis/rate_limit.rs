@@ -2,10 +2,12 @@
 //! client IP and in total. Both fail open when Redis is down (logged): they limit
 //! abuse, they must not lock everyone out.
 
+use prometheus::IntCounter;
 use sha2::{Digest, Sha256};
 
 use super::{Keys, RedisPool};
 use crate::domain::identity::IdentityError;
+use crate::telemetry::{LogThrottle, REPEATED_ERROR_EVERY};
 
 /// Length of a counting window.
 const WINDOW_SECS: u64 = 60;
@@ -15,6 +17,8 @@ pub struct LoginLimiter {
     keys: Keys,
     per_email: u32,
     per_ip: u32,
+    /// Attempts let through unchecked because Redis did not answer.
+    fail_open: IntCounter,
 }
 
 fn digest(value: &str) -> String {
@@ -23,12 +27,18 @@ fn digest(value: &str) -> String {
 }
 
 impl LoginLimiter {
-    pub fn new(redis: RedisPool, keys: Keys, per_email: u32, per_ip: u32) -> Self {
+    pub fn new(
+        redis: RedisPool,
+        keys: Keys,
+        [per_email, per_ip]: [u32; 2],
+        fail_open: IntCounter,
+    ) -> Self {
         Self {
             redis,
             keys,
             per_email,
             per_ip,
+            fail_open,
         }
     }
 
@@ -60,6 +70,7 @@ impl LoginLimiter {
             &self.redis,
             [(email_key, self.per_email), (ip_key, self.per_ip)],
             "login",
+            &self.fail_open,
         )
         .await
     }
@@ -72,15 +83,22 @@ pub struct RegistrationLimiter {
     keys: Keys,
     per_ip: u32,
     total: u32,
+    fail_open: IntCounter,
 }
 
 impl RegistrationLimiter {
-    pub fn new(redis: RedisPool, keys: Keys, per_ip: u32, total: u32) -> Self {
+    pub fn new(
+        redis: RedisPool,
+        keys: Keys,
+        [per_ip, total]: [u32; 2],
+        fail_open: IntCounter,
+    ) -> Self {
         Self {
             redis,
             keys,
             per_ip,
             total,
+            fail_open,
         }
     }
 
@@ -93,6 +111,7 @@ impl RegistrationLimiter {
             &self.redis,
             [(ip_key, self.per_ip), (all_key, self.total)],
             "sign-up",
+            &self.fail_open,
         )
         .await
     }
@@ -105,6 +124,7 @@ async fn count_window(
     redis: &RedisPool,
     limits: [(String, u32); 2],
     what: &'static str,
+    fail_open: &IntCounter,
 ) -> Result<(), IdentityError> {
     // One pipeline per key (the keys live in different slots of a cluster), sent at once.
     let counted = futures_util::future::try_join_all(limits.iter().map(|(key, _)| {
@@ -126,7 +146,11 @@ async fn count_window(
     let counts: Vec<i64> = match counted {
         Ok(counts) => counts.concat(),
         Err(error) => {
-            tracing::warn!(%error, limiter = what, "rate limiter unavailable; allowing the attempt");
+            fail_open.inc();
+            static THROTTLE: LogThrottle = LogThrottle::new(REPEATED_ERROR_EVERY);
+            if let Some(held_back) = THROTTLE.admit() {
+                tracing::warn!(%error, limiter = what, held_back, "rate limiter unavailable; allowing the attempt");
+            }
             return Ok(());
         }
     };

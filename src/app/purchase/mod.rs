@@ -8,6 +8,7 @@
 //! 4. A short-lived pending record, written off the request path, lets
 //!    `GET /api/orders/{id}` answer before the payment role has written the order.
 
+use crate::telemetry::{LogThrottle, REPEATED_ERROR_EVERY};
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -104,8 +105,11 @@ impl Purchases {
         user: &UserId,
         coupon: CouponId,
         idempotency_key: Option<&str>,
+        request_id: Option<&str>,
     ) -> Result<Accepted, PurchaseError> {
-        let result = self.attempt(user, coupon, idempotency_key).await;
+        let result = self
+            .attempt(user, coupon, idempotency_key, request_id)
+            .await;
         self.count(match &result {
             Ok(Accepted {
                 replayed: false, ..
@@ -127,13 +131,19 @@ impl Purchases {
         user: &UserId,
         coupon: CouponId,
         idempotency_key: Option<&str>,
+        request_id: Option<&str>,
     ) -> Result<Accepted, PurchaseError> {
         let reservation = self.reserve(user, coupon, idempotency_key).await?;
         let (order_id, price_cents) = match reservation {
             Reservation::Accepted(order_id, price) => (order_id, price),
             Reservation::Replayed(order_id, price) => {
-                self.confirm_replay(user, coupon, order_id, price, idempotency_key)
-                    .await?;
+                let placement = Placement {
+                    order_id,
+                    price_cents: price,
+                    idempotency_key,
+                    request_id,
+                };
+                self.confirm_replay(user, coupon, placement).await?;
                 return Ok(Accepted {
                     order_id,
                     replayed: true,
@@ -145,8 +155,13 @@ impl Purchases {
             Reservation::Rebuilding => return Err(PurchaseError::Rebuilding),
             Reservation::Rejected(rejection) => return Err(rejection.into()),
         };
-        self.place(user, coupon, order_id, price_cents, idempotency_key)
-            .await?;
+        let placement = Placement {
+            order_id,
+            price_cents,
+            idempotency_key,
+            request_id,
+        };
+        self.place(user, coupon, placement).await?;
         Ok(Accepted {
             order_id,
             replayed: false,
@@ -179,24 +194,27 @@ impl Purchases {
         &self,
         user: &UserId,
         coupon: CouponId,
-        order_id: OrderId,
-        price_cents: i64,
-        idempotency_key: Option<&str>,
+        placement: Placement<'_>,
     ) -> Result<(), PurchaseError> {
         let placed_at = Utc::now();
+        let order_id = placement.order_id;
         let event = OrderPlaced {
             order_id,
             user_id: user.clone(),
             coupon_id: coupon,
-            price_cents,
+            price_cents: placement.price_cents,
             placed_at,
-            idempotency_digest: idempotency_key.map(idempotency_digest),
+            idempotency_digest: placement.idempotency_key.map(idempotency_digest),
+            request_id: placement.request_id.map(str::to_owned),
         };
         if let Err(error) = self.publisher.publish(&event).await
             && !self.give_back_unpublished(&event, &error).await
         {
             return Err(unavailable(error));
         }
+        // Debug level, like the payment and ws roles' lines about the same order: the
+        // request span names the request id.
+        tracing::debug!(order.id = %order_id, coupon.id = %coupon, "purchase accepted");
         let view = OrderView {
             order_id,
             coupon_id: coupon,
@@ -234,7 +252,11 @@ impl Purchases {
                 true
             }
             Ok(Release::Released | Release::AlreadyReleased | Release::AfterRebuild) => {
-                tracing::warn!(order.id = %order_id, coupon.id = %coupon, %error, "order event not published; unit given back");
+                // Every purchase fails alike while the broker is away: a line now and then.
+                static THROTTLE: LogThrottle = LogThrottle::new(REPEATED_ERROR_EVERY);
+                if let Some(held_back) = THROTTLE.admit() {
+                    tracing::warn!(order.id = %order_id, coupon.id = %coupon, %error, held_back, "order event not published; unit given back");
+                }
                 false
             }
             Err(release_error) => {
@@ -254,16 +276,14 @@ impl Purchases {
         &self,
         user: &UserId,
         coupon: CouponId,
-        order_id: OrderId,
-        price_cents: i64,
-        idempotency_key: Option<&str>,
+        placement: Placement<'_>,
     ) -> Result<(), PurchaseError> {
+        let order_id = placement.order_id;
         match self.orders.get(user, order_id).await {
             Ok(_) => Ok(()),
             Err(OrderError::NotFound) => {
                 tracing::warn!(order.id = %order_id, coupon.id = %coupon, "replayed purchase has no order yet; placing it");
-                self.place(user, coupon, order_id, price_cents, idempotency_key)
-                    .await?;
+                self.place(user, coupon, placement).await?;
                 // The first attempt may still be failing: whichever of its release and
                 // this claim comes first decides whether the order exists.
                 match self.gate.confirm_published(coupon, order_id).await {
@@ -301,4 +321,11 @@ impl Purchases {
             Err(other) => unavailable(Failure::unavailable(other)),
         }
     }
+}
+/// The order a reservation granted, to be published.
+struct Placement<'a> {
+    order_id: OrderId,
+    price_cents: i64,
+    idempotency_key: Option<&'a str>,
+    request_id: Option<&'a str>,
 }
