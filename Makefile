@@ -1,5 +1,5 @@
 # Developer entry points. Every install step lives in scripts/ (idempotent).
-.PHONY: dev test lint stop status bench fuzz migrate run build cluster cluster-stop test-cluster test-deploy
+.PHONY: dev test lint stop status bench fuzz migrate run build cluster cluster-stop test-cluster test-deploy observe observe-stop test-observe
 
 ROLE ?= all
 QUICK ?= 0
@@ -37,6 +37,19 @@ test-cluster:
 ## policy-checked, the Dockerfile linted, every role rehearsed as the manifests start it
 test-deploy:
 	@scripts/test-deploy.sh
+
+## observe: Prometheus (Debian's) scraping the local roles (make cluster's, or make dev's)
+## with the alert rules of deploy/observability/ loaded, on http://127.0.0.1:9090/
+observe:
+	@scripts/observe.sh up
+
+## observe-stop: stop what `make observe` started
+observe-stop:
+	@scripts/observe.sh down
+
+## test-observe: alert rule unit tests, and every dashboard query against the roles under load
+test-observe:
+	@scripts/test-observe.sh
 
 ## stop: stop the stack services these scripts started
 stop:

@@ -71,4 +71,7 @@ FLASH_SALE_BIN="${CARGO_TARGET_DIR:-target}/debug/flash-sale" scripts/contract-t
 # The deployment: manifests validated and checked against the policy, the Dockerfile
 # linted, every role rehearsed as the manifests start it.
 FLASH_SALE_BIN="${CARGO_TARGET_DIR:-target}/debug/flash-sale" scripts/test-deploy.sh
+# Observability: the alert rules' unit tests, and the dashboard's queries and one
+# request id followed through the roles under load.
+FLASH_SALE_BIN="${CARGO_TARGET_DIR:-target}/debug/flash-sale" scripts/test-observe.sh
 scripts/browser-test.sh
