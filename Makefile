@@ -1,5 +1,5 @@
 # Developer entry points. Every install step lives in scripts/ (idempotent).
-.PHONY: dev test lint stop status bench fuzz migrate run build cluster cluster-stop test-cluster test-deploy observe observe-stop test-observe
+.PHONY: dev test lint stop status bench fuzz migrate run build cluster cluster-stop test-cluster test-deploy observe observe-stop test-observe profile
 
 ROLE ?= all
 QUICK ?= 0
@@ -62,6 +62,14 @@ status:
 ## bench: release build, every scenario with wrk/redis-benchmark, report in bench/results/ (QUICK=1: < 3 min)
 bench:
 	@QUICK=$(QUICK) scripts/bench.sh
+
+SCENARIO ?= purchase
+PROFILE_SECS ?= 10
+
+## profile: CPU profile of the api under one scenario (SCENARIO=purchase|healthz|browse),
+## a flame graph and a top-N table in bench/profiles/
+profile:
+	@SCENARIO=$(SCENARIO) PROFILE_SECS=$(PROFILE_SECS) scripts/profile.sh
 
 FUZZ_SECONDS ?= 60
 

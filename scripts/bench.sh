@@ -113,18 +113,44 @@ server_accepted() {
   curl -fs "$API/metrics" | awk '/^flash_sale_purchases_total\{outcome="accepted"\}/ {print $2; found=1} END {if (!found) print 0}'
 }
 
+# --- CPU per request, per process ------------------------------------------------------
+# Clock ticks (user + system, every thread) a process has used, from /proc/<pid>/stat
+# (fields 14 and 15; the name in parentheses may hold spaces, so count after it).
+CLK_TCK=$(getconf CLK_TCK)
+ticks_of() { [ -n "$1" ] && [ -r "/proc/$1/stat" ] && sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}' || echo 0; }
+REDIS_PID=$(pgrep -o -f "redis-server 127.0.0.1:${STACK_REDIS_PORT:-6379}" || true)
+BROKER_PID=$(pgrep -o -f "kafka\.Kafka .*/kafka/server.properties" || pgrep -o -f 'kafka\.Kafka' || true)
+MYSQL_PID=$(pgrep -o -x mariadbd || pgrep -o -x mysqld || true)
+# The processes measured in the single-process scenarios: name=pid pairs (the api and
+# payment pids change as the sections restart them).
+cpu_processes() {
+  local pairs="app=${API_PID:-} redis=$REDIS_PID broker=$BROKER_PID mysql=$MYSQL_PID"
+  if [ -n "${PAY_PID:-}" ] && kill -0 "$PAY_PID" 2>/dev/null; then pairs="$pairs payment=$PAY_PID"; fi
+  echo "$pairs"
+}
+cpu_snapshot() { local pair; for pair in $CPU_PROCESSES; do echo "${pair%%=*}=$(ticks_of "${pair#*=}")"; done; }
+# name=ticks spent between two snapshots, comma-separated.
+cpu_spent() { # before after
+  join -t= <(echo "$1" | sort) <(echo "$2" | sort) | awk -F= '$1 != "" {printf "%s%s=%d", (n++?",":""), $1, $3-$2}'
+}
+CPU_PROCESSES=""
+
 wrk_run() { # scenario connections script baseline expected [env...]
   local scenario=$1 c=$2 script=$3 baseline=$4 expected=$5; shift 5
-  local out="$WORK/wrk-$RANDOM.out"
+  local out="$WORK/wrk-$RANDOM.out" before after
   say "$scenario, $c connections"
   env "$@" wrk -t2 -c"$c" -d"${WARMUP}s" --timeout 5s -s "bench/wrk/$script" "$API" >"$out.warm" 2>&1
+  before=$(cpu_snapshot)
   env "$@" wrk -t2 -c"$c" -d"${DURATION}s" --timeout 5s -s "bench/wrk/$script" "$API" >"$out" 2>&1
+  after=$(cpu_snapshot)
   "$TOOL" wrk --scenario "$scenario" --connections "$c" ${baseline:+--baseline "$baseline"} \
-    ${expected:+--expected "$expected"} --input "$out" >>"$RESULTS"
+    ${expected:+--expected "$expected"} --input "$out" \
+    --cpu-ticks "$(cpu_spent "$before" "$after")" --clock-ticks "$CLK_TCK" >>"$RESULTS"
   LAST_OUTS="$out $out.warm"
 }
 
 BASELINE="baseline (GET /healthz)"
+CPU_PROCESSES=$(cpu_processes)
 # 1. baseline: the trivial endpoint of the same server
 for c in "${CONNS[@]}"; do wrk_run "$BASELINE" "$c" get.lua "" "" BENCH_PATH=/healthz; done
 
@@ -133,13 +159,18 @@ SHA=$(redis-cli -p "${STACK_REDIS_PORT:-6379}" SCRIPT LOAD "$(cat lua/purchase.l
 RK="bench:$RUN_ID:raw:{c:1}"
 redis-cli -p "${STACK_REDIS_PORT:-6379}" SET "$RK:stock" 100000000 >/dev/null
 redis-cli -p "${STACK_REDIS_PORT:-6379}" HSET "$RK:meta" limit 1000000 starts_ms 0 ends_ms 99999999999999 deleted 0 price 100 >/dev/null
+CPU_PROCESSES="redis=$REDIS_PID"
 for c in "${CONNS[@]}"; do
   say "raw Redis EVALSHA, $c connections"
+  before=$(cpu_snapshot)
   redis-benchmark -p "${STACK_REDIS_PORT:-6379}" -n "$REDIS_N" -c "$c" -r 1000000 --csv \
     EVALSHA "$SHA" 5 "$RK:stock" "$RK:meta" "$RK:buyers" "$RK:stock" "$RK:rebuild" "user:__rand_int__" 0195d9d2-7c43-7f4e-8a8c-6a2e6cb1d001 1000 0 \
     >"$WORK/redis-$c.csv" 2>/dev/null
-  "$TOOL" redis-benchmark --scenario "raw Redis (EVALSHA purchase.lua)" --connections "$c" --input "$WORK/redis-$c.csv" >>"$RESULTS"
+  after=$(cpu_snapshot)
+  "$TOOL" redis-benchmark --scenario "raw Redis (EVALSHA purchase.lua)" --connections "$c" --input "$WORK/redis-$c.csv" \
+    --requests "$REDIS_N" --cpu-ticks "$(cpu_spent "$before" "$after")" --clock-ticks "$CLK_TCK" >>"$RESULTS"
 done
+CPU_PROCESSES=$(cpu_processes)
 
 # 3. browse: cached page and coupon detail
 curl -fs "$API/api/coupons?page=1&size=20" >/dev/null; curl -fs "$API/api/coupons/$OPEN" >/dev/null
@@ -184,6 +215,7 @@ wait "$FLOOD_PID" || true
 for strategy in pessimistic optimistic; do
   stop "$API_PID"
   start "$API_PORT" api FLASH__PURCHASE__STRATEGY="mysql_$strategy"; API_PID=$LAST_PID
+  CPU_PROCESSES=$(cpu_processes)
   id=$PESS; [ "$strategy" = optimistic ] && id=$OPT
   for c in "${CONNS[@]}"; do
     wrk_run "purchase (hot coupon, mysql $strategy)" "$c" purchase.lua "$BASELINE" 409 BENCH_COUPON="$id"
@@ -196,6 +228,7 @@ stop "$API_PID"
 export FLASH__KAFKA__TOPIC_PREFIX="bench${RUN_ID}e2e-"
 start "$API_PORT" api; API_PID=$LAST_PID
 start "$PAY_PORT" payment; PAY_PID=$LAST_PID
+CPU_PROCESSES=$(cpu_processes)
 say "end to end: purchases for ${E2E_SECS}s with the payment role running"
 DURATION_SAVED=$DURATION; DURATION=$E2E_SECS
 wrk_run "purchase -> payment (end to end)" 256 purchase.lua "$BASELINE" 409 BENCH_COUPON="$E2E"
@@ -221,6 +254,8 @@ stop "$WS_PID"; stop "$API_PID"
 #    (acks from every in-sync replica), then end to end with 2 payment instances. wrk
 #    plays the load balancer in front of NGINX, naming each shopper's address.
 say "the production shape: make cluster"
+# Several instances of every process here: requests per second only.
+CPU_PROCESSES=""
 export CLUSTER_PROFILE=release CLUSTER_SKIP_BUILD=1 CLUSTER_TRUSTED_HOPS=127.0.0.1 CLUSTER_DB="${DB}_cluster" CLUSTER_NAMESPACE="bench$RUN_ID" CLUSTER_TOPIC_PREFIX="bench$RUN_ID-"
 CLUSTER_RUNNING=""
 port_open_cluster() { (exec 3<>/dev/tcp/127.0.0.1/18081) 2>/dev/null; }

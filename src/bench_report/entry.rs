@@ -22,6 +22,10 @@ pub struct Run {
     /// The scenario this run's ratio is computed against (same connections).
     #[serde(default)]
     pub baseline: Option<String>,
+    /// CPU time per request of each process over the measured run, in µs, read from
+    /// /proc: `app` (the api process), `payment`, `redis`, `broker`, `mysql`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cpu_us: BTreeMap<String, f64>,
 }
 
 /// A correctness check attached to a run (no oversell, no user over limit, …).

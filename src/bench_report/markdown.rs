@@ -48,6 +48,42 @@ impl Report {
                 statuses
             );
         }
+        let measured: Vec<_> = self.runs.iter().filter(|r| !r.cpu_us.is_empty()).collect();
+        if !measured.is_empty() {
+            let _ = writeln!(md, "\n## CPU per request (µs, by process)\n");
+            let _ = writeln!(
+                md,
+                "CPU time of each process over the measured run (/proc), divided by the requests; \
+                 the app's ratio is to the hello-world request of the same run.\n"
+            );
+            let _ = writeln!(
+                md,
+                "| scenario | conns | app | app ratio | payment | Redis | broker | MySQL |"
+            );
+            let _ = writeln!(md, "|---|---:|---:|---|---:|---:|---:|---:|");
+            let cell = |run: &super::Run, process: &str| {
+                run.cpu_us
+                    .get(process)
+                    .map_or("—".to_owned(), |us| format!("{us:.1}"))
+            };
+            for run in measured {
+                let ratio = self
+                    .cpu_ratio(run, "app")
+                    .map_or("—".to_owned(), |r| format!("{r:.1}×"));
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                    run.scenario,
+                    run.connections,
+                    cell(run, "app"),
+                    ratio,
+                    cell(run, "payment"),
+                    cell(run, "redis"),
+                    cell(run, "broker"),
+                    cell(run, "mysql"),
+                );
+            }
+        }
         if !self.figures.is_empty() {
             let _ = writeln!(md, "\n## Figures\n");
             let _ = writeln!(md, "| figure | value | note |");

@@ -54,6 +54,14 @@ impl Report {
         (baseline.rps > 0.0).then(|| run.rps / baseline.rps)
     }
 
+    /// A process's CPU per request in `run` divided by the same in its baseline run (the
+    /// hello-world request of the same server at the same connections).
+    pub fn cpu_ratio(&self, run: &Run, process: &str) -> Option<f64> {
+        let baseline = self.run(run.baseline.as_deref()?, run.connections)?;
+        let (mine, base) = (run.cpu_us.get(process)?, baseline.cpu_us.get(process)?);
+        (*base > 0.0).then(|| mine / base)
+    }
+
     /// The targets the benchmark aims for, evaluated (reported, never a failure).
     pub fn targets(&self) -> Vec<(String, Option<bool>, String)> {
         let mut targets = Vec::new();
@@ -89,6 +97,27 @@ impl Report {
             r.map(|r| r >= 0.7),
             r.map_or("n/a".into(), |r| format!("{:.0}%", r * 100.0)),
         ));
+        let purchase64 = self.run("purchase (hot coupon, redis)", 64);
+        let r = purchase64.and_then(|p| self.cpu_ratio(p, "app"));
+        targets.push((
+            "app CPU per accepted purchase <= 2.5x per hello-world request (64 connections)"
+                .to_owned(),
+            r.map(|r| r <= 2.5),
+            r.map_or("n/a".into(), |r| format!("{r:.1}x")),
+        ));
+        let raw = self.run("raw Redis (EVALSHA purchase.lua)", 64);
+        let r = match (purchase64, raw) {
+            (Some(p), Some(raw)) => match (p.cpu_us.get("redis"), raw.cpu_us.get("redis")) {
+                (Some(mine), Some(base)) if *base > 0.0 => Some(mine / base),
+                _ => None,
+            },
+            _ => None,
+        };
+        targets.push((
+            "Redis CPU per accepted purchase <= 1.2x one raw EVALSHA (64 connections)".to_owned(),
+            r.map(|r| r <= 1.2),
+            r.map_or("n/a".into(), |r| format!("{r:.2}x")),
+        ));
         targets
     }
 }
@@ -108,6 +137,7 @@ mod tests {
             errors: 0,
             statuses: BTreeMap::from([("202".into(), 1000)]),
             baseline: baseline.map(str::to_owned),
+            cpu_us: BTreeMap::new(),
         })
     }
 
@@ -168,6 +198,39 @@ mod tests {
         assert_eq!(targets[2].1, Some(true), "60x >= 20x");
         assert_eq!(targets[3].1, None, "browse not measured");
         assert!(report.to_markdown("t").contains("PASSED"));
+    }
+
+    #[test]
+    fn cpu_per_request_is_compared_with_the_baseline_and_raw_evalsha() {
+        let with_cpu = |entry: Entry, cpu: &[(&str, f64)]| match entry {
+            Entry::Run(mut run) => {
+                run.cpu_us = cpu.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
+                Entry::Run(run)
+            }
+            other => other,
+        };
+        let base = "baseline (GET /healthz)";
+        let entries = [
+            with_cpu(run(base, 64, 100_000.0, None), &[("app", 10.0)]),
+            with_cpu(
+                run("raw Redis (EVALSHA purchase.lua)", 64, 30_000.0, None),
+                &[("redis", 20.0)],
+            ),
+            with_cpu(
+                run("purchase (hot coupon, redis)", 64, 10_000.0, Some(base)),
+                &[("app", 20.0), ("redis", 30.0)],
+            ),
+        ];
+        let report = Report::from_lines(&lines(&entries)).unwrap();
+        assert_eq!(report.cpu_ratio(&report.runs[2], "app"), Some(2.0));
+        let targets = report.targets();
+        assert_eq!(targets[4].1, Some(true), "2.0x <= 2.5x: {:?}", targets[4]);
+        assert_eq!(targets[5].1, Some(false), "1.5x > 1.2x: {:?}", targets[5]);
+        let md = report.to_markdown("t");
+        assert!(
+            md.contains("| purchase (hot coupon, redis) | 64 | 20.0 | 2.0× |"),
+            "{md}"
+        );
     }
 
     #[test]

@@ -11,6 +11,8 @@ pub mod metrics;
 pub mod openapi;
 pub mod ops;
 pub mod pages;
+#[cfg(feature = "profile")]
+pub mod profile;
 pub mod purchase;
 pub mod request_id;
 pub mod ws;

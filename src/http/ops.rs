@@ -25,6 +25,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(readyz)
         .service(metrics)
         .service(openapi);
+    #[cfg(feature = "profile")]
+    cfg.configure(super::profile::configure);
 }
 
 #[derive(Serialize, ToSchema)]

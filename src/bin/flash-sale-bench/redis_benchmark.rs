@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use flash_sale::bench_report::{Entry, Run};
 
-use crate::common::emit;
+use crate::common::{cpu_per_request, emit};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -13,8 +13,17 @@ pub struct Args {
     scenario: String,
     #[arg(long)]
     connections: u32,
+    /// Calls redis-benchmark made (`-n`), for the CPU per call.
+    #[arg(long, default_value_t = 0)]
+    requests: u64,
     #[arg(long)]
     input: PathBuf,
+    /// CPU clock ticks each process spent during the run: `app=123,redis=45`.
+    #[arg(long, default_value = "")]
+    cpu_ticks: String,
+    /// Clock ticks per second (`getconf CLK_TCK`).
+    #[arg(long, default_value_t = 100.0)]
+    clock_ticks: f64,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -30,16 +39,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .map(|f| f.trim_matches('"').parse().unwrap_or(0.0))
         .collect();
     let field = |i: usize| fields.get(i).copied().unwrap_or(0.0);
+    let cpu_us = cpu_per_request(&args.cpu_ticks, args.clock_ticks, args.requests)?;
     emit(&Entry::Run(Run {
         scenario: args.scenario,
         connections: args.connections,
-        requests: 0,
+        requests: args.requests,
         rps: field(0),
         p50_ms: field(3),
         p99_ms: field(5),
         errors: 0,
         statuses: BTreeMap::new(),
         baseline: None,
+        cpu_us,
     }));
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use flash_sale::bench_report::{Entry, Run};
 
-use crate::common::emit;
+use crate::common::{cpu_per_request, emit};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -20,6 +20,12 @@ pub struct Args {
     expected: Vec<u16>,
     #[arg(long)]
     input: PathBuf,
+    /// CPU clock ticks each process spent during the run: `app=123,redis=45`.
+    #[arg(long, default_value = "")]
+    cpu_ticks: String,
+    /// Clock ticks per second (`getconf CLK_TCK`).
+    #[arg(long, default_value_t = 100.0)]
+    clock_ticks: f64,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -47,6 +53,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .map(|(_, n)| n)
         .sum();
     let requests = value["requests"].as_u64().unwrap_or(0);
+    let cpu_us = cpu_per_request(&args.cpu_ticks, args.clock_ticks, requests)?;
     let secs = value["duration_us"].as_f64().unwrap_or(1.0) / 1e6;
     emit(&Entry::Run(Run {
         scenario: args.scenario,
@@ -58,6 +65,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         errors: value["socket_errors"].as_u64().unwrap_or(0) + unexpected,
         statuses,
         baseline: args.baseline,
+        cpu_us,
     }));
     Ok(())
 }
