@@ -50,8 +50,9 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # All features: the benchmark-only purchase gates are tested too.
 echo "[test] cargo test (all targets, all features)"
 cargo test --all-targets --all-features --no-fail-fast
-# The load tests (a 50,000-page crawl, a purchase flood) saturate both cores: alone, so
-# they neither starve nor are starved by the timing-sensitive tests.
+# The load tests (a 50,000-page crawl, a purchase flood) saturate both cores, and a few
+# tests start processes of their own (a private broker, two payment instances): alone,
+# so they neither starve nor are starved by the timing-sensitive tests.
 echo "[test] load tests, one at a time"
 cargo test --all-features --test integration -- --ignored --test-threads=1 --nocapture
 # Every key family on a Redis Cluster (3 masters, a replica each): the integration tests

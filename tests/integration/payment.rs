@@ -195,6 +195,7 @@ async fn a_live_instance_takes_over_a_dead_ones_partitions() {
 /// exports lag only for the partitions it owns, so a sum over the group counts each
 /// partition once.
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "two payment processes and a rebalance: scripts/test.sh runs it alone, away from the group tests' timing"]
 async fn a_moved_partition_leaves_no_lag_gauge_behind() {
     let ctx = TestContext::new().await;
     let partitions = ctx.settings.kafka.orders_partitions;
