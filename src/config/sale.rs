@@ -25,6 +25,8 @@ pub struct PurchaseSettings {
     pub publish_queue: usize,
     /// Largest batch of order events per produce call.
     pub publish_max_batch: usize,
+    /// Produce calls under way at once per partition.
+    pub publish_in_flight: usize,
     /// How often each api instance audits the live sales in Redis (0: never).
     pub audit_interval_secs: u64,
     /// Purchase requests one account may send, per second and in a burst, to each api

@@ -167,6 +167,10 @@ impl Settings {
             "purchase.publish_max_batch",
             self.purchase.publish_max_batch as u64,
         )?;
+        positive(
+            "purchase.publish_in_flight",
+            self.purchase.publish_in_flight as u64,
+        )?;
         if self.object_store.kind == ObjectStoreKind::S3 {
             if self.object_store.s3.bucket.is_empty() {
                 return Err(ConfigError::invalid(

@@ -245,6 +245,7 @@ async fn build_purchases(
         PublisherLimits {
             queue: purchase.publish_queue,
             max_batch: purchase.publish_max_batch,
+            in_flight: purchase.publish_in_flight,
         },
         shutdown,
     );

@@ -405,6 +405,7 @@ pub async fn publish_with(
         PublisherLimits {
             queue: 10_000,
             max_batch: 500,
+            in_flight: 4,
         },
         &shutdown,
     );

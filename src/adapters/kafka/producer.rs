@@ -2,13 +2,19 @@
 //!
 //! A purchase hands its event to the partition's queue and waits for the broker's
 //! acknowledgement. The task produces whatever has queued up meanwhile as one
-//! lz4-compressed batch, so batches grow with load without any linger delay (an
-//! uncompressed produce stalls ~46 ms against tansu, see DESIGN.md). Every produce is
-//! bounded by the Kafka timeout and every queue is bounded, so a broker outage becomes a
-//! prompt error the purchase path compensates.
+//! lz4-compressed batch, so batches grow with load without any linger delay, and keeps a
+//! few produce calls under way at once. A batch is cut where its request would no longer
+//! leave in one write (see [`frame_budget`]). Every produce is bounded by the Kafka
+//! timeout and every queue is bounded, so a broker outage becomes a prompt error the
+//! purchase path compensates.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 
 use rskafka::client::partition::{Compression, PartitionClient, UnknownTopicHandling};
 use rskafka::record::Record;
@@ -41,6 +47,9 @@ pub struct PublisherLimits {
     pub queue: usize,
     /// Largest batch sent in one produce call.
     pub max_batch: usize,
+    /// Produce calls under way at once per partition: while one waits for the broker
+    /// the next batch is already on its way.
+    pub in_flight: usize,
 }
 
 impl OrderPublisher {
@@ -62,7 +71,11 @@ impl OrderPublisher {
                     kafka: kafka.clone(),
                     topic: topic.clone(),
                     partition,
-                    max_batch: limits.max_batch.max(1),
+                    limits: PublisherLimits {
+                        queue: limits.queue,
+                        max_batch: limits.max_batch.max(1),
+                        in_flight: limits.in_flight.max(1),
+                    },
                     client: None,
                     own_client: None,
                     reconnect: false,
@@ -125,62 +138,84 @@ struct PartitionTask {
     kafka: Kafka,
     topic: String,
     partition: i32,
-    max_batch: usize,
-    client: Option<PartitionClient>,
+    limits: PublisherLimits,
+    client: Option<Arc<PartitionClient>>,
     /// After a failed batch the next partition client comes from a new Kafka client,
     /// whose metadata is fresh.
     own_client: Option<Arc<rskafka::client::Client>>,
     reconnect: bool,
 }
 
+/// A produce call under way, with the publishers waiting for its outcome.
+type InFlight = Pin<Box<dyn Future<Output = (Result<(), KafkaError>, Vec<Ack>)> + Send>>;
+type Ack = oneshot::Sender<Result<(), String>>;
+
 impl PartitionTask {
     async fn run(mut self, mut queue: mpsc::Receiver<Queued>, shutdown: CancellationToken) {
+        let mut in_flight = FuturesUnordered::<InFlight>::new();
+        // An event taken from the queue that did not fit the previous batch.
+        let mut carried: Option<Queued> = None;
+        let mut closing = false;
         loop {
-            let first = tokio::select! {
-                next = queue.recv() => next,
-                () = shutdown.cancelled() => {
-                    // Stop taking new events; publish what is queued, then exit.
-                    queue.close();
-                    queue.recv().await
+            let first = match carried.take() {
+                Some(first) if in_flight.len() < self.limits.in_flight => Some(first),
+                carried_back => {
+                    carried = carried_back;
+                    tokio::select! {
+                        Some((result, acks)) = in_flight.next(), if !in_flight.is_empty() => {
+                            self.settle(result, acks);
+                            continue;
+                        }
+                        next = queue.recv(), if carried.is_none() && in_flight.len() < self.limits.in_flight => next,
+                        () = shutdown.cancelled(), if !closing => {
+                            // Stop taking new events; publish what is queued, then exit.
+                            queue.close();
+                            closing = true;
+                            continue;
+                        }
+                    }
                 }
             };
-            let Some(first) = first else { return };
-            let mut batch = vec![first];
-            while batch.len() < self.max_batch {
-                match queue.try_recv() {
-                    Ok(next) => batch.push(next),
-                    Err(_) => break,
+            let Some(first) = first else {
+                while let Some((result, acks)) = in_flight.next().await {
+                    self.settle(result, acks);
                 }
-            }
-            let (records, acks): (Vec<Record>, Vec<_>) =
-                batch.into_iter().map(|q| (q.record, q.ack)).unzip();
-            let result = self.produce(records).await.map_err(|e| {
-                tracing::warn!(topic = %self.topic, partition = self.partition, error = %e, "publishing order events failed");
-                // Reconnect on the next batch, with fresh metadata.
-                self.client = None;
-                self.reconnect = true;
-                e.to_string()
-            });
-            for ack in acks {
-                // The publisher may have gone (request cancelled): nothing to tell.
-                let _ = ack.send(result.clone());
+                return;
+            };
+            let (records, acks) = take_batch(
+                first,
+                &mut queue,
+                &mut carried,
+                self.limits.max_batch,
+                frame_budget(&self.topic),
+            );
+            match self.partition_client().await {
+                Ok(client) => in_flight.push(Box::pin(produce(
+                    client,
+                    records,
+                    self.kafka.timeout(),
+                    acks,
+                ))),
+                Err(error) => self.settle(Err(error), acks),
             }
         }
     }
 
-    async fn produce(&mut self, records: Vec<Record>) -> Result<(), KafkaError> {
-        let timeout = self.kafka.timeout();
-        let client = self.partition_client().await?;
-        tokio::time::timeout(
-            timeout + Duration::from_millis(100),
-            client.produce(records, Compression::Lz4),
-        )
-        .await
-        .map_err(|_| KafkaError::Timeout(timeout))??;
-        Ok(())
+    fn settle(&mut self, result: Result<(), KafkaError>, acks: Vec<Ack>) {
+        let result = result.map_err(|e| {
+            tracing::warn!(topic = %self.topic, partition = self.partition, error = %e, "publishing order events failed");
+            // Reconnect on the next batch, with fresh metadata.
+            self.client = None;
+            self.reconnect = true;
+            e.to_string()
+        });
+        for ack in acks {
+            // The publisher may have gone (request cancelled): nothing to tell.
+            let _ = ack.send(result.clone());
+        }
     }
 
-    async fn partition_client(&mut self) -> Result<&PartitionClient, KafkaError> {
+    async fn partition_client(&mut self) -> Result<Arc<PartitionClient>, KafkaError> {
         if self.client.is_none() {
             let timeout = self.kafka.timeout();
             if std::mem::take(&mut self.reconnect) {
@@ -200,10 +235,124 @@ impl PartitionTask {
             let partition_client = tokio::time::timeout(timeout, connect)
                 .await
                 .map_err(|_| KafkaError::Timeout(timeout))??;
-            self.client = Some(partition_client);
+            self.client = Some(Arc::new(partition_client));
         }
         self.client
-            .as_ref()
+            .clone()
             .ok_or_else(|| KafkaError::Unavailable("no partition client".into()))
+    }
+}
+
+/// The next batch: `first` and whatever else is queued, up to `max_batch` events and
+/// `budget` bytes. An event that would overflow the budget is carried to the next batch.
+fn take_batch(
+    first: Queued,
+    queue: &mut mpsc::Receiver<Queued>,
+    carried: &mut Option<Queued>,
+    max_batch: usize,
+    budget: usize,
+) -> (Vec<Record>, Vec<Ack>) {
+    let mut bytes = encoded_size(&first.record);
+    let (mut records, mut acks) = (vec![first.record], vec![first.ack]);
+    while records.len() < max_batch {
+        let Ok(next) = queue.try_recv() else { break };
+        bytes += encoded_size(&next.record);
+        if bytes > budget {
+            *carried = Some(next);
+            break;
+        }
+        records.push(next.record);
+        acks.push(next.ack);
+    }
+    (records, acks)
+}
+
+async fn produce(
+    client: Arc<PartitionClient>,
+    records: Vec<Record>,
+    timeout: Duration,
+    acks: Vec<Ack>,
+) -> (Result<(), KafkaError>, Vec<Ack>) {
+    let result = tokio::time::timeout(
+        timeout + Duration::from_millis(100),
+        client.produce(records, Compression::Lz4),
+    )
+    .await
+    .map_err(|_| KafkaError::Timeout(timeout))
+    .and_then(|produced| produced.map(drop).map_err(KafkaError::from));
+    (result, acks)
+}
+
+/// rskafka writes each request through an 8 KiB buffer and leaves Nagle's algorithm on:
+/// a request that overflows the buffer leaves in two writes, and the second waits for
+/// the broker's delayed ACK of the first (~40 ms). A batch whose request fits the buffer
+/// leaves in one write, so batches are cut at this many bytes of records (before
+/// compression, which only shrinks them), less the request's own fields.
+const WRITE_BUFFER: usize = 8 * 1024;
+const REQUEST_OVERHEAD: usize = 512;
+
+fn frame_budget(topic: &str) -> usize {
+    WRITE_BUFFER - REQUEST_OVERHEAD - topic.len()
+}
+
+/// A record's bytes in a batch: its key, value and headers, plus the varints framing
+/// them (at most a few bytes per field).
+fn encoded_size(record: &Record) -> usize {
+    record.approximate_size() + 24 + 4 * record.headers.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use chrono::Utc;
+    use rskafka::record::Record;
+    use tokio::sync::{mpsc, oneshot};
+
+    use super::{Queued, encoded_size, frame_budget, take_batch};
+
+    fn queued(value_bytes: usize) -> Queued {
+        let record = Record {
+            key: Some(b"42".to_vec()),
+            value: Some(vec![b'x'; value_bytes]),
+            headers: BTreeMap::from([("type".to_owned(), b"OrderPlaced".to_vec())]),
+            timestamp: Utc::now(),
+        };
+        Queued {
+            record,
+            ack: oneshot::channel().0,
+        }
+    }
+
+    #[test]
+    fn a_batch_stops_at_the_byte_budget_and_carries_the_rest() {
+        let (tx, mut rx) = mpsc::channel(100);
+        for _ in 0..40 {
+            tx.try_send(queued(400)).unwrap();
+        }
+        let budget = frame_budget("orders");
+        let mut carried = None;
+        let (records, acks) = take_batch(queued(400), &mut rx, &mut carried, 500, budget);
+        assert_eq!(records.len(), acks.len());
+        let bytes: usize = records.iter().map(encoded_size).sum();
+        assert!(bytes <= budget, "{bytes} > {budget}");
+        assert!(records.len() > 10, "{} records", records.len());
+        assert!(carried.is_some(), "the event that did not fit waits for the next batch");
+        assert_eq!(rx.len(), 40 - records.len());
+    }
+
+    #[test]
+    fn a_batch_stops_at_the_event_limit_and_takes_one_oversized_event_alone() {
+        let (tx, mut rx) = mpsc::channel(100);
+        for _ in 0..10 {
+            tx.try_send(queued(10)).unwrap();
+        }
+        let mut carried = None;
+        let (records, _) = take_batch(queued(10), &mut rx, &mut carried, 4, 8000);
+        assert_eq!(records.len(), 4);
+        assert!(carried.is_none());
+        let (records, _) = take_batch(queued(20_000), &mut rx, &mut carried, 4, 8000);
+        assert_eq!(records.len(), 1, "an event over the budget still goes, alone");
+        assert!(carried.is_some());
     }
 }

@@ -97,16 +97,9 @@ impl Keys {
         format!("{}:fs:{{c:{coupon_id}}}:claim:{order_id}", self.namespace)
     }
 
-    /// An accepted purchase not yet written to MySQL by the payment role (JSON). A
-    /// user's pending records and their index share the hash tag `{u:<user>}`, so they
-    /// are written in one pipeline and read with one MGET on a cluster too.
-    pub fn pending_order(&self, user_id: &str, order_id: &str) -> String {
-        format!("{}:{{u:{user_id}}}:order:{order_id}", self.namespace)
-    }
-
-    /// A user's pending orders (sorted set of order ids by acceptance time).
+    /// A user's pending orders (hash: order id -> record).
     pub fn user_pending_orders(&self, user_id: &str) -> String {
-        format!("{}:{{u:{user_id}}}:pending", self.namespace)
+        format!("{}:{{u:{user_id}}}:pending_orders", self.namespace)
     }
 
     /// Which ws instance holds a user's socket(s): the server id.

@@ -7,6 +7,11 @@
 //! trip (the purchase script). Until its record is written an order is answered from
 //! this instance's memory; another instance can miss it for that moment (well under a
 //! millisecond while Redis is healthy).
+//!
+//! A shopper's records share one hash (order id -> record), which expires `ttl` after
+//! their latest purchase: three cheap commands per order. Readers skip records older
+//! than `ttl`; a hash grown past [`KEPT_PER_USER`] by [`TRIM_SLACK`] is cut back to its
+//! newest records (order ids are UUIDv7: their text order is their time order).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -27,9 +32,11 @@ use crate::shutdown::Shutdown;
 const QUEUE: usize = 16_384;
 /// Largest pipeline written at once.
 const MAX_BATCH: usize = 512;
-/// Pending ids kept per user (the orders list shows 100 at most); older ones, and ids
-/// whose record has expired, are trimmed on every write.
-const KEPT_PER_USER: isize = 100;
+/// Pending records kept per user (the orders list shows 100 at most).
+const KEPT_PER_USER: usize = 100;
+/// Records a user's hash may hold beyond [`KEPT_PER_USER`] before it is trimmed, so that
+/// a trim (a read of the ids) happens once per this many purchases, not on every one.
+const TRIM_SLACK: usize = 20;
 
 #[derive(Clone, Serialize, Deserialize)]
 struct PendingRecord {
@@ -44,6 +51,7 @@ type InFlight = Arc<Mutex<HashMap<OrderId, PendingRecord>>>;
 pub struct PendingOrders {
     redis: RedisPool,
     keys: Keys,
+    ttl: Duration,
     queue: mpsc::Sender<PendingRecord>,
     in_flight: InFlight,
 }
@@ -68,6 +76,7 @@ impl PendingOrders {
         Self {
             redis,
             keys,
+            ttl,
             queue,
             in_flight,
         }
@@ -98,15 +107,13 @@ impl PendingOrders {
         if let Some(order) = self.queued(user, id) {
             return Ok(Some(order));
         }
-        let key = self.keys.pending_order(user.as_str(), &id.to_string());
+        let key = self.keys.user_pending_orders(user.as_str());
         let json: Option<String> = self
             .redis
-            .run_shared(|mut conn| async move { conn.get(key).await })
+            .run_shared(|mut conn| async move { conn.hget(key, id.to_string()).await })
             .await?;
         Ok(json
-            .and_then(|j| serde_json::from_str::<PendingRecord>(&j).ok())
-            .filter(|record| &record.user_id == user)
-            .map(|record| record.order)
+            .and_then(|j| self.current(user, &j))
             // Written while we asked: the record just left the queue.
             .or_else(|| self.queued(user, id)))
     }
@@ -118,39 +125,27 @@ impl PendingOrders {
             .filter(|record| &record.user_id == user)
             .map(|record| record.order.clone())
             .collect();
-        let user_key = self.keys.user_pending_orders(user.as_str());
-        let stop = isize::try_from(limit)
-            .unwrap_or(isize::MAX)
-            .saturating_sub(1);
-        let ids: Vec<String> = self
+        let key = self.keys.user_pending_orders(user.as_str());
+        let records: Vec<String> = self
             .redis
-            .run_shared(|mut conn| async move { conn.zrevrange(user_key, 0, stop).await })
+            .run_shared(|mut conn| async move { conn.hvals(key).await })
             .await?;
-        if !ids.is_empty() {
-            let keys: Vec<String> = ids
-                .iter()
-                .map(|id| self.keys.pending_order(user.as_str(), id))
-                .collect();
-            let records: Vec<Option<String>> = self
-                .redis
-                .run_shared(|mut conn| async move {
-                    redis::cmd("MGET").arg(keys).query_async(&mut conn).await
-                })
-                .await?;
-            for record in records
-                .into_iter()
-                .flatten()
-                .filter_map(|j| serde_json::from_str::<PendingRecord>(&j).ok())
-                .filter(|record| &record.user_id == user)
-            {
-                if !orders.iter().any(|o| o.order_id == record.order.order_id) {
-                    orders.push(record.order);
-                }
+        for order in records.iter().filter_map(|j| self.current(user, j)) {
+            if !orders.iter().any(|o| o.order_id == order.order_id) {
+                orders.push(order);
             }
         }
         orders.sort_by_key(|order| std::cmp::Reverse(order.created_at));
         orders.truncate(limit);
         Ok(orders)
+    }
+
+    /// A stored record's order, when it is `user`'s and younger than the TTL.
+    fn current(&self, user: &UserId, json: &str) -> Option<OrderView> {
+        let record = serde_json::from_str::<PendingRecord>(json).ok()?;
+        let ttl = chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::MAX);
+        (&record.user_id == user && record.order.created_at + ttl > chrono::Utc::now())
+            .then_some(record.order)
     }
 }
 
@@ -186,50 +181,70 @@ impl Writer {
     }
 
     /// Writes a batch: one pipeline, or on a cluster one per user (a pipeline keeps to
-    /// one slot there), sent at once.
+    /// one slot there), sent at once; then trims the hashes that grew too long.
     async fn write(&self, batch: &[PendingRecord]) {
         let cluster = self.redis.is_cluster();
-        let mut pipes: HashMap<&str, redis::Pipeline> = HashMap::new();
+        let mut pipes: HashMap<&str, (redis::Pipeline, Vec<String>)> = HashMap::new();
         for record in batch {
             let Ok(json) = serde_json::to_string(record) else {
                 continue;
             };
             let user = record.user_id.as_str();
-            let pipe = pipes
+            let (pipe, keys) = pipes
                 .entry(if cluster { user } else { "" })
-                .or_insert_with(redis::pipe);
-            let order = &record.order;
-            let user_key = self.keys.user_pending_orders(user);
-            pipe.pset_ex(
-                self.keys.pending_order(user, &order.order_id.to_string()),
-                json,
-                self.ttl_ms,
-            )
-            .ignore()
-            .zadd(
-                &user_key,
-                order.order_id.to_string(),
-                order.created_at.timestamp_millis(),
-            )
-            .ignore()
-            .zrembyscore(
-                &user_key,
-                "-inf",
-                order.created_at.timestamp_millis() - i64::try_from(self.ttl_ms).unwrap_or(0),
-            )
-            .ignore()
-            .zremrangebyrank(&user_key, 0, -(KEPT_PER_USER + 1))
-            .ignore()
-            .pexpire(&user_key, i64::try_from(self.ttl_ms).unwrap_or(i64::MAX))
-            .ignore();
+                .or_insert_with(|| (redis::pipe(), Vec::new()));
+            let key = self.keys.user_pending_orders(user);
+            pipe.hset(&key, record.order.order_id.to_string(), json)
+                .ignore()
+                .pexpire(&key, i64::try_from(self.ttl_ms).unwrap_or(i64::MAX))
+                .ignore()
+                .hlen(&key);
+            keys.push(key);
         }
-        let writes = pipes.into_values().map(|pipe| {
-            self.redis
-                .run_shared(|mut conn| async move { pipe.query_async::<()>(&mut conn).await })
+        let writes = pipes.into_values().map(|(pipe, keys)| async move {
+            let lengths: Vec<usize> = self
+                .redis
+                .run_shared(|mut conn| async move { pipe.query_async(&mut conn).await })
+                .await?;
+            Ok::<_, RedisError>(
+                keys.into_iter()
+                    .zip(lengths)
+                    .filter(|(_, len)| *len > KEPT_PER_USER + TRIM_SLACK)
+                    .map(|(key, _)| key)
+                    .collect::<Vec<_>>(),
+            )
         });
-        let written = futures_util::future::try_join_all(writes).await;
-        if let Err(error) = written {
-            tracing::warn!(%error, orders = batch.len(), "could not record pending orders; they are readable once the payment role has written them");
+        match futures_util::future::try_join_all(writes).await {
+            Ok(overgrown) => {
+                let mut overgrown: Vec<String> = overgrown.into_iter().flatten().collect();
+                overgrown.sort();
+                overgrown.dedup();
+                for key in overgrown {
+                    if let Err(error) = self.trim(key).await {
+                        tracing::warn!(%error, "could not trim a shopper's pending orders");
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, orders = batch.len(), "could not record pending orders; they are readable once the payment role has written them");
+            }
         }
+    }
+
+    /// Cuts a user's hash back to its newest [`KEPT_PER_USER`] records.
+    async fn trim(&self, key: String) -> Result<(), RedisError> {
+        let hash = key.clone();
+        let mut ids: Vec<String> = self
+            .redis
+            .run_shared(|mut conn| async move { conn.hkeys(hash).await })
+            .await?;
+        if ids.len() <= KEPT_PER_USER {
+            return Ok(());
+        }
+        ids.sort_unstable();
+        ids.truncate(ids.len() - KEPT_PER_USER);
+        self.redis
+            .run_shared(|mut conn| async move { conn.hdel::<_, _, ()>(key, ids).await })
+            .await
     }
 }
