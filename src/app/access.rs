@@ -19,6 +19,11 @@ impl Authenticator {
     pub async fn verify(&self, token: &str) -> Result<Principal, IdentityError> {
         self.verifier.verify(token).await
     }
+
+    /// A token verified before, answered from memory (no provider call to wait for).
+    pub fn cached(&self, token: &str) -> Option<Principal> {
+        self.verifier.cached(token)
+    }
 }
 
 /// The built-in issuer's public documents: OIDC discovery and the JWKS.

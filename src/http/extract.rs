@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
-use futures_util::future::{Ready, ready};
+use futures_util::future::{Either, Ready, ready};
 use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder};
 
 use crate::app::access::Authenticator;
@@ -58,13 +58,17 @@ pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
     let value = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+        .as_bytes();
+    let (scheme, token) = value.split_at_checked(7)?;
+    if !scheme.eq_ignore_ascii_case(b"bearer ") {
+        return None;
+    }
+    // Tokens are ASCII (a JWT is base64url and dots); the verifier judges the rest.
+    let token = token.trim_ascii();
+    if token.is_empty() || !token.is_ascii() {
+        return None;
+    }
+    std::str::from_utf8(token).ok()
 }
 
 async fn authenticate(req: HttpRequest) -> Result<Principal, AppError> {
@@ -80,13 +84,26 @@ async fn authenticate(req: HttpRequest) -> Result<Principal, AppError> {
 
 impl FromRequest for AuthUser {
     type Error = AppError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+    type Future = Either<Ready<Result<Self, AppError>>, BoxedAuth<Self>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        // Nearly every request carries a token verified before: answered without a
+        // future of its own or a copy of the token.
+        let cached = req
+            .app_data::<web::Data<Authenticator>>()
+            .zip(bearer_token(req))
+            .and_then(|(authenticator, token)| authenticator.cached(token));
+        if let Some(principal) = cached {
+            return Either::Left(ready(Ok(AuthUser(principal))));
+        }
         let req = req.clone();
-        Box::pin(async move { authenticate(req).await.map(AuthUser) })
+        Either::Right(Box::pin(
+            async move { authenticate(req).await.map(AuthUser) },
+        ))
     }
 }
+
+type BoxedAuth<T> = Pin<Box<dyn Future<Output = Result<T, AppError>>>>;
 
 impl FromRequest for AdminUser {
     type Error = AppError;
@@ -207,5 +224,46 @@ impl FromRequest for ClientIp {
             None => peer,
         };
         ready(Ok(ClientIp(ip.to_string())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::bearer_token;
+
+    fn token_of(header: &[u8]) -> Option<String> {
+        let value = actix_web::http::header::HeaderValue::from_bytes(header).unwrap();
+        let req = TestRequest::default()
+            .insert_header((actix_web::http::header::AUTHORIZATION, value))
+            .to_http_request();
+        bearer_token(&req).map(str::to_owned)
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive_and_the_token_trimmed() {
+        assert_eq!(token_of(b"Bearer abc.def").as_deref(), Some("abc.def"));
+        assert_eq!(token_of(b"bEARER   abc  ").as_deref(), Some("abc"));
+    }
+
+    #[test]
+    fn other_schemes_empty_and_non_ascii_tokens_are_no_token() {
+        for header in [
+            &b"Basic abc"[..],
+            b"Bearer",
+            b"Bearer   ",
+            b"Bearerabc",
+            b"Bearer \xc3\xa9",
+        ] {
+            assert_eq!(
+                token_of(header),
+                None,
+                "{}",
+                String::from_utf8_lossy(header)
+            );
+        }
+        let req = TestRequest::default().to_http_request();
+        assert_eq!(bearer_token(&req), None);
     }
 }

@@ -337,7 +337,10 @@ mod tests {
         let bytes: usize = records.iter().map(encoded_size).sum();
         assert!(bytes <= budget, "{bytes} > {budget}");
         assert!(records.len() > 10, "{} records", records.len());
-        assert!(carried.is_some(), "the event that did not fit waits for the next batch");
+        assert!(
+            carried.is_some(),
+            "the event that did not fit waits for the next batch"
+        );
         assert_eq!(rx.len(), 40 - records.len());
     }
 
@@ -352,7 +355,11 @@ mod tests {
         assert_eq!(records.len(), 4);
         assert!(carried.is_none());
         let (records, _) = take_batch(queued(20_000), &mut rx, &mut carried, 4, 8000);
-        assert_eq!(records.len(), 1, "an event over the budget still goes, alone");
+        assert_eq!(
+            records.len(),
+            1,
+            "an event over the budget still goes, alone"
+        );
         assert!(carried.is_some());
     }
 }

@@ -91,16 +91,24 @@ impl TokenVerifier {
     /// Verifies a bearer token and returns its principal. Every malformed or unacceptable
     /// token is `Unauthorized`; only an unreachable provider is `Unavailable`.
     pub async fn verify(&self, token: &str) -> Result<Principal, IdentityError> {
-        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some(principal) = self.verified.get(&digest) {
-            if principal.expires_at.saturating_add(self.leeway_secs) > now_secs() {
-                return Ok(principal);
-            }
-            self.verified.remove(&digest);
+        if let Some(principal) = self.cached(token) {
+            return Ok(principal);
         }
         let principal = self.verify_uncached(token).await?;
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         self.verified.insert(digest, principal.clone());
         Ok(principal)
+    }
+
+    /// The principal of a token verified before and not expired since, without waiting.
+    pub fn cached(&self, token: &str) -> Option<Principal> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let principal = self.verified.get(&digest)?;
+        if principal.expires_at.saturating_add(self.leeway_secs) > now_secs() {
+            return Some(principal);
+        }
+        self.verified.remove(&digest);
+        None
     }
 
     async fn verify_uncached(&self, token: &str) -> Result<Principal, IdentityError> {
