@@ -8,8 +8,9 @@
 //! this instance's memory; another instance can miss it for that moment (well under a
 //! millisecond while Redis is healthy).
 //!
-//! A shopper's records share one hash (order id -> record), which expires `ttl` after
-//! their latest purchase: three cheap commands per order. Readers skip records older
+//! A shopper's records share one hash (order id -> "<coupon id> <accepted at, ms>"),
+//! which expires `ttl` after their latest purchase: three cheap commands per order, and
+//! values small enough for Redis to keep the hash in its compact encoding. Readers skip records older
 //! than `ttl`; a hash grown past [`KEPT_PER_USER`] by [`TRIM_SLACK`] is cut back to its
 //! newest records (order ids are UUIDv7: their text order is their time order).
 
@@ -18,13 +19,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use deadpool_redis::redis::{self, AsyncCommands};
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Keys, RedisError, RedisPool};
+use crate::domain::coupon::CouponId;
 use crate::domain::identity::UserId;
-use crate::domain::order::{OrderId, OrderView};
+use crate::domain::order::{OrderId, OrderStatus, OrderView};
 use crate::shutdown::Shutdown;
 
 /// Records waiting to be written before new ones are dropped (the order is safe in
@@ -38,7 +39,7 @@ const KEPT_PER_USER: usize = 100;
 /// a trim (a read of the ids) happens once per this many purchases, not on every one.
 const TRIM_SLACK: usize = 20;
 
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone)]
 struct PendingRecord {
     user_id: UserId,
     order: OrderView,
@@ -108,12 +109,12 @@ impl PendingOrders {
             return Ok(Some(order));
         }
         let key = self.keys.user_pending_orders(user.as_str());
-        let json: Option<String> = self
+        let stored: Option<String> = self
             .redis
             .run_shared(|mut conn| async move { conn.hget(key, id.to_string()).await })
             .await?;
-        Ok(json
-            .and_then(|j| self.current(user, &j))
+        Ok(stored
+            .and_then(|value| self.current(id, &value))
             // Written while we asked: the record just left the queue.
             .or_else(|| self.queued(user, id)))
     }
@@ -126,11 +127,14 @@ impl PendingOrders {
             .map(|record| record.order.clone())
             .collect();
         let key = self.keys.user_pending_orders(user.as_str());
-        let records: Vec<String> = self
+        let records: Vec<(String, String)> = self
             .redis
-            .run_shared(|mut conn| async move { conn.hvals(key).await })
+            .run_shared(|mut conn| async move { conn.hgetall(key).await })
             .await?;
-        for order in records.iter().filter_map(|j| self.current(user, j)) {
+        let stored = records
+            .iter()
+            .filter_map(|(id, value)| self.current(OrderId::parse(id)?, value));
+        for order in stored {
             if !orders.iter().any(|o| o.order_id == order.order_id) {
                 orders.push(order);
             }
@@ -140,12 +144,18 @@ impl PendingOrders {
         Ok(orders)
     }
 
-    /// A stored record's order, when it is `user`'s and younger than the TTL.
-    fn current(&self, user: &UserId, json: &str) -> Option<OrderView> {
-        let record = serde_json::from_str::<PendingRecord>(json).ok()?;
+    /// A stored record's order, when it is younger than the TTL.
+    fn current(&self, order_id: OrderId, value: &str) -> Option<OrderView> {
+        let (coupon, accepted_ms) = value.split_once(' ')?;
+        let created_at = chrono::DateTime::from_timestamp_millis(accepted_ms.parse().ok()?)?;
         let ttl = chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::MAX);
-        (&record.user_id == user && record.order.created_at + ttl > chrono::Utc::now())
-            .then_some(record.order)
+        (created_at + ttl > chrono::Utc::now()).then_some(OrderView {
+            order_id,
+            coupon_id: CouponId::new(coupon.parse().ok()?)?,
+            status: OrderStatus::Pending,
+            created_at,
+            updated_at: created_at,
+        })
     }
 }
 
@@ -186,15 +196,18 @@ impl Writer {
         let cluster = self.redis.is_cluster();
         let mut pipes: HashMap<&str, (redis::Pipeline, Vec<String>)> = HashMap::new();
         for record in batch {
-            let Ok(json) = serde_json::to_string(record) else {
-                continue;
-            };
             let user = record.user_id.as_str();
             let (pipe, keys) = pipes
                 .entry(if cluster { user } else { "" })
                 .or_insert_with(|| (redis::pipe(), Vec::new()));
             let key = self.keys.user_pending_orders(user);
-            pipe.hset(&key, record.order.order_id.to_string(), json)
+            let order = &record.order;
+            let value = format!(
+                "{} {}",
+                order.coupon_id,
+                order.created_at.timestamp_millis()
+            );
+            pipe.hset(&key, order.order_id.to_string(), value)
                 .ignore()
                 .pexpire(&key, i64::try_from(self.ttl_ms).unwrap_or(i64::MAX))
                 .ignore()
