@@ -71,11 +71,9 @@ impl OrderPublisher {
                     kafka: kafka.clone(),
                     topic: topic.clone(),
                     partition,
-                    limits: PublisherLimits {
-                        queue: limits.queue,
-                        max_batch: limits.max_batch.max(1),
-                        in_flight: limits.in_flight.max(1),
-                    },
+                    max_batch: limits.max_batch.max(1),
+                    max_in_flight: limits.in_flight.max(1),
+                    budget: frame_budget(&topic),
                     client: None,
                     own_client: None,
                     reconnect: false,
@@ -138,7 +136,10 @@ struct PartitionTask {
     kafka: Kafka,
     topic: String,
     partition: i32,
-    limits: PublisherLimits,
+    max_batch: usize,
+    max_in_flight: usize,
+    /// Bytes of records per batch (see [`frame_budget`]).
+    budget: usize,
     client: Option<Arc<PartitionClient>>,
     /// After a failed batch the next partition client comes from a new Kafka client,
     /// whose metadata is fresh.
@@ -157,22 +158,21 @@ impl PartitionTask {
         let mut carried: Option<Queued> = None;
         let mut closing = false;
         loop {
-            let first = match carried.take() {
-                Some(first) if in_flight.len() < self.limits.in_flight => Some(first),
-                carried_back => {
-                    carried = carried_back;
-                    tokio::select! {
-                        Some((result, acks)) = in_flight.next(), if !in_flight.is_empty() => {
-                            self.settle(result, acks);
-                            continue;
-                        }
-                        next = queue.recv(), if carried.is_none() && in_flight.len() < self.limits.in_flight => next,
-                        () = shutdown.cancelled(), if !closing => {
-                            // Stop taking new events; publish what is queued, then exit.
-                            queue.close();
-                            closing = true;
-                            continue;
-                        }
+            let room = in_flight.len() < self.max_in_flight;
+            let first = if room && carried.is_some() {
+                carried.take()
+            } else {
+                tokio::select! {
+                    Some((result, acks)) = in_flight.next(), if !in_flight.is_empty() => {
+                        self.settle(result, acks);
+                        continue;
+                    }
+                    next = queue.recv(), if room && carried.is_none() => next,
+                    () = shutdown.cancelled(), if !closing => {
+                        // Stop taking new events; publish what is queued, then exit.
+                        queue.close();
+                        closing = true;
+                        continue;
                     }
                 }
             };
@@ -182,13 +182,8 @@ impl PartitionTask {
                 }
                 return;
             };
-            let (records, acks) = take_batch(
-                first,
-                &mut queue,
-                &mut carried,
-                self.limits.max_batch,
-                frame_budget(&self.topic),
-            );
+            let (records, acks) =
+                take_batch(first, &mut queue, &mut carried, self.max_batch, self.budget);
             match self.partition_client().await {
                 Ok(client) => in_flight.push(Box::pin(produce(
                     client,

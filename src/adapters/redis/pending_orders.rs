@@ -10,9 +10,9 @@
 //!
 //! A shopper's records share one hash (order id -> "<coupon id> <accepted at, ms>"),
 //! which expires `ttl` after their latest purchase: three cheap commands per order, and
-//! values small enough for Redis to keep the hash in its compact encoding. Readers skip records older
-//! than `ttl`; a hash grown past [`KEPT_PER_USER`] by [`TRIM_SLACK`] is cut back to its
-//! newest records (order ids are UUIDv7: their text order is their time order).
+//! values small enough for Redis to keep the hash in its compact encoding. Readers skip
+//! records older than `ttl`; a hash grown past [`KEPT_PER_USER`] by [`TRIM_SLACK`] is
+//! cut back to its newest records (order ids are UUIDv7: text order is time order).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
