@@ -220,6 +220,12 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401",
 include-operation-id = ["create_coupon", "update_coupon"]
 checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]
 
+# ... a search's q must not be blank and min_price must not exceed max_price
+# (422 INVALID_SEARCH) ...
+[[operations]]
+include-operation-id = "search_coupons"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "422", "429", "5xx"]
+
 # ... and an image is recognised by its first bytes (415 UNSUPPORTED_IMAGE).
 [[operations]]
 include-operation-id = "upload_image"

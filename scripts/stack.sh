@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The local stack: MariaDB, Redis, Apache Kafka and Keycloak.
+# The local stack: MariaDB, Redis, Apache Kafka and Keycloak (and, on request, OpenSearch).
 #
 #   scripts/stack.sh up [--started-file F]   use what answers, install/start what does not;
 #                                            names of services started now go to F
@@ -17,8 +17,9 @@
 #
 # Addresses (override with the environment):
 #   STACK_MYSQL_PORT (3306), STACK_REDIS_PORT (6379), STACK_KAFKA_PORT (19092, its
-#   controller one above), STACK_KEYCLOAK_PORT (8180)
-# STACK_SERVICES picks which to bring up (all four: "mysql redis kafka keycloak").
+#   controller one above), STACK_KEYCLOAK_PORT (8180), STACK_OPENSEARCH_PORT (19200)
+# STACK_SERVICES picks which to bring up (by default the four the app needs: "mysql
+# redis kafka keycloak"; add "opensearch" for the optional search engine).
 # STACK_KAFKA=tansu runs the Kafka-compatible tansu instead of Apache Kafka (in-memory:
 # a restart loses the events; needs a 16-minute cargo install on first use).
 set -euo pipefail
@@ -30,6 +31,7 @@ MYSQL_PORT=${STACK_MYSQL_PORT:-3306}
 REDIS_PORT=${STACK_REDIS_PORT:-6379}
 KAFKA_PORT=${STACK_KAFKA_PORT:-19092}
 KEYCLOAK_PORT=${STACK_KEYCLOAK_PORT:-8180}
+OPENSEARCH_PORT=${STACK_OPENSEARCH_PORT:-19200}
 KAFKA_KIND=${STACK_KAFKA:-apache}
 CARGO_BIN=${CARGO_HOME:-$HOME/.cargo}/bin
 export PATH="$PATH:$CARGO_BIN:/usr/sbin:/sbin"
@@ -155,6 +157,16 @@ start_jvm_service() { # name script port seconds
   wait_port "$1" "$3" "$4" "$dir/$1.log" "$pid"
 }
 
+# --- OpenSearch ----------------------------------------------------------------------
+opensearch_up() {
+  if port_open "$OPENSEARCH_PORT"; then
+    say "OpenSearch answers on $HOST:$OPENSEARCH_PORT"
+    return 0
+  fi
+  say "starting OpenSearch on $HOST:$OPENSEARCH_PORT (about 20 s)"
+  start_jvm_service opensearch opensearch.sh "$OPENSEARCH_PORT" 180
+}
+
 # --- Keycloak ------------------------------------------------------------------------
 keycloak_ready() {
   curl -fs -o /dev/null --max-time 2 "http://$HOST:$KEYCLOAK_PORT/realms/flash-sale/.well-known/openid-configuration"
@@ -204,7 +216,8 @@ stop_one() { # name
 
 status() {
   local name port
-  for name in mysql:$MYSQL_PORT redis:$REDIS_PORT kafka:$KAFKA_PORT keycloak:$KEYCLOAK_PORT; do
+  for name in mysql:$MYSQL_PORT redis:$REDIS_PORT kafka:$KAFKA_PORT keycloak:$KEYCLOAK_PORT \
+    opensearch:$OPENSEARCH_PORT; do
     port=${name#*:}
     if port_open "$port"; then echo "${name%%:*}: up ($HOST:$port)"; else echo "${name%%:*}: down ($HOST:$port)"; fi
   done
@@ -216,7 +229,7 @@ case "${1:-}" in
     mkdir -p "$STACK_DIR"
     for service in ${STACK_SERVICES:-mysql redis kafka keycloak}; do
       case "$service" in
-        mysql | redis | kafka | keycloak) "${service}_up" ;;
+        mysql | redis | kafka | keycloak | opensearch) "${service}_up" ;;
         *) die "unknown service in STACK_SERVICES: $service" ;;
       esac
     done
@@ -226,7 +239,7 @@ case "${1:-}" in
     while read -r name; do [ -n "$name" ] && stop_one "$name"; done < "$2"
     ;;
   down)
-    for name in keycloak kafka tansu redis mariadb; do stop_one "$name"; done
+    for name in opensearch keycloak kafka tansu redis mariadb; do stop_one "$name"; done
     ;;
   status) status ;;
   env) print_env ;;

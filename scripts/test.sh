@@ -12,7 +12,8 @@ started=$(mktemp)
 cleanup() { scripts/stack.sh stop-list "$started"; rm -f "$started"; }
 trap cleanup EXIT
 
-scripts/stack.sh up --started-file "$started"
+# OpenSearch too: the search engine adapter is tested against a real node.
+STACK_SERVICES="mysql redis kafka keycloak opensearch" scripts/stack.sh up --started-file "$started"
 eval "$(scripts/stack.sh env)"
 # Each test makes its own database; the harness connects to this one to do so.
 mariadb --protocol=TCP -h 127.0.0.1 -P "${STACK_MYSQL_PORT:-3306}" -uroot \
@@ -33,6 +34,7 @@ export FLASH__MYSQL__URL="mysql://root@127.0.0.1:${STACK_MYSQL_PORT:-3306}/test"
 export FLASH__REDIS__URL="redis://127.0.0.1:${STACK_REDIS_PORT:-6379}"
 export FLASH__KAFKA__BROKERS="127.0.0.1:${STACK_KAFKA_PORT:-19092}"
 export FLASH_TEST_KEYCLOAK_URL="http://127.0.0.1:${STACK_KEYCLOAK_PORT:-8180}"
+export FLASH_TEST_OPENSEARCH_URL="http://127.0.0.1:${STACK_OPENSEARCH_PORT:-19200}"
 
 # An S3-compatible server (moto) for the object store tests.
 S3_PORT=${STACK_S3_PORT:-19000}

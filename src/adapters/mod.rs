@@ -8,6 +8,7 @@ pub mod kafka;
 pub mod mysql;
 pub mod object_store;
 pub mod oidc;
+pub mod opensearch;
 pub mod redis;
 pub mod tls;
 

@@ -21,7 +21,7 @@ pub use identity::{
 };
 pub use kafka_security::{KafkaSaslMechanism, KafkaSecurityProtocol};
 pub use payment::PaymentSettings;
-pub use sale::{CatalogSettings, PurchaseSettings, PurchaseStrategy};
+pub use sale::{CatalogSettings, PurchaseSettings, PurchaseStrategy, SearchEngine, SearchSettings};
 pub use server::{LogFormat, LogSettings, ServerSettings, WsSettings};
 pub use stores::{
     FilesystemStoreSettings, KafkaSettings, MysqlSettings, ObjectStoreKind, ObjectStoreSettings,

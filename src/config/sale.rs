@@ -62,4 +62,33 @@ pub struct CatalogSettings {
     pub unshared_page_loads: usize,
     /// Largest accepted image upload, in bytes.
     pub max_image_bytes: usize,
+    pub search: SearchSettings,
+}
+
+/// Which engine finds coupons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchEngine {
+    /// MySQL's own full-text index: no extra server, prefix matching, no typos.
+    Mariadb,
+    /// An OpenSearch cluster (or Elasticsearch with the same API): typo tolerance.
+    Opensearch,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchSettings {
+    pub engine: SearchEngine,
+    /// How long each instance keeps a search's results in memory: the delay before an
+    /// admin change made on another instance shows in searches.
+    pub ttl_ms: u64,
+    /// Searches not in memory run at once per instance; more wait up to `queue_ms`,
+    /// then are answered 503 SERVER_BUSY.
+    pub concurrent_loads: usize,
+    pub queue_ms: u64,
+    /// The OpenSearch endpoint (`engine = "opensearch"`), e.g. `http://127.0.0.1:9200`.
+    pub opensearch_url: String,
+    pub opensearch_index: String,
+    /// Bound on one OpenSearch call.
+    pub opensearch_timeout_ms: u64,
 }

@@ -4,7 +4,8 @@
 use std::path::Path;
 
 use super::{
-    ConfigError, IdentityProviderKind, ObjectStoreKind, PurchaseStrategy, RedisMode, Settings,
+    ConfigError, IdentityProviderKind, ObjectStoreKind, PurchaseStrategy, RedisMode, SearchEngine,
+    Settings,
 };
 
 /// The event signing key of config/default.toml, public by design: refused in production.
@@ -157,6 +158,7 @@ impl Settings {
             ));
         }
         positive("catalog.max_image_bytes", catalog.max_image_bytes as u64)?;
+        self.validate_search()?;
         positive(
             "purchase.idempotency_ttl_secs",
             self.purchase.idempotency_ttl_secs,
@@ -376,6 +378,39 @@ fn is_key_safe(namespace: &str) -> bool {
         && namespace
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | ':'))
+}
+
+impl Settings {
+    fn validate_search(&self) -> Result<(), ConfigError> {
+        let search = &self.catalog.search;
+        positive(
+            "catalog.search.concurrent_loads",
+            search.concurrent_loads as u64,
+        )?;
+        if search.engine == SearchEngine::Opensearch {
+            check_url(
+                "catalog.search.opensearch_url",
+                &search.opensearch_url,
+                &["http", "https"],
+            )?;
+            if search.opensearch_index.is_empty()
+                || !search
+                    .opensearch_index
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_".contains(c))
+            {
+                return Err(ConfigError::invalid(
+                    "catalog.search.opensearch_index",
+                    "must be lower-case letters, digits, '-' or '_'",
+                ));
+            }
+            positive(
+                "catalog.search.opensearch_timeout_ms",
+                search.opensearch_timeout_ms,
+            )?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -7,3 +7,4 @@ pub mod identity;
 pub mod order;
 pub mod payment;
 pub mod ports;
+pub mod search;

@@ -1,6 +1,7 @@
 //! Traits the application layer needs from the outside world. Only services that
-//! cannot run here get a trait (identity provider, object store, payment gateway);
-//! MySQL, Redis and Kafka are used directly and tested against real servers.
+//! cannot run here, or that a deployment may swap, get a trait (identity provider,
+//! object store, payment gateway, search engine); MySQL, Redis and Kafka are used
+//! directly and tested against real servers.
 
 use crate::domain::identity::{Email, IdentityError, Password, UserId};
 
@@ -88,4 +89,51 @@ pub trait ObjectStore: Send + Sync {
     async fn delete(&self, key: &str) -> Result<(), ObjectStoreError>;
     /// Readiness probe.
     async fn ping(&self) -> Result<(), ObjectStoreError>;
+}
+
+/// A search engine failed to answer.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchIndexError {
+    #[error("search engine call failed")]
+    Unavailable(#[source] crate::domain::failure::BoxError),
+    #[error("search engine call timed out")]
+    Timeout,
+    #[error("search engine answered something unexpected: {0}")]
+    Unexpected(String),
+}
+
+impl From<SearchIndexError> for crate::domain::failure::Failure {
+    fn from(error: SearchIndexError) -> Self {
+        match error {
+            SearchIndexError::Unexpected(_) => Self::corrupt(error),
+            other => Self::unavailable(other),
+        }
+    }
+}
+
+/// Finds coupons. The embedded engine is MySQL's own full-text index; a deployment can
+/// use OpenSearch instead. Callers load the coupons by id from MySQL afterwards, so an
+/// engine that lags behind an admin change can never show a deleted coupon.
+#[async_trait::async_trait]
+pub trait SearchIndex: Send + Sync {
+    /// Ids of the coupons that match, in the query's order: its page, plus one more
+    /// when there is a next page.
+    async fn search(
+        &self,
+        query: &crate::domain::search::SearchQuery,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<crate::domain::coupon::CouponId>, SearchIndexError>;
+
+    /// Brings the engine up to date with a coupon after an admin change (a deleted
+    /// coupon is removed). Engines that read MySQL directly need nothing.
+    async fn sync(&self, coupon: &crate::domain::coupon::Coupon) -> Result<(), SearchIndexError>;
+
+    /// Replaces the engine's whole content with these coupons (start-up, repair).
+    async fn rebuild(
+        &self,
+        coupons: &[crate::domain::coupon::Coupon],
+    ) -> Result<(), SearchIndexError>;
+
+    /// The engine's name, for logs and metrics.
+    fn name(&self) -> &'static str;
 }

@@ -27,6 +27,7 @@ pub enum ErrorCode {
     CouponNotFound,
     InvalidCoupon,
     InvalidPage,
+    InvalidSearch,
     ImageTooLarge,
     UnsupportedImage,
     SaleInProgress,
@@ -40,7 +41,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 27] = [
+    pub const ALL: [ErrorCode; 28] = [
         Self::InvalidRequest,
         Self::NotFound,
         Self::MethodNotAllowed,
@@ -58,6 +59,7 @@ impl ErrorCode {
         Self::CouponNotFound,
         Self::InvalidCoupon,
         Self::InvalidPage,
+        Self::InvalidSearch,
         Self::ImageTooLarge,
         Self::UnsupportedImage,
         Self::SaleInProgress,
@@ -89,6 +91,7 @@ impl ErrorCode {
             Self::CouponNotFound => "COUPON_NOT_FOUND",
             Self::InvalidCoupon => "INVALID_COUPON",
             Self::InvalidPage => "INVALID_PAGE",
+            Self::InvalidSearch => "INVALID_SEARCH",
             Self::ImageTooLarge => "IMAGE_TOO_LARGE",
             Self::UnsupportedImage => "UNSUPPORTED_IMAGE",
             Self::SaleInProgress => "SALE_IN_PROGRESS",
@@ -139,6 +142,7 @@ impl ErrorCode {
             Self::CouponNotFound => "No coupon with this id, or it was deleted.",
             Self::InvalidCoupon => "A coupon field is invalid; see `field`.",
             Self::InvalidPage => "`page` or `size` out of range; see `field` and `max_size`.",
+            Self::InvalidSearch => "A search parameter is invalid; see `field`.",
             Self::ImageTooLarge => "The upload exceeds the limit in `max_bytes`.",
             Self::UnsupportedImage => "Not a PNG, JPEG, WebP or GIF image.",
             Self::SaleInProgress => {
@@ -171,9 +175,11 @@ impl ErrorCode {
             }
             Self::Forbidden => S::FORBIDDEN,
             Self::MethodNotAllowed => S::METHOD_NOT_ALLOWED,
-            Self::InvalidEmail | Self::WeakPassword | Self::InvalidCoupon | Self::InvalidPage => {
-                S::UNPROCESSABLE_ENTITY
-            }
+            Self::InvalidEmail
+            | Self::WeakPassword
+            | Self::InvalidCoupon
+            | Self::InvalidPage
+            | Self::InvalidSearch => S::UNPROCESSABLE_ENTITY,
             Self::EmailTaken
             | Self::SaleInProgress
             | Self::SaleNotStarted

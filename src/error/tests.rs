@@ -79,6 +79,11 @@ fn one_of_each() -> Vec<AppError> {
             max_size: 100,
         }
         .into(),
+        CatalogError::InvalidSearch {
+            field: "sort",
+            message: "must be relevance, ending_soon, price, price_desc or newest",
+        }
+        .into(),
         CatalogError::ImageTooLarge {
             max_bytes: 2_097_152,
         }

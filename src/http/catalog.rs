@@ -5,13 +5,16 @@ use actix_web::{HttpResponse, get, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::app::catalog::{Catalog, CouponPage, CouponView};
+use crate::app::catalog::{Catalog, CouponPage, CouponView, SearchResults};
 use crate::domain::coupon::{CatalogError, CouponId};
+use crate::domain::search::{RawSearch, SearchSort, StatusFilter};
 use crate::error::{AppError, ErrorBody};
 use crate::http::extract::CouponPath;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    // Before `{id}`, which would take "search" for an id.
     cfg.service(list_coupons)
+        .service(search_coupons)
         .service(get_coupon)
         .service(get_stock);
 }
@@ -74,6 +77,67 @@ pub(super) async fn list_coupons(
     Ok(HttpResponse::Ok()
         .content_type("application/json")
         .body(catalog.page_json(page, size).await?))
+}
+
+/// Search values taken raw, so that a bad number is a 422 naming its field.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct SearchParams {
+    /// Words to find in name and description (1–100 characters), each matched as a
+    /// word prefix; words under 3 letters and common stopwords are ignored. Not blank;
+    /// leave it out to list by the filters alone.
+    #[param(value_type = Option<String>, min_length = 1, max_length = 100)]
+    q: Option<String>,
+    /// The sale's state now.
+    #[param(value_type = Option<StatusFilter>)]
+    status: Option<String>,
+    /// Lowest price, in cents.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 100_000_000)]
+    min_price: Option<String>,
+    /// Highest price, in cents (not below `min_price`).
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 100_000_000)]
+    max_price: Option<String>,
+    /// `relevance` (the default with `q`), `ending_soon`, `price`, `price_desc` or
+    /// `newest` (the default without `q`).
+    #[param(value_type = Option<SearchSort>)]
+    sort: Option<String>,
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 50, default = 1)]
+    page: Option<String>,
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100, default = 20)]
+    size: Option<String>,
+}
+
+/// Search coupons.
+///
+/// Results are cached for half a second per instance; `remaining` in them is a
+/// snapshot (`stock_as_of`), see `/api/coupons/{id}/stock` for the live count.
+#[utoipa::path(
+    tag = "catalog",
+    params(SearchParams),
+    responses(
+        (status = 200, description = "One page of results", body = SearchResults),
+        (status = 400, description = "error: INVALID_REQUEST (malformed query string)", body = ErrorBody),
+        (status = 422, description = "error: INVALID_SEARCH", body = ErrorBody),
+        (status = 503, description = "error: SERVER_BUSY", body = ErrorBody),
+    ),
+)]
+#[get("/api/coupons/search")]
+pub(super) async fn search_coupons(
+    catalog: web::Data<Catalog>,
+    query: web::Query<SearchParams>,
+) -> Result<HttpResponse, AppError> {
+    let raw = RawSearch {
+        q: query.q.as_deref(),
+        status: query.status.as_deref(),
+        min_price: query.min_price.as_deref(),
+        max_price: query.max_price.as_deref(),
+        sort: query.sort.as_deref(),
+        page: query.page.as_deref(),
+        size: query.size.as_deref(),
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(catalog.search_json(raw).await?))
 }
 
 /// One coupon.

@@ -25,6 +25,7 @@ use super::{admin, auth, catalog, ops, purchase, ws};
         auth::logout,
         auth::me,
         catalog::list_coupons,
+        catalog::search_coupons,
         catalog::get_coupon,
         catalog::get_stock,
         catalog::get_object,
@@ -43,6 +44,11 @@ use super::{admin, auth, catalog, ops, purchase, ws};
         auth::discovery,
         auth::jwks,
     ),
+    // Named only by the search's raw query parameters.
+    components(schemas(
+        crate::domain::search::StatusFilter,
+        crate::domain::search::SearchSort,
+    )),
     modifiers(&BearerScheme),
     tags(
         (name = "auth", description = "Accounts, tokens and the caller"),

@@ -10,7 +10,9 @@ use super::{StartupError, ensure_orders_topic, required, start_admission};
 use crate::adapters::Adapters;
 use crate::adapters::kafka::producer::{OrderPublisher, PublisherLimits};
 use crate::adapters::mysql::MysqlPool;
+use crate::adapters::mysql::search::MysqlSearch;
 use crate::adapters::oidc::{EmbeddedIssuer, KeycloakProvider, SigningKeys};
+use crate::adapters::opensearch::OpenSearch;
 use crate::adapters::redis::catalog_cache::CatalogCache;
 use crate::adapters::redis::coupon_state::CouponState;
 use crate::adapters::redis::pending_orders::PendingOrders;
@@ -24,8 +26,10 @@ use crate::app::orders::Orders;
 use crate::app::purchase::Purchases;
 use crate::app::reconcile::{Reconciler, SaleRebuilds};
 use crate::app::throttle::Rate;
-use crate::config::{IdentityProviderKind, ObjectStoreKind, PurchaseStrategy, Settings};
-use crate::domain::ports::IdentityProvider;
+use crate::config::{
+    IdentityProviderKind, ObjectStoreKind, PurchaseStrategy, SearchEngine, Settings,
+};
+use crate::domain::ports::{IdentityProvider, SearchIndex};
 use crate::http;
 use crate::http::purchase::PurchaseAdmission;
 use crate::metrics::Metrics;
@@ -62,6 +66,20 @@ impl ApiModules {
             Ok(count) => tracing::info!(coupons = count, "sale state warmed up in Redis"),
             Err(error) => {
                 tracing::warn!(%error, "could not warm up sale state; will retry on admin changes")
+            }
+        }
+        if settings.catalog.search.engine != SearchEngine::Mariadb {
+            // The engine may have missed changes while this instance was down.
+            match catalog.rebuild_search().await {
+                Ok(count) => tracing::info!(
+                    coupons = count,
+                    engine = catalog.search_engine(),
+                    "search engine filled from MySQL"
+                ),
+                Err(error) => tracing::warn!(
+                    error = crate::domain::failure::chain(&error),
+                    "could not fill the search engine; searches may miss coupons until the next start"
+                ),
             }
         }
         let identity_settings = &settings.identity;
@@ -186,12 +204,20 @@ fn build_catalog(
         redis.clone(),
         Duration::from_millis(settings.catalog.lock_ttl_ms),
     );
+    let mysql = required(&adapters.mysql, "MySQL")?;
+    let search: Arc<dyn SearchIndex> = match settings.catalog.search.engine {
+        SearchEngine::Mariadb => Arc::new(MysqlSearch::new(mysql.clone())),
+        SearchEngine::Opensearch => {
+            Arc::new(OpenSearch::new(&settings.catalog.search).map_err(StartupError::runtime)?)
+        }
+    };
     Ok(Catalog::new(
-        required(&adapters.mysql, "MySQL")?,
+        mysql,
         CatalogCache::new(redis.clone(), keys.clone()),
         CouponState::new(redis, keys),
         locks,
         required(&adapters.objects, "object store")?,
+        search,
         settings.catalog.clone(),
         crate::adapters::object_store::public_base_url(&settings.object_store),
         catalog_metrics,

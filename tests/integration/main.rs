@@ -28,6 +28,7 @@ mod readiness;
 mod reconcile;
 mod roles;
 mod round_trips;
+mod search;
 mod throttle;
 mod tls_stores;
 mod ws;

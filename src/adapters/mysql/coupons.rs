@@ -259,3 +259,39 @@ pub async fn set_image(
         .await?;
     Ok(Some(coupon.image_key))
 }
+
+/// The coupons of `ids` that exist and are not deleted, in the order of `ids`.
+pub async fn find_active(
+    conn: &mut AsyncMysqlConnection,
+    ids: &[CouponId],
+) -> Result<Vec<Coupon>, MysqlError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let raw: Vec<i64> = ids.iter().map(|id| id.get()).collect();
+    let mut rows: Vec<CouponRow> = coupons::table
+        .filter(coupons::id.eq_any(&raw))
+        .filter(coupons::is_deleted.eq(false))
+        .select(CouponRow::as_select())
+        .load(conn)
+        .await?;
+    rows.sort_by_key(|row| raw.iter().position(|id| *id == row.id));
+    rows.into_iter().map(CouponRow::into_domain).collect()
+}
+
+/// Up to `limit` coupons with ids above `after`, deleted ones included, in id order
+/// (a walk over the whole table, one chunk at a time).
+pub async fn chunk_after(
+    conn: &mut AsyncMysqlConnection,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<Coupon>, MysqlError> {
+    let rows: Vec<CouponRow> = coupons::table
+        .filter(coupons::id.gt(after))
+        .order(coupons::id)
+        .limit(limit)
+        .select(CouponRow::as_select())
+        .load(conn)
+        .await?;
+    rows.into_iter().map(CouponRow::into_domain).collect()
+}

@@ -10,6 +10,7 @@ pub mod pool;
 #[cfg(feature = "bench")]
 pub mod sale_stock;
 pub mod schema;
+pub mod search;
 pub mod users;
 
 pub use pool::{MysqlError, MysqlPool};

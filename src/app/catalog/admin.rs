@@ -23,7 +23,49 @@ impl Catalog {
             .invalidate(&self.cache.keys().catalog_coupon(id.get()))
             .await?;
         self.local.clear();
+        self.sync_search(id).await;
         Ok(())
+    }
+
+    /// Tells the search engine about the change. The change itself stands either way:
+    /// a failure is logged, and the engine is made whole again at the next start.
+    async fn sync_search(&self, id: CouponId) {
+        let synced = match self
+            .mysql
+            .with_conn(async |conn| coupons::find(conn, id).await)
+            .await
+        {
+            Ok(Some(coupon)) => self.search.sync(&coupon).await.map_err(Failure::from),
+            Ok(None) => Ok(()),
+            Err(e) => Err(Failure::from(e)),
+        };
+        if let Err(error) = synced {
+            tracing::warn!(
+                coupon.id = %id,
+                engine = self.search.name(),
+                error = crate::domain::failure::chain(&error),
+                "search engine not updated; it is rebuilt from MySQL at the next start"
+            );
+        }
+    }
+
+    /// Fills the search engine from MySQL, every coupon (deleted ones are removed).
+    pub async fn rebuild_search(&self) -> Result<usize, CatalogError> {
+        const CHUNK: i64 = 1000;
+        let mut after = 0;
+        let mut count = 0;
+        loop {
+            let chunk = self
+                .mysql
+                .with_conn(async |conn| coupons::chunk_after(conn, after, CHUNK).await)
+                .await?;
+            let Some(last) = chunk.last() else {
+                return Ok(count);
+            };
+            after = last.id.get();
+            self.search.rebuild(&chunk).await.map_err(unavailable)?;
+            count += chunk.len();
+        }
     }
 
     async fn load_fresh(&self, id: CouponId) -> Result<Coupon, CatalogError> {

@@ -31,7 +31,8 @@ use crate::domain::coupon::{
     CatalogError, Coupon, CouponDraft, CouponId, ImageFormat, InvalidCoupon, SaleState,
 };
 use crate::domain::failure::{BoxError, Failure};
-use crate::domain::ports::{ObjectStore, ObjectStoreError, StoredObject};
+use crate::domain::ports::{ObjectStore, ObjectStoreError, SearchIndex, StoredObject};
+use crate::domain::search::{InvalidSearch, SearchQuery};
 
 /// A coupon as the API shows it (also the cached form).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -101,6 +102,7 @@ impl CatalogMetrics {
 enum LocalKey {
     Page(u32, u32),
     Coupon(i64),
+    Search(Box<SearchQuery>),
 }
 
 #[derive(Clone)]
@@ -110,6 +112,8 @@ enum LocalEntry {
     Page(Arc<Vec<CouponView>>, Bytes),
     /// `None`: the coupon does not exist (cached null).
     Coupon(Option<Arc<CouponView>>),
+    /// Search results as their response body.
+    Search(Bytes),
 }
 
 pub struct Catalog {
@@ -124,6 +128,9 @@ pub struct Catalog {
     metrics: CatalogMetrics,
     /// Turns to load a page outside the shared set.
     unshared_loads: Arc<tokio::sync::Semaphore>,
+    search: Arc<dyn SearchIndex>,
+    /// Turns to run a search that is not in memory.
+    search_loads: tokio::sync::Semaphore,
 }
 
 fn unavailable(e: impl Into<Failure>) -> CatalogError {
@@ -146,10 +153,21 @@ impl From<RedisError> for CatalogError {
     }
 }
 
+impl From<InvalidSearch> for CatalogError {
+    fn from(e: InvalidSearch) -> Self {
+        CatalogError::InvalidSearch {
+            field: e.field,
+            message: e.message,
+        }
+    }
+}
+
 mod admin;
 mod read;
+mod search;
 
 pub use admin::AdminError;
+pub use search::{Highlight, SearchHit, SearchResults};
 
 impl Catalog {
     #[allow(clippy::too_many_arguments)]
@@ -159,6 +177,7 @@ impl Catalog {
         state: CouponState,
         locks: RebuildLocks,
         objects: Arc<dyn ObjectStore>,
+        search: Arc<dyn SearchIndex>,
         settings: CatalogSettings,
         public_base_url: String,
         metrics: CatalogMetrics,
@@ -173,6 +192,8 @@ impl Catalog {
             unshared_loads: Arc::new(tokio::sync::Semaphore::new(
                 settings.unshared_page_loads.max(1),
             )),
+            search,
+            search_loads: tokio::sync::Semaphore::new(settings.search.concurrent_loads.max(1)),
             settings,
             public_base_url: public_base_url.trim_end_matches('/').to_owned(),
             metrics,
@@ -193,9 +214,13 @@ impl Catalog {
     }
 
     fn local_get(&self, key: &LocalKey) -> Option<LocalEntry> {
+        self.local_get_within(key, Duration::from_millis(self.settings.local_ttl_ms))
+    }
+
+    fn local_get_within(&self, key: &LocalKey, ttl: Duration) -> Option<LocalEntry> {
         let (entry, loaded_at) = self.local.get(key)?;
         // quick_cache has no TTL: the load time travels with the value.
-        if loaded_at.elapsed() < Duration::from_millis(self.settings.local_ttl_ms) {
+        if loaded_at.elapsed() < ttl {
             Some(entry)
         } else {
             self.local.remove(key);

@@ -1,0 +1,140 @@
+//! Searching the catalog: the engine finds ids, MySQL gives the current rows (so a
+//! deleted coupon never shows, whatever the engine still holds), Redis the stock
+//! snapshot, and the terms are marked in the text.
+//!
+//! Results are kept in this instance's memory for `catalog.search.ttl_ms` (half a
+//! second by default): an admin change is searchable at once on the instance that made
+//! it, and within that time on the others. Concurrent requests for the same search
+//! share one load; different searches load a few at a time per instance.
+
+use chrono::{DateTime, Utc};
+
+use super::*;
+use crate::domain::search::{RawSearch, SearchQuery, Segment, highlight, snippet};
+
+/// A coupon found by a search, with the matched words marked.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SearchHit {
+    pub coupon: CouponView,
+    pub highlight: Highlight,
+}
+
+/// The coupon's text cut into segments; `hit` marks a word that matched a term.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Highlight {
+    /// The whole name.
+    pub name: Vec<Segment>,
+    /// Up to 160 characters of the description around its first match.
+    pub description: Vec<Segment>,
+}
+
+/// One page of search results.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SearchResults {
+    pub items: Vec<SearchHit>,
+    pub page: u32,
+    pub size: u32,
+    /// Whether a next page exists.
+    pub has_more: bool,
+    /// Always true: each item's `remaining` is a snapshot taken at `stock_as_of`, not
+    /// the live count (see `/api/coupons/{id}/stock`).
+    pub stock_is_snapshot: bool,
+    pub stock_as_of: DateTime<Utc>,
+}
+
+impl Catalog {
+    /// The search's results as their JSON response body.
+    pub async fn search_json(&self, raw: RawSearch<'_>) -> Result<Bytes, CatalogError> {
+        let query = SearchQuery::parse(
+            raw,
+            self.settings.default_page_size,
+            self.settings.max_page_size,
+        )?;
+        let key = LocalKey::Search(Box::new(query));
+        let ttl = Duration::from_millis(self.settings.search.ttl_ms);
+        if let Some(LocalEntry::Search(json)) = self.local_get_within(&key, ttl) {
+            self.metrics.count("search", "local_hit");
+            return Ok(json);
+        }
+        let guard = match self.local.get_value_or_guard_async(&key).await {
+            Ok((LocalEntry::Search(json), loaded_at)) if loaded_at.elapsed() < ttl => {
+                self.metrics.count("search", "local_hit");
+                return Ok(json);
+            }
+            // Expired between the two looks: load without sharing.
+            Ok(_) => None,
+            Err(guard) => Some(guard),
+        };
+        let LocalKey::Search(query) = &key else {
+            unreachable!("the key was built as a search above")
+        };
+        let json = self.load_search(query).await?;
+        if let Some(guard) = guard {
+            // Refused when an admin change cleared the cache meanwhile: this load may
+            // predate the change, so it is not kept.
+            let _ = guard.insert((LocalEntry::Search(json.clone()), Instant::now()));
+        }
+        Ok(json)
+    }
+
+    async fn load_search(&self, query: &SearchQuery) -> Result<Bytes, CatalogError> {
+        let wait = Duration::from_millis(self.settings.search.queue_ms);
+        let Ok(Ok(_turn)) = tokio::time::timeout(wait, self.search_loads.acquire()).await else {
+            self.metrics.count("search", "busy");
+            return Err(CatalogError::Busy);
+        };
+        self.metrics.count("search", "db_load");
+        let now = Utc::now();
+        let mut ids = self.search.search(query, now).await.map_err(unavailable)?;
+        let has_more = ids.len() > query.size as usize;
+        ids.truncate(query.size as usize);
+        let rows = self
+            .mysql
+            .with_conn(async |conn| coupons::find_active(conn, &ids).await)
+            .await?;
+        // An external engine may lag behind an edit: the current row must still match.
+        let rows: Vec<Coupon> = rows
+            .into_iter()
+            .filter(|coupon| {
+                query
+                    .status
+                    .is_none_or(|status| status.matches(&coupon.sale, now))
+                    && query
+                        .min_price_cents
+                        .is_none_or(|min| coupon.price_cents >= min)
+                    && query
+                        .max_price_cents
+                        .is_none_or(|max| coupon.price_cents <= max)
+            })
+            .collect();
+        let terms = query.marked_terms();
+        let items = self
+            .views(&rows)
+            .await?
+            .into_iter()
+            .map(|coupon| SearchHit {
+                highlight: Highlight {
+                    name: highlight(&coupon.name, terms),
+                    description: snippet(&coupon.description, terms),
+                },
+                coupon,
+            })
+            .collect();
+        let results = SearchResults {
+            items,
+            page: query.page,
+            size: query.size,
+            has_more,
+            stock_is_snapshot: true,
+            stock_as_of: Utc::now(),
+        };
+        serde_json::to_vec(&results)
+            .map(Bytes::from)
+            .map_err(corrupt)
+    }
+
+    /// Which engine answers searches (for the start-up log).
+    pub fn search_engine(&self) -> &'static str {
+        self.search.name()
+    }
+}

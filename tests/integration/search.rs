@@ -1,0 +1,419 @@
+//! Coupon search against the real MariaDB (its full-text index is the embedded engine)
+//! and a real OpenSearch node (the external engine), which `make test` starts.
+
+use std::time::Duration;
+
+use diesel_async::RunQueryDsl;
+use flash_sale::config::SearchEngine;
+use flash_sale::roles::Role;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::fixtures::coupon_body;
+use crate::helpers::{TestApp, TestContext, eventually, free_port};
+
+/// Coupons 1–6 in id order: name, description, price, sale start and end relative to
+/// now (seconds), deleted.
+const FIXED_SET: [(&str, &str, i64, i64, i64, bool); 6] = [
+    (
+        "Coffee beans",
+        "Fresh roast from Colombia",
+        900,
+        -60,
+        3600,
+        false,
+    ),
+    (
+        "Tea sampler",
+        "Pairs well with coffee cake",
+        300,
+        -60,
+        7200,
+        false,
+    ),
+    (
+        "Espresso cups",
+        "For coffee lovers",
+        1500,
+        3600,
+        3600,
+        false,
+    ),
+    (
+        "Coffeemaker deluxe",
+        "Brews twelve cups",
+        5000,
+        -7200,
+        3600,
+        false,
+    ),
+    (
+        "Chocolate bar",
+        "Dark, seventy percent",
+        200,
+        -60,
+        1800,
+        false,
+    ),
+    ("Coffee grinder", "Burr grinder", 2500, -60, 3600, true),
+];
+
+async fn insert_fixed_set(ctx: &TestContext) {
+    let mut conn = ctx.mysql().await;
+    for (name, description, price, starts, lasts, deleted) in FIXED_SET {
+        diesel::sql_query(
+            "INSERT INTO coupons (name, description, price_cents, total_quantity, \
+             per_user_limit, sale_starts_at, sale_ends_at, is_deleted) VALUES (?, ?, ?, 10, 1, \
+             UTC_TIMESTAMP(6) + INTERVAL ? SECOND, UTC_TIMESTAMP(6) + INTERVAL ? SECOND, ?)",
+        )
+        .bind::<diesel::sql_types::Text, _>(name)
+        .bind::<diesel::sql_types::Text, _>(description)
+        .bind::<diesel::sql_types::BigInt, _>(price)
+        .bind::<diesel::sql_types::BigInt, _>(starts)
+        .bind::<diesel::sql_types::BigInt, _>(starts + lasts)
+        .bind::<diesel::sql_types::Bool, _>(deleted)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+}
+
+async fn search(app: &TestApp, query: &str) -> Value {
+    let (status, body) = app.get_json(&format!("/api/coupons/search?{query}")).await;
+    assert_eq!(status, 200, "{query}: {body}");
+    body
+}
+
+async fn ids(app: &TestApp, query: &str) -> Vec<i64> {
+    search(app, query).await["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|hit| hit["coupon"]["id"].as_i64().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn relevance_filters_and_sorts_on_a_fixed_set() {
+    let ctx = TestContext::new().await;
+    insert_fixed_set(&ctx).await;
+    let app = ctx.spawn(Role::Api).await;
+
+    // Name matches first (1 and 4, "Coffeemaker" by prefix), then description matches;
+    // the deleted grinder (6) never.
+    let found = ids(&app, "q=coffee").await;
+    assert_eq!(found.len(), 4, "{found:?}");
+    let (names, descriptions) = found.split_at(2);
+    assert_eq!(sorted(names), [1, 4], "{found:?}");
+    assert_eq!(sorted(descriptions), [2, 3], "{found:?}");
+    // Prefixes match whole words; every term is required.
+    assert_eq!(sorted(&ids(&app, "q=cof").await), [1, 2, 3, 4]);
+    assert_eq!(ids(&app, "q=coffee%20roast").await, [1]);
+    assert_eq!(ids(&app, "q=COFFEE%20Colombia").await, [1]);
+    // No typo tolerance in the embedded engine (the OpenSearch test shows it there).
+    assert_eq!(ids(&app, "q=cofee").await, Vec::<i64>::new());
+
+    // Each filter.
+    assert_eq!(sorted(&ids(&app, "status=live").await), [1, 2, 5]);
+    assert_eq!(ids(&app, "status=upcoming").await, [3]);
+    assert_eq!(ids(&app, "status=ended").await, [4]);
+    assert_eq!(sorted(&ids(&app, "q=coffee&status=live").await), [1, 2]);
+    assert_eq!(
+        sorted(&ids(&app, "min_price=300&max_price=1500").await),
+        [1, 2, 3]
+    );
+    assert_eq!(ids(&app, "min_price=5000").await, [4]);
+    assert_eq!(ids(&app, "max_price=200").await, [5]);
+
+    // Each sort, ties broken by id.
+    assert_eq!(ids(&app, "sort=price").await, [5, 2, 1, 3, 4]);
+    assert_eq!(ids(&app, "sort=price_desc").await, [4, 3, 1, 2, 5]);
+    assert_eq!(ids(&app, "sort=newest").await, [5, 4, 3, 2, 1]);
+    assert_eq!(ids(&app, "").await, [5, 4, 3, 2, 1], "newest without q");
+    assert_eq!(ids(&app, "sort=ending_soon").await, [4, 5, 1, 2, 3]);
+    assert_eq!(ids(&app, "sort=ending_soon&status=live").await, [5, 1, 2]);
+    assert_eq!(ids(&app, "q=coffee&sort=price").await, [2, 1, 3, 4]);
+
+    // Pages do not overlap; has_more tells whether another follows.
+    let first = search(&app, "sort=price&size=2").await;
+    let second = search(&app, "sort=price&size=2&page=2").await;
+    let third = search(&app, "sort=price&size=2&page=3").await;
+    assert_eq!(first["has_more"], true);
+    assert_eq!(second["has_more"], true);
+    assert_eq!(third["has_more"], false);
+    let pages: Vec<i64> = [&first, &second, &third]
+        .iter()
+        .flat_map(|page| page["items"].as_array().unwrap().clone())
+        .map(|hit| hit["coupon"]["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(pages, [5, 2, 1, 3, 4]);
+
+    // Matches are marked; stock is a labelled snapshot.
+    let body = search(&app, "q=colombia%20cof").await;
+    let hit = &body["items"][0];
+    assert_eq!(
+        hit["highlight"]["name"],
+        json!([{ "text": "Coffee", "hit": true }, { "text": " beans" }])
+    );
+    assert_eq!(
+        hit["highlight"]["description"],
+        json!([{ "text": "Fresh roast from " }, { "text": "Colombia", "hit": true }])
+    );
+    assert_eq!(hit["coupon"]["remaining"], 10);
+    assert_eq!(body["stock_is_snapshot"], true);
+    assert!(body["stock_as_of"].as_str().is_some(), "{body}");
+
+    // Words the index never holds (stopwords, under 3 letters) match nothing.
+    let body = search(&app, "q=the%20of%20tv").await;
+    assert_eq!(
+        (body["items"].clone(), &body["has_more"]),
+        (json!([]), &json!(false))
+    );
+    app.stop().await;
+}
+
+fn sorted(ids: &[i64]) -> Vec<i64> {
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_search_input_answers_422_with_the_field() {
+    let ctx = TestContext::new().await;
+    let app = ctx.spawn(Role::Api).await;
+    let long = "a".repeat(10_000);
+    let cases = [
+        ("q=".to_owned(), "q"),
+        ("q=%20%20".to_owned(), "q"),
+        (format!("q={long}"), "q"),
+        ("q=coffee&page=0".to_owned(), "page"),
+        ("page=51".to_owned(), "page"),
+        ("page=abc".to_owned(), "page"),
+        ("size=0".to_owned(), "size"),
+        ("size=101".to_owned(), "size"),
+        ("sort=cheapest".to_owned(), "sort"),
+        ("status=soon".to_owned(), "status"),
+        ("min_price=-1".to_owned(), "min_price"),
+        ("max_price=1.5".to_owned(), "max_price"),
+        ("min_price=500&max_price=100".to_owned(), "max_price"),
+    ];
+    for (query, field) in cases {
+        let (status, body) = app.get_json(&format!("/api/coupons/search?{query}")).await;
+        let shown = &query[..query.len().min(40)];
+        assert_eq!(status, 422, "{shown}: {body}");
+        assert_eq!(body["error"]["code"], "INVALID_SEARCH", "{shown}");
+        assert_eq!(body["error"]["field"], field, "{shown}");
+    }
+    // "search" is not taken for a coupon id.
+    let (status, _) = app.get_json("/api/coupons/search").await;
+    assert_eq!(status, 200);
+    app.stop().await;
+}
+
+/// Another instance shows an admin change once its cached results expire
+/// (`catalog.search.ttl_ms`, 500 ms by default); the instance that made it, at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_changes_are_searchable_within_the_stated_delay() {
+    let ctx = TestContext::new().await;
+    let ttl = Duration::from_millis(ctx.settings.catalog.search.ttl_ms);
+    assert!(
+        ttl <= Duration::from_secs(1),
+        "the stated delay is under a second"
+    );
+    let editor = ctx.spawn(Role::Api).await;
+    let other = ctx.spawn(Role::Api).await;
+    let admin = editor.admin_token(&ctx).await;
+    let id = editor
+        .coupon_id(&admin, &coupon_body("Plain mug", 10, -5, 3600))
+        .await;
+    // Both instances now hold "no zanzibar" in memory.
+    assert!(ids(&editor, "q=zanzibar").await.is_empty());
+    assert!(ids(&other, "q=zanzibar").await.is_empty());
+    assert_eq!(ids(&other, "q=mug").await, [id]);
+
+    let renamed = coupon_body("Zanzibar mug", 10, -5, 3600);
+    let (status, body) = editor
+        .send(
+            Method::PUT,
+            &format!("/api/admin/coupons/{id}"),
+            Some(&admin),
+            Some(&renamed),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        ids(&editor, "q=zanzibar").await,
+        [id],
+        "at once where it was made"
+    );
+    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    assert_eq!(
+        ids(&other, "q=zanzibar").await,
+        [id],
+        "after the stated delay"
+    );
+
+    let (status, _) = editor
+        .send(
+            Method::DELETE,
+            &format!("/api/admin/coupons/{id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert!(
+        ids(&editor, "q=zanzibar").await.is_empty(),
+        "deleted: gone at once"
+    );
+    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    assert!(
+        ids(&other, "q=mug").await.is_empty(),
+        "deleted: gone everywhere"
+    );
+    editor.stop().await;
+    other.stop().await;
+}
+
+fn opensearch_url() -> String {
+    std::env::var("FLASH_TEST_OPENSEARCH_URL").unwrap_or_else(|_| "http://127.0.0.1:19200".into())
+}
+
+/// OpenSearch as the engine: typo tolerance, admin changes written through, the index
+/// rebuilt from MySQL at start (so a change it missed is repaired), and deleted coupons
+/// kept out even while the index still holds them.
+#[tokio::test(flavor = "multi_thread")]
+async fn opensearch_engine_against_a_real_node() {
+    let ctx = TestContext::new().await;
+    insert_fixed_set(&ctx).await;
+    let mut settings = ctx.settings.clone();
+    let index = format!("fst-{}", ctx.db_name.to_lowercase().replace('_', "-"));
+    settings.catalog.search.engine = SearchEngine::Opensearch;
+    settings.catalog.search.opensearch_url = opensearch_url();
+    settings.catalog.search.opensearch_index = index.clone();
+    let http = reqwest::Client::new();
+    let reachable = http
+        .get(opensearch_url())
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await;
+    assert!(
+        reachable.is_ok(),
+        "no OpenSearch at {} (make test starts one: scripts/stack.sh with STACK_SERVICES=opensearch)",
+        opensearch_url()
+    );
+    // Start-up fills the index from MySQL.
+    let app = ctx.spawn_with(Role::Api, settings.clone()).await;
+    let found = ids(&app, "q=coffee").await;
+    assert_eq!(found.len(), 4, "{found:?}");
+    assert_eq!(sorted(&found[..2]), [1, 4], "name matches first: {found:?}");
+    // Typos are tolerated; the last word may be a prefix.
+    assert_eq!(sorted(&ids(&app, "q=cofee%20beens").await), [1]);
+    assert_eq!(ids(&app, "q=colombia%20cof").await, [1]);
+    assert_eq!(sorted(&ids(&app, "q=cofee&status=live").await), [1, 2]);
+    assert_eq!(ids(&app, "sort=price").await, [5, 2, 1, 3, 4]);
+    assert_eq!(ids(&app, "sort=ending_soon&status=live").await, [5, 1, 2]);
+    assert_eq!(
+        ids(&app, "min_price=300&max_price=1500&sort=price").await,
+        [2, 1, 3]
+    );
+
+    // Admin changes are written through (searchable when the call returns).
+    let admin = app.admin_token(&ctx).await;
+    let id = app
+        .coupon_id(&admin, &coupon_body("Zanzibar spice", 10, -5, 3600))
+        .await;
+    assert_eq!(ids(&app, "q=zanzibr").await, [id]);
+    let (status, _) = app
+        .send(
+            Method::DELETE,
+            &format!("/api/admin/coupons/{id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    tokio::time::sleep(Duration::from_millis(
+        ctx.settings.catalog.search.ttl_ms + 100,
+    ))
+    .await;
+    assert!(ids(&app, "q=zanzibar").await.is_empty());
+
+    // A change the index missed (made behind the app's back): the index still finds
+    // the coupon, MySQL says it is deleted, so it is not shown; the next start repairs
+    // the index.
+    let mut conn = ctx.mysql().await;
+    diesel::sql_query("UPDATE coupons SET is_deleted = TRUE WHERE id = 1")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(
+        ctx.settings.catalog.search.ttl_ms + 100,
+    ))
+    .await;
+    assert_eq!(ids(&app, "q=coffee%20beans").await, Vec::<i64>::new());
+    let raw: Value = http
+        .post(format!("{}/{index}/_search", opensearch_url()))
+        .json(&json!({ "query": { "ids": { "values": ["1"] } } }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        raw["hits"]["hits"].as_array().map(Vec::len),
+        Some(1),
+        "{raw}"
+    );
+    app.stop().await;
+    let restarted = ctx.spawn_with(Role::Api, settings).await;
+    let raw: Value = http
+        .post(format!("{}/{index}/_search", opensearch_url()))
+        .json(&json!({ "query": { "ids": { "values": ["1"] } } }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(raw["hits"]["hits"], json!([]), "removed at start: {raw}");
+    restarted.stop().await;
+    http.delete(format!("{}/{index}", opensearch_url()))
+        .send()
+        .await
+        .unwrap();
+}
+
+/// The engine down: searches answer 503 SERVER_BUSY (never a 500), and admin changes
+/// still land in MySQL and the other caches.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_search_engine_that_is_down_gives_503_and_blocks_no_admin_change() {
+    let ctx = TestContext::new().await;
+    let mut settings = ctx.settings.clone();
+    settings.catalog.search.engine = SearchEngine::Opensearch;
+    // Nothing listens there.
+    settings.catalog.search.opensearch_url = format!("http://127.0.0.1:{}", free_port());
+    settings.catalog.search.opensearch_timeout_ms = 500;
+    let app = ctx.spawn_with(Role::Api, settings).await;
+    let (status, body) = app.get_json("/api/coupons/search?q=coffee").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "SERVER_BUSY");
+    let admin = app.admin_token(&ctx).await;
+    let id = app
+        .coupon_id(&admin, &coupon_body("Coffee", 10, -5, 3600))
+        .await;
+    let (status, coupon) = app.get_json(&format!("/api/coupons/{id}")).await;
+    assert_eq!((status, coupon["name"].as_str()), (200, Some("Coffee")));
+    eventually(
+        Duration::from_secs(5),
+        "the browse page to show it",
+        || async {
+            let (_, page) = app.get_json("/api/coupons").await;
+            page["items"][0]["id"] == id
+        },
+    )
+    .await;
+    app.stop().await;
+}
