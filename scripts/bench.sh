@@ -34,8 +34,10 @@ export FLASH__KAFKA__TOPIC_PREFIX="bench$RUN_ID-"
 export FLASH__IDENTITY__EMBEDDED__SIGNING_KEY="$WORK/signing.pem"
 export FLASH__SERVER__STATIC_DIR=""
 export PATH="$PATH:${CARGO_HOME:-$HOME/.cargo}/bin"
-API_PORT=18080; WS_PORT=18081; PAY_PORT=18082
+API_PORT=18080; WS_PORT=18081; PAY_PORT=18082; SEARCH_PORT=18083
 API="http://127.0.0.1:$API_PORT"
+# Where wrk_run sends its load.
+TARGET=$API
 RESULTS="$WORK/results.jsonl"; : > "$RESULTS"
 
 cleanup() {
@@ -96,6 +98,32 @@ SOLDOUT=$(coupon "Sell-out" "$SELLOUT" 1)
 PESS=$(coupon "Pessimistic" 10000000 100)
 OPT=$(coupon "Optimistic" 10000000 100)
 E2E=$(coupon "End to end" 10000000 100)
+# 10,000 more coupons for the search runs: names and descriptions drawn from a small
+# vocabulary, prices spread, a tenth of the sales live, the rest upcoming or ended (every
+# live sale is warmed into Redis and audited, as in a real shop), loaded into MySQL.
+say "seeding 10,000 coupons for the search runs"
+mariadb --protocol=TCP -h 127.0.0.1 -P "${STACK_MYSQL_PORT:-3306}" -uroot "$DB" <<'SQL'
+SET SESSION max_recursive_iterations = 20000;
+INSERT INTO coupons (name, description, price_cents, total_quantity, per_user_limit,
+                     sale_starts_at, sale_ends_at)
+WITH RECURSIVE seq (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < 10000)
+SELECT CONCAT(ELT(1 + n % 10, 'Classic', 'Premium', 'Organic', 'Deluxe', 'Family', 'Travel',
+                  'Gift', 'Morning', 'Holiday', 'House'), ' ',
+              ELT(1 + (n DIV 10) % 20, 'coffee', 'tea', 'chocolate', 'espresso', 'mug',
+                  'grinder', 'kettle', 'teapot', 'cookies', 'honey', 'jam', 'bagel',
+                  'croissant', 'muffin', 'waffle', 'pancake', 'syrup', 'cocoa', 'latte',
+                  'matcha'), ' ', n),
+       CONCAT('A ', ELT(1 + n % 7, 'dark', 'light', 'medium', 'smooth', 'bold', 'sweet', 'rich'),
+              ' ', ELT(1 + (n DIV 7) % 6, 'roast', 'blend', 'sampler', 'set', 'box', 'bundle'),
+              ' for ', ELT(1 + (n DIV 42) % 5, 'two', 'the office', 'the family', 'travel',
+                            'a gift'), ', coupon number ', n, '.'),
+       100 + (n * 37) % 10000, 1000, 1,
+       UTC_TIMESTAMP() + INTERVAL CASE WHEN n % 10 = 0 THEN -1 WHEN n % 10 <= 5 THEN 1 ELSE -3 END DAY,
+       UTC_TIMESTAMP() + INTERVAL CASE WHEN n % 10 = 0 THEN -1 WHEN n % 10 <= 5 THEN 1 ELSE -3 END DAY
+                       + INTERVAL 2 DAY + INTERVAL n SECOND
+FROM seq;
+ANALYZE TABLE coupons;
+SQL
 "$TOOL" tokens --count "$TOKENS" --prefix shopper --issuer "$API" --out "$WORK/tokens.lua"
 export BENCH_WRK_DIR="$ROOT/bench/wrk" BENCH_TOKENS="$WORK/tokens.lua"
 
@@ -139,9 +167,9 @@ wrk_run() { # scenario connections script baseline expected [env...]
   local scenario=$1 c=$2 script=$3 baseline=$4 expected=$5; shift 5
   local out="$WORK/wrk-$RANDOM.out" before after
   say "$scenario, $c connections"
-  env "$@" wrk -t2 -c"$c" -d"${WARMUP}s" --timeout 5s -s "bench/wrk/$script" "$API" >"$out.warm" 2>&1
+  env "$@" wrk -t2 -c"$c" -d"${WARMUP}s" --timeout 5s -s "bench/wrk/$script" "$TARGET" >"$out.warm" 2>&1
   before=$(cpu_snapshot)
-  env "$@" wrk -t2 -c"$c" -d"${DURATION}s" --timeout 5s -s "bench/wrk/$script" "$API" >"$out" 2>&1
+  env "$@" wrk -t2 -c"$c" -d"${DURATION}s" --timeout 5s -s "bench/wrk/$script" "$TARGET" >"$out" 2>&1
   after=$(cpu_snapshot)
   "$TOOL" wrk --scenario "$scenario" --connections "$c" ${baseline:+--baseline "$baseline"} \
     ${expected:+--expected "$expected"} --input "$out" \
@@ -179,6 +207,24 @@ for c in "${CONNS[@]}"; do
   wrk_run "browse (coupon detail)" "$c" get.lua "$BASELINE" "" "BENCH_PATH=/api/coupons/$OPEN"
 done
 
+# 3b. search over the 10,000 seeded coupons: one popular search (answered from each
+#     instance's memory, reloaded every 500 ms), then rotating searches on a second api
+#     that keeps no results (ttl 0: every request runs MariaDB's full-text query; a
+#     longer queue so that requests wait for a turn instead of being answered 503)
+SEARCH_PATH="/api/coupons/search?q=coffee&status=live&sort=ending_soon"
+curl -fs "$API$SEARCH_PATH" >/dev/null
+for c in "${CONNS[@]}"; do
+  wrk_run "search (cached)" "$c" get.lua "$BASELINE" "" "BENCH_PATH=$SEARCH_PATH"
+done
+start "$SEARCH_PORT" api FLASH__CATALOG__SEARCH__TTL_MS=0 FLASH__CATALOG__SEARCH__QUEUE_MS=10000
+UNCACHED_PID=$LAST_PID; MAIN_API_PID=$API_PID; API_PID=$UNCACHED_PID
+CPU_PROCESSES=$(cpu_processes); TARGET="http://127.0.0.1:$SEARCH_PORT"
+for c in "${CONNS[@]}"; do
+  wrk_run "search (uncached, rotating queries)" "$c" search.lua "$BASELINE" ""
+done
+stop "$UNCACHED_PID"
+API_PID=$MAIN_API_PID; CPU_PROCESSES=$(cpu_processes); TARGET=$API
+
 # 4. purchase on one hot coupon, thousands of shoppers; then a sell-out with exact counts
 OPEN_OUTS=""
 before=$(server_accepted)
@@ -210,6 +256,18 @@ wrk_run "purchase (hot coupon) while one account floods" 256 purchase.lua "$BASE
 wait "$FLOOD_PID" || true
 "$TOOL" wrk --scenario "the flooding account (64 connections, sold-out coupon)" --connections 64 \
   --expected 409,429 --input "$WORK/flood.out" >>"$RESULTS"
+
+# 4c. the same purchase load while shoppers search (16 connections of rotating searches
+#     on the same api): searches never touch the purchase path, so purchases lose only
+#     the CPU the searches take on these shared cores.
+say "shoppers search while others buy"
+wrk -t1 -c16 -d"$(( WARMUP + DURATION + 2 ))s" --timeout 5s -s bench/wrk/search.lua "$API" >"$WORK/search-load.out" 2>&1 &
+SEARCH_LOAD_PID=$!
+sleep 1
+wrk_run "purchase (hot coupon) while shoppers search" 256 purchase.lua "$BASELINE" 409 BENCH_COUPON="$OPEN"
+wait "$SEARCH_LOAD_PID" || true
+"$TOOL" wrk --scenario "the searches beside it (16 connections, rotating queries)" --connections 16 \
+  --input "$WORK/search-load.out" >>"$RESULTS"
 
 # 5. the strategies the requirements rejected: MySQL pessimistic and optimistic locking
 for strategy in pessimistic optimistic; do
