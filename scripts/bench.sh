@@ -209,14 +209,16 @@ done
 
 # 3b. search over the 10,000 seeded coupons: one popular search (answered from each
 #     instance's memory, reloaded every 500 ms), then rotating searches on a second api
-#     that keeps no results (ttl 0: every request runs MariaDB's full-text query; a
+#     that keeps no results (no memory, no Redis: every request runs MariaDB's full-text
+#     query; a
 #     longer queue so that requests wait for a turn instead of being answered 503)
 SEARCH_PATH="/api/coupons/search?q=coffee&status=live&sort=ending_soon"
 curl -fs "$API$SEARCH_PATH" >/dev/null
 for c in "${CONNS[@]}"; do
   wrk_run "search (cached)" "$c" get.lua "$BASELINE" "" "BENCH_PATH=$SEARCH_PATH"
 done
-start "$SEARCH_PORT" api FLASH__CATALOG__SEARCH__TTL_MS=0 FLASH__CATALOG__SEARCH__QUEUE_MS=10000
+start "$SEARCH_PORT" api FLASH__CATALOG__SEARCH__TTL_MS=0 FLASH__CATALOG__SEARCH__REDIS_TTL_MS=0 \
+  FLASH__CATALOG__SEARCH__QUEUE_MS=10000
 UNCACHED_PID=$LAST_PID; MAIN_API_PID=$API_PID; API_PID=$UNCACHED_PID
 CPU_PROCESSES=$(cpu_processes); TARGET="http://127.0.0.1:$SEARCH_PORT"
 for c in "${CONNS[@]}"; do

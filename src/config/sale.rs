@@ -82,6 +82,10 @@ pub struct SearchSettings {
     /// How long each instance keeps a search's results in memory: the delay before an
     /// admin change made on another instance shows in searches.
     pub ttl_ms: u64,
+    /// How long Redis shares a search's results between the instances (0: not at all).
+    /// Any admin change voids them at once; this bounds only how late a sale that
+    /// opens or ends moves between the status filters.
+    pub redis_ttl_ms: u64,
     /// Searches not in memory run at once per instance; more wait up to `queue_ms`,
     /// then are answered 503 SERVER_BUSY.
     pub concurrent_loads: usize,

@@ -417,3 +417,53 @@ async fn a_search_engine_that_is_down_gives_503_and_blocks_no_admin_change() {
     .await;
     app.stop().await;
 }
+
+const SEARCH_LOADS: &str = r#"flash_sale_catalog_lookups_total{kind="search",outcome="db_load"}"#;
+const SEARCH_SHARED: &str =
+    r#"flash_sale_catalog_lookups_total{kind="search",outcome="redis_hit"}"#;
+
+/// One instance's search serves the others through Redis, until an admin change voids
+/// it: then the next search loads afresh and shows the change.
+#[tokio::test(flavor = "multi_thread")]
+async fn instances_share_results_until_an_admin_change() {
+    let ctx = TestContext::new().await;
+    let first = ctx.spawn(Role::Api).await;
+    let second = ctx.spawn(Role::Api).await;
+    let admin = first.admin_token(&ctx).await;
+    let id = first
+        .coupon_id(&admin, &coupon_body("Saffron tea", 10, -5, 3600))
+        .await;
+    assert_eq!(ids(&first, "q=saffron").await, [id]);
+    assert_eq!(first.metric(SEARCH_LOADS).await, 1.0);
+    assert_eq!(ids(&second, "q=saffron").await, [id]);
+    assert_eq!(
+        second.metric(SEARCH_SHARED).await,
+        1.0,
+        "answered from Redis"
+    );
+    assert_eq!(second.metric(SEARCH_LOADS).await, 0.0);
+
+    let renamed = coupon_body("Saffron rice", 10, -5, 3600);
+    let (status, body) = first
+        .send(
+            Method::PUT,
+            &format!("/api/admin/coupons/{id}"),
+            Some(&admin),
+            Some(&renamed),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    tokio::time::sleep(Duration::from_millis(
+        ctx.settings.catalog.search.ttl_ms + 100,
+    ))
+    .await;
+    let body = search(&second, "q=saffron").await;
+    assert_eq!(body["items"][0]["coupon"]["name"], "Saffron rice", "{body}");
+    assert_eq!(
+        second.metric(SEARCH_LOADS).await,
+        1.0,
+        "the shared entry was void"
+    );
+    first.stop().await;
+    second.stop().await;
+}

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use deadpool_redis::redis::{self, AsyncCommands};
 
 use super::keys::CATALOG_SHARDS;
@@ -130,6 +131,46 @@ impl CatalogCache {
             items.to_vec()
         };
         self.put("page", key, items, ttl, version).await
+    }
+
+    /// A search's cached results, if written under the shard's current version, and
+    /// that version (for [`Self::put_search`] after a miss). One round trip: the entry
+    /// and the version share a hash tag.
+    pub async fn get_search(&self, key: &str) -> Result<(i64, Option<Bytes>), RedisError> {
+        let version_key = self.keys.catalog_version(Keys::catalog_shard(key));
+        let key = key.to_owned();
+        let (version, entry): (Option<i64>, Option<Vec<u8>>) = self
+            .redis
+            .run(|mut conn| async move {
+                redis::cmd("MGET")
+                    .arg(version_key)
+                    .arg(key)
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        let version = version.unwrap_or(0);
+        let current = entry.and_then(|entry| {
+            let (written_under, json) = entry.split_at(entry.iter().position(|b| *b == b'\n')?);
+            (written_under == version.to_string().as_bytes())
+                .then(|| Bytes::copy_from_slice(&json[1..]))
+        });
+        Ok((version, current))
+    }
+
+    /// Stores a search's results (JSON) under `version`, unless an admin change moved
+    /// the version since it was read.
+    pub async fn put_search(
+        &self,
+        key: &str,
+        json: &[u8],
+        ttl: Duration,
+        version: i64,
+    ) -> Result<bool, RedisError> {
+        let json = std::str::from_utf8(json)
+            .map_err(|e| RedisError::Corrupt(format!("search results are not UTF-8: {e}")))?;
+        let value = format!("{version}\n{json}");
+        self.put("coupon", key, vec![value], ttl, version).await
     }
 
     /// Drops one coupon's entry and every cached page (after an admin change): one

@@ -51,6 +51,19 @@ impl Keys {
         format!("{}:{{catalog:{shard}}}:page:{page}:{size}", self.namespace)
     }
 
+    /// Cached results of one search, named by a hex digest of the normalised query. Not
+    /// listed in the shard's pages: an entry holds the shard version it was written
+    /// under and counts only while that is current, so an admin change voids every
+    /// search at once without a walk over them.
+    pub fn catalog_search(&self, digest: &str) -> String {
+        let shard = digest
+            .get(..4)
+            .and_then(|head| u32::from_str_radix(head, 16).ok())
+            .unwrap_or(0)
+            % CATALOG_SHARDS;
+        format!("{}:{{catalog:{shard}}}:search:{digest}", self.namespace)
+    }
+
     /// Set of the page keys currently cached in one shard, so an admin change can drop
     /// them all.
     pub fn catalog_pages(&self, shard: u32) -> String {

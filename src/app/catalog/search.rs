@@ -4,10 +4,13 @@
 //!
 //! Results are kept in this instance's memory for `catalog.search.ttl_ms` (half a
 //! second by default): an admin change is searchable at once on the instance that made
-//! it, and within that time on the others. Concurrent requests for the same search
-//! share one load; different searches load a few at a time per instance.
+//! it, and within that time on the others. Behind that, Redis shares them between the
+//! instances for `catalog.search.redis_ttl_ms`, voided by any admin change. Concurrent
+//! requests for the same search share one load; different searches load a few at a
+//! time per instance.
 
 use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
 
 use super::*;
 use crate::domain::search::{RawSearch, SearchQuery, Segment, highlight, snippet};
@@ -68,11 +71,39 @@ impl Catalog {
         let LocalKey::Search(query) = &key else {
             unreachable!("the key was built as a search above")
         };
-        let json = self.load_search(query).await?;
+        let json = self.shared_search(query).await?;
         if let Some(guard) = guard {
             // Refused when an admin change cleared the cache meanwhile: this load may
             // predate the change, so it is not kept.
             let _ = guard.insert((LocalEntry::Search(json.clone()), Instant::now()));
+        }
+        Ok(json)
+    }
+
+    /// The results from Redis, shared by the instances, or loaded and put there. An
+    /// entry counts only under the catalog version it was written with, so an admin
+    /// change voids it at once; its TTL bounds how late a sale's start or end shows in
+    /// the status filters.
+    async fn shared_search(&self, query: &SearchQuery) -> Result<Bytes, CatalogError> {
+        let ttl = Duration::from_millis(self.settings.search.redis_ttl_ms);
+        if ttl.is_zero() {
+            return self.load_search(query).await;
+        }
+        let digest: String = Sha256::digest(format!("{query:?}").as_bytes())
+            .iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let key = self.cache.keys().catalog_search(&digest);
+        let (version, cached) = self.cache.get_search(&key).await?;
+        if let Some(json) = cached {
+            self.metrics.count("search", "redis_hit");
+            return Ok(json);
+        }
+        let json = self.load_search(query).await?;
+        // The results stand even if they could not be shared.
+        if let Err(error) = self.cache.put_search(&key, &json, ttl, version).await {
+            tracing::debug!(%error, "search results not stored in Redis");
         }
         Ok(json)
     }
