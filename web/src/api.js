@@ -84,6 +84,7 @@ const MESSAGES = {
   COUPON_NOT_FOUND: 'This coupon does not exist or is no longer on sale.',
   ORDER_NOT_FOUND: 'This order was not found.',
   INVALID_PAGE: 'That page of the list does not exist.',
+  INVALID_SEARCH: 'That search is not valid. Please check the search words and filters.',
   INVALID_REQUEST: 'The request was not understood. Please reload the page and try again.',
   SALE_IN_PROGRESS:
     'The sale has already started: its quantity and per-user limit can no longer change.',
@@ -210,6 +211,15 @@ export async function loadMe() {
 
 export const listCoupons = (page, size) =>
   request('GET', `/api/coupons?page=${page}&size=${size}`, { auth: false });
+/** GET /api/coupons/search; `params` values that are empty, null or undefined are left out. */
+export function searchCoupons(params) {
+  const query = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) {
+    if (value !== undefined && value !== null && String(value).trim() !== '') query.set(key, value);
+  }
+  const qs = query.toString();
+  return request('GET', `/api/coupons/search${qs ? `?${qs}` : ''}`, { auth: false });
+}
 export const getCoupon = (id) => request('GET', `/api/coupons/${id}`, { auth: false });
 export const getStock = (id) => request('GET', `/api/coupons/${id}/stock`, { auth: false });
 export const purchase = (id, idempotencyKey) =>

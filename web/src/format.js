@@ -10,6 +10,15 @@ export const formatPrice = (cents) => money.format(cents / 100);
 const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 export const formatDateTime = (iso) => dateTime.format(new Date(iso));
 
+const clock = new Intl.DateTimeFormat(undefined, {
+  hour: '2-digit',
+  minute: '2-digit',
+  second: '2-digit',
+  hourCycle: 'h23',
+});
+/** ISO time → "14:03:59" (local time). */
+export const formatClock = (iso) => clock.format(new Date(iso));
+
 /** Milliseconds → "2d 03:04:05" / "03:04:05". */
 export function formatDuration(ms) {
   const total = Math.max(0, Math.floor(ms / 1000));

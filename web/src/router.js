@@ -1,12 +1,12 @@
 import { createRouter, createWebHistory } from 'vue-router';
 import { session, isAdmin } from './session.js';
 import { loadMe } from './api.js';
-import CouponList from './pages/CouponList.vue';
+import Coupons from './pages/Coupons.vue';
 
 export const router = createRouter({
   history: createWebHistory(),
   routes: [
-    { path: '/', name: 'coupons', component: CouponList, meta: { title: 'Coupons' } },
+    { path: '/', name: 'coupons', component: Coupons, meta: { title: 'Coupons' } },
     {
       path: '/coupons/:id(\\d+)',
       name: 'coupon',

@@ -83,6 +83,36 @@ export async function screenshot(page, name) {
   await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
 }
 
+/**
+ * Records every data-status each order row shows, however briefly, in
+ * `window.__statusLog[orderId]` (an init script: runs in the page).
+ */
+export function recordOrderStatuses() {
+  window.__statusLog = {};
+  const record = (el) => {
+    const id = el.getAttribute('data-order-id');
+    const status = el.getAttribute('data-status');
+    if (!id || !status) return;
+    const log = (window.__statusLog[id] ||= []);
+    if (log[log.length - 1] !== status) log.push(status);
+  };
+  new MutationObserver((mutations) => {
+    for (const m of mutations) {
+      if (m.type === 'attributes') record(m.target);
+      for (const node of m.addedNodes) {
+        if (node.nodeType !== 1) continue;
+        if (node.matches('[data-order-id]')) record(node);
+        node.querySelectorAll('[data-order-id]').forEach(record);
+      }
+    }
+  }).observe(document, {
+    subtree: true,
+    childList: true,
+    attributes: true,
+    attributeFilter: ['data-status'],
+  });
+}
+
 /** Logs in through the login page; ends wherever the page sends us. */
 export async function uiLogin(page, { email, password }, path = '/login') {
   await page.goto(path);

@@ -12,37 +12,11 @@ import {
   couponCard,
   newPage,
   openBrowser,
+  recordOrderStatuses,
   screenshot,
   uiLogin,
   uniq,
 } from './helpers.js';
-
-/** Records every data-status each order row shows, however briefly (runs in the page). */
-function recordOrderStatuses() {
-  window.__statusLog = {};
-  const record = (el) => {
-    const id = el.getAttribute('data-order-id');
-    const status = el.getAttribute('data-status');
-    if (!id || !status) return;
-    const log = (window.__statusLog[id] ||= []);
-    if (log[log.length - 1] !== status) log.push(status);
-  };
-  new MutationObserver((mutations) => {
-    for (const m of mutations) {
-      if (m.type === 'attributes') record(m.target);
-      for (const node of m.addedNodes) {
-        if (node.nodeType !== 1) continue;
-        if (node.matches('[data-order-id]')) record(node);
-        node.querySelectorAll('[data-order-id]').forEach(record);
-      }
-    }
-  }).observe(document, {
-    subtree: true,
-    childList: true,
-    attributes: true,
-    attributeFilter: ['data-status'],
-  });
-}
 
 test('register, log in, browse, buy, and see PENDING then PAID live', async (t) => {
   const adminToken = await apiAdminToken();
