@@ -9,12 +9,15 @@
 -- KEYS[5] the coupon's rebuild mark (set while its state is being reconciled)
 -- ARGV[1] user id  ARGV[2] order id to use if accepted  ARGV[3] idempotency TTL (ms)
 -- ARGV[4] 1 when KEYS[4] is a real idempotency record
+-- ARGV[5] 1 when the request carries a valid admission pass for this user and coupon
+--         (checked by the caller; needed when the meta has a waiting room, wr_rate > 0)
 --
 -- Returns {code, order id, price}:
 --   1  accepted (new)                         2  replay of an accepted request
 --  -1  coupon unknown or deleted             -2 sale not started   -3 sale ended
 --  -4  per-user limit reached                -5 sold out
 --  -6  the sale state is being rebuilt: try again shortly
+--  -7  the sale has a waiting room and the request no valid admission pass
 if redis.call('EXISTS', KEYS[5]) == 1 then
   return {-6, '', '0'}
 end
@@ -27,7 +30,7 @@ if has_idem then
 end
 
 local meta = redis.call('HMGET', KEYS[2], 'limit', 'starts_ms', 'ends_ms', 'deleted', 'price',
-  'expires_ms')
+  'expires_ms', 'wr_rate')
 if not meta[1] or meta[4] == '1' then
   return {-1, '', '0'}
 end
@@ -39,6 +42,9 @@ if now < tonumber(meta[2]) then
 end
 if now >= tonumber(meta[3]) then
   return {-3, '', '0'}
+end
+if tonumber(meta[7] or '0') > 0 and ARGV[5] ~= '1' then
+  return {-7, '', '0'}
 end
 
 local limit = tonumber(meta[1])

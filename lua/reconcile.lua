@@ -8,17 +8,18 @@
 -- ARGV[1] the rebuild's token  ARGV[2] stock  ARGV[3] per-user limit  ARGV[4] starts_ms
 -- ARGV[5] ends_ms  ARGV[6] deleted (0/1)  ARGV[7] price (cents)  ARGV[8] total quantity
 -- ARGV[9] when the state expires (ms since epoch)
--- ARGV[10..] user id, count, user id, count, ...
+-- ARGV[10] waiting room admissions per second (0: none)
+-- ARGV[11..] user id, count, user id, count, ...
 -- Returns the previous stock, -1 when there was none, -2 when the mark is not ours.
 if redis.call('GET', KEYS[4]) ~= ARGV[1] then
   return -2
 end
 local previous = tonumber(redis.call('GET', KEYS[1]) or '-1')
 redis.call('SET', KEYS[1], ARGV[2])
-redis.call('HSET', KEYS[2], 'limit', ARGV[3], 'starts_ms', ARGV[4], 'ends_ms', ARGV[5], 'deleted', ARGV[6], 'price', ARGV[7], 'total', ARGV[8], 'expires_ms', ARGV[9])
+redis.call('HSET', KEYS[2], 'limit', ARGV[3], 'starts_ms', ARGV[4], 'ends_ms', ARGV[5], 'deleted', ARGV[6], 'price', ARGV[7], 'total', ARGV[8], 'expires_ms', ARGV[9], 'wr_rate', ARGV[10])
 redis.call('DEL', KEYS[3])
 local limit = tonumber(ARGV[3])
-for i = 10, #ARGV, 2 do
+for i = 11, #ARGV, 2 do
   if limit == 1 then
     redis.call('SADD', KEYS[3], ARGV[i])
   else

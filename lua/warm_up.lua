@@ -15,6 +15,7 @@
 -- ARGV[3] sale start (ms since epoch)   ARGV[4] sale end (ms)
 -- ARGV[5] deleted (0/1)    ARGV[6] may create the stock (0/1)   ARGV[7] price (cents)
 -- ARGV[8] when the state expires (ms since epoch)
+-- ARGV[9] waiting room admissions per second (0: none; purchases then need no pass)
 -- Returns {1, stock} when written, {-1, 0} when the state is lost, {-2, stock} when the
 -- total cannot change because units are sold.
 local stock = redis.call('GET', KEYS[1])
@@ -36,7 +37,8 @@ else
   end
 end
 redis.call('HSET', KEYS[2], 'limit', ARGV[2], 'starts_ms', ARGV[3], 'ends_ms', ARGV[4],
-  'deleted', ARGV[5], 'price', ARGV[7], 'total', ARGV[1], 'expires_ms', ARGV[8])
+  'deleted', ARGV[5], 'price', ARGV[7], 'total', ARGV[1], 'expires_ms', ARGV[8],
+  'wr_rate', ARGV[9])
 for i = 1, 3 do
   redis.call('PEXPIREAT', KEYS[i], ARGV[8])
 end

@@ -11,3 +11,4 @@ pub mod purchase;
 pub mod reconcile;
 pub mod seed_demo;
 pub mod throttle;
+pub mod waiting_room;

@@ -77,6 +77,7 @@ pub async fn run(pool: &MysqlPool) -> Result<usize, MysqlError> {
                 per_user_limit: limit,
                 sale_starts_at: starts,
                 sale_ends_at: ends,
+                waiting_room_per_sec: None,
             },
         )
         .collect();

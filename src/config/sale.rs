@@ -36,6 +36,11 @@ pub struct PurchaseSettings {
     /// The same per client IP (shoppers behind one NAT share it: keep it generous).
     pub ip_rate_per_sec: u32,
     pub ip_burst: u32,
+    /// How long an admission pass from a sale's waiting room is good for, from the
+    /// moment the shopper first sees it.
+    pub admission_pass_ttl_secs: u64,
+    /// How often each api instance steps the open waiting rooms (draw, admissions).
+    pub waiting_room_tick_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -160,6 +160,16 @@ impl Settings {
         positive("catalog.max_image_bytes", catalog.max_image_bytes as u64)?;
         self.validate_search()?;
         positive(
+            "purchase.admission_pass_ttl_secs",
+            self.purchase.admission_pass_ttl_secs,
+        )?;
+        if !(10..=5000).contains(&self.purchase.waiting_room_tick_ms) {
+            return Err(ConfigError::invalid(
+                "purchase.waiting_room_tick_ms",
+                "must be between 10 and 5000",
+            ));
+        }
+        positive(
             "purchase.idempotency_ttl_secs",
             self.purchase.idempotency_ttl_secs,
         )?;

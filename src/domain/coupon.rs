@@ -85,6 +85,9 @@ pub struct Coupon {
     pub per_user_limit: i64,
     pub sale: SaleWindow,
     pub is_deleted: bool,
+    /// Shoppers admitted per second through the coupon's waiting room; `None`: no
+    /// waiting room (whoever reaches the gate first buys).
+    pub waiting_room_per_sec: Option<i64>,
 }
 
 /// Limits of the editable fields.
@@ -96,6 +99,7 @@ pub mod limits {
     pub const PER_USER_LIMIT_MAX: i64 = 100;
     /// The last page number a list request may ask for.
     pub const PAGE_MAX: u32 = 1_000_000;
+    pub const WAITING_ROOM_RATE_MAX: i64 = 10_000;
 }
 
 /// A validated set of editable fields (create and full update).
@@ -107,6 +111,7 @@ pub struct CouponDraft {
     pub total_quantity: i64,
     pub per_user_limit: i64,
     pub sale: SaleWindow,
+    pub waiting_room_per_sec: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -189,7 +194,22 @@ impl CouponDraft {
                 starts_at: sale_starts_at,
                 ends_at: sale_ends_at,
             },
+            waiting_room_per_sec: None,
         })
+    }
+
+    /// Puts the sale behind a waiting room admitting `per_sec` shoppers a second.
+    pub fn with_waiting_room(mut self, per_sec: Option<i64>) -> Result<Self, InvalidCoupon> {
+        if let Some(rate) = per_sec
+            && !(1..=limits::WAITING_ROOM_RATE_MAX).contains(&rate)
+        {
+            return Err(InvalidCoupon {
+                field: "waiting_room_per_sec",
+                message: "must be between 1 and 10000 (or null: no waiting room)",
+            });
+        }
+        self.waiting_room_per_sec = per_sec;
+        Ok(self)
     }
 }
 

@@ -8,3 +8,4 @@ pub mod order;
 pub mod payment;
 pub mod ports;
 pub mod search;
+pub mod waiting_room;

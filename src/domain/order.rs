@@ -112,6 +112,12 @@ pub enum PurchaseRejection {
     LimitReached,
     #[error("sold out")]
     SoldOut,
+    #[error("this sale has a waiting room: buy with the admission pass it gives")]
+    PassRequired,
+    #[error("the admission pass has expired")]
+    PassExpired,
+    #[error("this coupon has no waiting room")]
+    NoWaitingRoom,
 }
 
 /// What the purchase gate decided.

@@ -35,13 +35,16 @@ pub enum ErrorCode {
     SaleEnded,
     PurchaseLimitReached,
     SoldOut,
+    AdmissionPassRequired,
+    AdmissionPassExpired,
+    NoWaitingRoom,
     OrderNotFound,
     ServerBusy,
     Internal,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 28] = [
+    pub const ALL: [ErrorCode; 31] = [
         Self::InvalidRequest,
         Self::NotFound,
         Self::MethodNotAllowed,
@@ -67,6 +70,9 @@ impl ErrorCode {
         Self::SaleEnded,
         Self::PurchaseLimitReached,
         Self::SoldOut,
+        Self::AdmissionPassRequired,
+        Self::AdmissionPassExpired,
+        Self::NoWaitingRoom,
         Self::OrderNotFound,
         Self::ServerBusy,
         Self::Internal,
@@ -99,6 +105,9 @@ impl ErrorCode {
             Self::SaleEnded => "SALE_ENDED",
             Self::PurchaseLimitReached => "PURCHASE_LIMIT_REACHED",
             Self::SoldOut => "SOLD_OUT",
+            Self::AdmissionPassRequired => "ADMISSION_PASS_REQUIRED",
+            Self::AdmissionPassExpired => "ADMISSION_PASS_EXPIRED",
+            Self::NoWaitingRoom => "NO_WAITING_ROOM",
             Self::OrderNotFound => "ORDER_NOT_FOUND",
             Self::ServerBusy => "SERVER_BUSY",
             Self::Internal => "INTERNAL",
@@ -154,6 +163,15 @@ impl ErrorCode {
                 "The caller already holds the coupon's `per_user_limit` units."
             }
             Self::SoldOut => "No units left.",
+            Self::AdmissionPassRequired => {
+                "The sale has a waiting room: join `/api/coupons/{id}/queue` and buy with the \
+                 admission pass it gives when your turn comes (`X-Admission-Pass`). Also for \
+                 a pass of another account or coupon."
+            }
+            Self::AdmissionPassExpired => {
+                "The admission pass expired before the purchase: the turn was missed."
+            }
+            Self::NoWaitingRoom => "This coupon has no waiting room: buy it directly.",
             Self::OrderNotFound => "No order with this id belongs to the caller.",
             Self::ServerBusy => {
                 "Overloaded, a dependency is down, or state is being rebuilt: retry after \
@@ -185,7 +203,10 @@ impl ErrorCode {
             | Self::SaleNotStarted
             | Self::SaleEnded
             | Self::PurchaseLimitReached
-            | Self::SoldOut => S::CONFLICT,
+            | Self::SoldOut
+            | Self::AdmissionPassRequired
+            | Self::AdmissionPassExpired
+            | Self::NoWaitingRoom => S::CONFLICT,
             Self::TooManyAttempts | Self::TooManyConnections | Self::TooManyRequests => {
                 S::TOO_MANY_REQUESTS
             }

@@ -171,6 +171,9 @@ impl AppError {
                 PurchaseRejection::SaleEnded => C::SaleEnded,
                 PurchaseRejection::LimitReached => C::PurchaseLimitReached,
                 PurchaseRejection::SoldOut => C::SoldOut,
+                PurchaseRejection::PassRequired => C::AdmissionPassRequired,
+                PurchaseRejection::PassExpired => C::AdmissionPassExpired,
+                PurchaseRejection::NoWaitingRoom => C::NoWaitingRoom,
             }),
             Self::Purchase(PurchaseError::Unavailable(failure)) => Described::failure(failure),
             // A rebuild takes a couple of seconds; an earlier retry would only find it again.

@@ -98,6 +98,9 @@ fn one_of_each() -> Vec<AppError> {
         PurchaseError::Rejected(PurchaseRejection::SaleEnded).into(),
         PurchaseError::Rejected(PurchaseRejection::LimitReached).into(),
         PurchaseError::Rejected(PurchaseRejection::SoldOut).into(),
+        PurchaseError::Rejected(PurchaseRejection::PassRequired).into(),
+        PurchaseError::Rejected(PurchaseRejection::PassExpired).into(),
+        PurchaseError::Rejected(PurchaseRejection::NoWaitingRoom).into(),
         Throttled {
             retry_after_secs: 1,
         }

@@ -43,6 +43,12 @@ pub struct CouponBody {
     sale_starts_at: DateTime<Utc>,
     /// After `sale_starts_at`.
     sale_ends_at: DateTime<Utc>,
+    /// Puts the sale behind a waiting room that admits this many shoppers a second
+    /// (those who join before the opening in a recorded random order, then in arrival
+    /// order); absent or null: none. Fixed once the sale starts.
+    #[serde(default, deserialize_with = "optional_whole_number")]
+    #[schema(minimum = 1, maximum = 10_000)]
+    waiting_room_per_sec: Option<i64>,
 }
 
 /// An integer field: JSON Schema (and so the API document) counts `5.0` as the integer
@@ -80,7 +86,8 @@ impl TryFrom<&CouponBody> for CouponDraft {
             body.per_user_limit,
             body.sale_starts_at,
             body.sale_ends_at,
-        )?)
+        )?
+        .with_waiting_room(body.waiting_room_per_sec)?)
     }
 }
 

@@ -200,6 +200,23 @@ impl FromRequest for IdempotencyKey {
     }
 }
 
+/// `X-Admission-Pass`: the pass a sale's waiting room gave (checked by the purchase).
+pub struct AdmissionPass(pub Option<String>);
+
+impl FromRequest for AdmissionPass {
+    type Error = AppError;
+    type Future = Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let pass = req
+            .headers()
+            .get(crate::http::purchase::ADMISSION_PASS)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        ready(Ok(AdmissionPass(pass)))
+    }
+}
+
 /// The client's address: the peer, or behind trusted proxies (`server.trusted_proxies`)
 /// the right-most `X-Forwarded-For` address none of them is.
 pub struct ClientIp(pub String);

@@ -15,6 +15,7 @@ pub mod pages;
 pub mod profile;
 pub mod purchase;
 pub mod request_id;
+pub mod waiting_room;
 pub mod ws;
 
 use actix_web::{HttpRequest, HttpResponse, web};

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, auth, catalog, ops, purchase, ws};
+use super::{admin, auth, catalog, ops, purchase, waiting_room, ws};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -30,12 +30,15 @@ use super::{admin, auth, catalog, ops, purchase, ws};
         catalog::get_stock,
         catalog::get_object,
         purchase::purchase_coupon,
+        waiting_room::join_queue,
+        waiting_room::queue_status,
         purchase::list_orders,
         purchase::get_order,
         admin::create_coupon,
         admin::update_coupon,
         admin::delete_coupon,
         admin::upload_image,
+        waiting_room::waiting_room,
         ws::upgrade,
         ops::healthz,
         ops::readyz,

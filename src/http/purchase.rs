@@ -11,9 +11,12 @@ use crate::domain::coupon::CouponId;
 use crate::domain::order::{OrderId, OrderStatus, OrderView};
 use crate::error::{AppError, ErrorBody};
 use crate::http::extract::{
-    AuthRejections, AuthUser, ClientIp, CouponPath, IdempotencyKey, OrderPath,
+    AdmissionPass, AuthRejections, AuthUser, ClientIp, CouponPath, IdempotencyKey, OrderPath,
 };
 use crate::http::request_id::RequestId;
+
+/// The header a purchase of a waiting-room sale carries its admission pass in.
+pub const ADMISSION_PASS: &str = "x-admission-pass";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(purchase_coupon)
@@ -44,18 +47,21 @@ pub(super) struct PurchaseAccepted {
         ("id" = CouponId, Path, description = "The coupon's id"),
         ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 128, pattern = "^[!-~]+$", nullable = false,
          description = "1-128 visible ASCII characters: a retry with the same key gets the first answer"),
+        ("X-Admission-Pass" = Option<String>, Header, nullable = false,
+         description = "For a sale with a waiting room (`waiting_room_per_sec`): the pass `/api/coupons/{id}/queue` gave when the caller's turn came"),
     ),
     responses(
         (status = 202, description = "Accepted; `Location` is the order's URL", body = PurchaseAccepted),
         (status = 400, description = "error: INVALID_REQUEST (bad id or Idempotency-Key)", body = ErrorBody),
         (status = 404, description = "error: COUPON_NOT_FOUND", body = ErrorBody),
-        (status = 409, description = "error: SOLD_OUT, PURCHASE_LIMIT_REACHED, SALE_NOT_STARTED, SALE_ENDED", body = ErrorBody),
+        (status = 409, description = "error: SOLD_OUT, PURCHASE_LIMIT_REACHED, SALE_NOT_STARTED, SALE_ENDED, ADMISSION_PASS_REQUIRED, ADMISSION_PASS_EXPIRED", body = ErrorBody),
         (status = 429, description = "error: TOO_MANY_REQUESTS (this account or client asks too often; `Retry-After`); nothing was decided", body = ErrorBody),
         (status = 503, description = "error: SERVER_BUSY; nothing was sold", body = ErrorBody),
         AuthRejections,
     ),
 )]
 #[post("/api/coupons/{id}/purchase")]
+#[allow(clippy::too_many_arguments)] // one extractor per part of the request
 pub(super) async fn purchase_coupon(
     AuthUser(user): AuthUser,
     ClientIp(client_ip): ClientIp,
@@ -64,6 +70,7 @@ pub(super) async fn purchase_coupon(
     CouponPath(coupon): CouponPath,
     idempotency_key: IdempotencyKey,
     RequestId(request_id): RequestId,
+    AdmissionPass(pass): AdmissionPass,
 ) -> Result<HttpResponse, AppError> {
     admission.0.admit(&user.user_id, &client_ip)?;
     let accepted = purchases
@@ -72,6 +79,7 @@ pub(super) async fn purchase_coupon(
             coupon,
             idempotency_key.as_deref(),
             request_id.as_deref(),
+            pass.as_deref(),
         )
         .await?;
     Ok(HttpResponse::Accepted()

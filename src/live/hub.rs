@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts};
 use tokio::sync::mpsc;
 
-use crate::adapters::redis::notifier::PaymentUpdate;
+use crate::adapters::redis::notifier::{PaymentUpdate, WaitingRoomUpdate};
 use crate::adapters::redis::ws_routes::WsRoutes;
 use crate::domain::failure::Failure;
 use crate::domain::identity::UserId;
@@ -162,6 +162,18 @@ impl Hub {
         ))
     }
 
+    /// Sends a waiting-room turn to every socket of its user on this instance.
+    pub fn deliver_waiting_room(&self, update: &WaitingRoomUpdate) {
+        let message: Arc<str> = serde_json::json!({
+            "type": update.kind,
+            "coupon_id": update.coupon_id,
+            "state": update.state,
+        })
+        .to_string()
+        .into();
+        self.send(&update.user_id, message);
+    }
+
     /// Sends a payment result to every socket of its user on this instance.
     pub fn deliver(&self, update: &PaymentUpdate) {
         let message: Arc<str> = serde_json::json!({
@@ -171,17 +183,20 @@ impl Hub {
         })
         .to_string()
         .into();
-        let mut sockets = self.lock();
-        let Some(outboxes) = sockets.get_mut(&update.user_id) else {
-            return;
-        };
         tracing::debug!(
             order.id = %update.order_id,
             request_id = update.request_id.as_deref().unwrap_or("-"),
             status = update.status.as_str(),
-            sockets = outboxes.len(),
             "payment result pushed"
         );
+        self.send(&update.user_id, message);
+    }
+
+    fn send(&self, user: &UserId, message: Arc<str>) {
+        let mut sockets = self.lock();
+        let Some(outboxes) = sockets.get_mut(user) else {
+            return;
+        };
         outboxes.retain(|(_, outbox)| match outbox.try_send(message.clone()) {
             Ok(()) => {
                 self.metrics.relayed.inc();

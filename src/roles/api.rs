@@ -15,10 +15,12 @@ use crate::adapters::oidc::{EmbeddedIssuer, KeycloakProvider, SigningKeys};
 use crate::adapters::opensearch::OpenSearch;
 use crate::adapters::redis::catalog_cache::CatalogCache;
 use crate::adapters::redis::coupon_state::CouponState;
+use crate::adapters::redis::notifier::PaymentNotifier;
 use crate::adapters::redis::pending_orders::PendingOrders;
 use crate::adapters::redis::rate_limit::{LoginLimiter, RegistrationLimiter};
 use crate::adapters::redis::rebuild_lock::RebuildLocks;
 use crate::adapters::redis::stock_gate::StockGate;
+use crate::adapters::redis::waiting_room::WaitingRoomStore;
 use crate::app::access::IssuerDocuments;
 use crate::app::catalog::{Catalog, CatalogMetrics};
 use crate::app::identity::Identity;
@@ -26,15 +28,19 @@ use crate::app::orders::Orders;
 use crate::app::purchase::Purchases;
 use crate::app::reconcile::{Reconciler, SaleRebuilds};
 use crate::app::throttle::Rate;
+use crate::app::waiting_room::{WaitingRoomMetrics, WaitingRooms};
 use crate::config::{
     IdentityProviderKind, ObjectStoreKind, PurchaseStrategy, SearchEngine, Settings,
 };
 use crate::domain::ports::{IdentityProvider, SearchIndex};
+use crate::domain::waiting_room::PassSigner;
 use crate::http;
 use crate::http::purchase::PurchaseAdmission;
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 use crate::workers::audit::{self, AuditMetrics};
+use crate::workers::waiting_room;
+use secrecy::ExposeSecret;
 
 #[derive(Clone)]
 pub(super) struct ApiModules {
@@ -50,6 +56,7 @@ pub(super) struct ApiModules {
     static_dir: std::path::PathBuf,
     identity: web::Data<Identity>,
     issuer: Option<web::Data<IssuerDocuments>>,
+    rooms: web::Data<WaitingRooms>,
 }
 
 impl ApiModules {
@@ -146,8 +153,17 @@ impl ApiModules {
             ],
             fail_open.with_label_values(&["sign-up"]),
         );
-        let (purchases, orders) =
-            build_purchases(settings, adapters, catalog.clone(), metrics, shutdown).await?;
+        let passes = PassSigner::new(settings.kafka.event_signing_key.expose_secret().as_bytes());
+        let (purchases, orders) = build_purchases(
+            settings,
+            adapters,
+            catalog.clone(),
+            passes.clone(),
+            metrics,
+            shutdown,
+        )
+        .await?;
+        let rooms = build_waiting_rooms(settings, adapters, passes, metrics, shutdown)?;
         let admission = build_admission(settings, metrics, shutdown)?;
         Ok(Self {
             catalog: web::Data::from(catalog),
@@ -159,6 +175,7 @@ impl ApiModules {
             static_dir: settings.server.static_dir.clone(),
             identity: web::Data::new(Identity::new(provider, limiter, registrations)),
             issuer,
+            rooms,
         })
     }
 
@@ -167,8 +184,10 @@ impl ApiModules {
             .app_data(self.purchases.clone())
             .app_data(self.admission.clone())
             .app_data(self.orders.clone())
+            .app_data(self.rooms.clone())
             .configure(http::catalog::configure)
             .configure(http::purchase::configure)
+            .configure(http::waiting_room::configure)
             .configure(http::admin::configure);
         if self.serve_objects {
             cfg.configure(http::catalog::configure_objects);
@@ -224,6 +243,34 @@ fn build_catalog(
     ))
 }
 
+fn build_waiting_rooms(
+    settings: &Settings,
+    adapters: &Adapters,
+    passes: PassSigner,
+    metrics: &Metrics,
+    shutdown: &Shutdown,
+) -> Result<web::Data<WaitingRooms>, StartupError> {
+    let redis = required(&adapters.redis, "Redis")?;
+    let room_metrics = WaitingRoomMetrics::new().map_err(StartupError::runtime)?;
+    for collector in room_metrics.collectors() {
+        metrics.register(collector).map_err(StartupError::runtime)?;
+    }
+    let rooms = Arc::new(WaitingRooms::new(
+        WaitingRoomStore::new(redis.clone(), adapters.keys.clone()),
+        passes,
+        PaymentNotifier::new(redis, adapters.keys.clone()),
+        Duration::from_secs(settings.purchase.admission_pass_ttl_secs),
+        room_metrics,
+    ));
+    shutdown.spawn(waiting_room::run(
+        rooms.clone(),
+        required(&adapters.mysql, "MySQL")?,
+        Duration::from_millis(settings.purchase.waiting_room_tick_ms),
+        shutdown.token(),
+    ));
+    Ok(web::Data::from(rooms))
+}
+
 fn build_admission(
     settings: &Settings,
     metrics: &Metrics,
@@ -253,6 +300,7 @@ async fn build_purchases(
     settings: &Settings,
     adapters: &Adapters,
     catalog: Arc<Catalog>,
+    passes: PassSigner,
     metrics: &Metrics,
     shutdown: &Shutdown,
 ) -> Result<(Purchases, Orders), StartupError> {
@@ -320,6 +368,7 @@ async fn build_purchases(
         orders.clone(),
         catalog,
         Some(rebuilds),
+        passes,
     )
     .map_err(StartupError::runtime)?;
     let purchases = with_strategy(purchases, purchase.strategy, &mysql)?;

@@ -6,3 +6,4 @@ pub mod health;
 pub mod payment;
 pub mod relay;
 pub mod sweep;
+pub mod waiting_room;

@@ -12,7 +12,7 @@ use deadpool_redis::redis::Client;
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::adapters::redis::notifier::{PAYMENT_UPDATE_PREFIX, PaymentUpdate};
+use crate::adapters::redis::notifier::{PAYMENT_UPDATE_PREFIX, PaymentUpdate, WaitingRoomUpdate};
 use crate::live::Hub;
 use crate::shutdown::Shutdown;
 
@@ -58,6 +58,12 @@ async fn subscribe(hub: Arc<Hub>, redis: Vec<Client>, server_id: String, stop: C
                             continue;
                         }
                     };
+                    if let Ok(update) = serde_json::from_str::<WaitingRoomUpdate>(&payload)
+                        && update.kind == "waiting_room"
+                    {
+                        hub.deliver_waiting_room(&update);
+                        continue;
+                    }
                     match serde_json::from_str::<PaymentUpdate>(&payload) {
                         Ok(update) => hub.deliver(&update),
                         Err(error) => {

@@ -31,4 +31,5 @@ mod round_trips;
 mod search;
 mod throttle;
 mod tls_stores;
+mod waiting_room;
 mod ws;

@@ -12,11 +12,11 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use crate::fixtures::{OpenSale, sign_token};
 use crate::helpers::{ChildApp, TestApp, TestContext, eventually};
 
-type Socket =
+pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Connects like a browser: the token as the subprotocol pair `bearer, <token>`.
-async fn connect(base: &str, token: &str) -> Socket {
+pub(crate) async fn connect(base: &str, token: &str) -> Socket {
     let url = format!("{}/ws", base.replacen("http", "ws", 1));
     let mut request = url.into_client_request().unwrap();
     request.headers_mut().insert(
@@ -53,7 +53,7 @@ fn keep_open(mut socket: Socket) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move { while socket.next().await.is_some() {} })
 }
 
-async fn ws_app(ctx: &TestContext, issuer: &str) -> TestApp {
+pub(crate) async fn ws_app(ctx: &TestContext, issuer: &str) -> TestApp {
     let mut settings = ctx.settings.clone();
     settings.identity.issuer = issuer.to_owned();
     ctx.spawn_with(Role::Ws, settings).await

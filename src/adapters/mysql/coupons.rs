@@ -20,6 +20,7 @@ pub struct NewCouponRow {
     pub per_user_limit: i32,
     pub sale_starts_at: NaiveDateTime,
     pub sale_ends_at: NaiveDateTime,
+    pub waiting_room_per_sec: Option<i32>,
 }
 
 impl From<&CouponDraft> for NewCouponRow {
@@ -34,6 +35,10 @@ impl From<&CouponDraft> for NewCouponRow {
             per_user_limit: i32::try_from(draft.per_user_limit).unwrap_or(i32::MAX),
             sale_starts_at: draft.sale.starts_at.naive_utc(),
             sale_ends_at: draft.sale.ends_at.naive_utc(),
+            // Bounded by the draft's validation (≤ 10,000).
+            waiting_room_per_sec: draft
+                .waiting_room_per_sec
+                .map(|rate| i32::try_from(rate).unwrap_or(i32::MAX)),
         }
     }
 }
@@ -51,6 +56,7 @@ pub struct CouponRow {
     pub sale_starts_at: NaiveDateTime,
     pub sale_ends_at: NaiveDateTime,
     pub is_deleted: bool,
+    pub waiting_room_per_sec: Option<i32>,
 }
 
 impl CouponRow {
@@ -70,6 +76,7 @@ impl CouponRow {
                 ends_at: Utc.from_utc_datetime(&self.sale_ends_at),
             },
             is_deleted: self.is_deleted,
+            waiting_room_per_sec: self.waiting_room_per_sec.map(i64::from),
         })
     }
 }
@@ -80,7 +87,8 @@ impl CouponRow {
 /// by primary key. The outer result is put back in id order in Rust: an outer
 /// `ORDER BY` would make MySQL filesort the (small) derived table.
 pub const PAGE_SQL: &str = "SELECT c.id, c.name, c.description, c.price_cents, c.image_key, \
-     c.total_quantity, c.per_user_limit, c.sale_starts_at, c.sale_ends_at, c.is_deleted \
+     c.total_quantity, c.per_user_limit, c.sale_starts_at, c.sale_ends_at, c.is_deleted, \
+     c.waiting_room_per_sec \
      FROM (SELECT id FROM coupons WHERE is_deleted = FALSE ORDER BY id LIMIT ? OFFSET ?) page \
      JOIN coupons c ON c.id = page.id";
 
@@ -222,6 +230,7 @@ pub async fn update(
         coupons::per_user_limit.eq(row.per_user_limit),
         coupons::sale_starts_at.eq(row.sale_starts_at),
         coupons::sale_ends_at.eq(row.sale_ends_at),
+        coupons::waiting_room_per_sec.eq(row.waiting_room_per_sec),
     ))
     .execute(conn)
     .await?;
@@ -294,4 +303,25 @@ pub async fn chunk_after(
         .load(conn)
         .await?;
     rows.into_iter().map(CouponRow::into_domain).collect()
+}
+
+/// Coupons with a waiting room whose sale opens within a minute or is open: their ids
+/// and opening times.
+pub async fn waiting_rooms(
+    conn: &mut AsyncMysqlConnection,
+    now: chrono::DateTime<Utc>,
+) -> Result<Vec<(CouponId, chrono::DateTime<Utc>)>, MysqlError> {
+    let now = now.naive_utc();
+    let rows: Vec<(i64, NaiveDateTime)> = coupons::table
+        .filter(coupons::is_deleted.eq(false))
+        .filter(coupons::waiting_room_per_sec.is_not_null())
+        .filter(coupons::sale_starts_at.le(now + chrono::TimeDelta::minutes(1)))
+        .filter(coupons::sale_ends_at.gt(now))
+        .select((coupons::id, coupons::sale_starts_at))
+        .load(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, starts)| Some((CouponId::new(id)?, Utc.from_utc_datetime(&starts))))
+        .collect())
 }

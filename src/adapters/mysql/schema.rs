@@ -29,6 +29,7 @@ diesel::table! {
         created_at -> Datetime,
         updated_at -> Datetime,
         sale_state_created_at -> Nullable<Datetime>,
+        waiting_room_per_sec -> Nullable<Integer>,
     }
 }
 

@@ -106,6 +106,7 @@ fn a_rebuild_writes_live_coupons_and_removes_deleted_ones() {
             ends_at: now() + chrono::TimeDelta::hours(1),
         },
         is_deleted,
+        waiting_room_per_sec: None,
     };
     let body = bulk_body(&[coupon(1, false), coupon(2, true)]);
     let lines: Vec<Value> = body

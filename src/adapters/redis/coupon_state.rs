@@ -47,7 +47,8 @@ impl CouponState {
                 .arg(i32::from(coupon.is_deleted))
                 .arg(i32::from(may_create))
                 .arg(coupon.price_cents)
-                .arg(coupon.sale.state_expires_at_ms());
+                .arg(coupon.sale.state_expires_at_ms())
+                .arg(coupon.waiting_room_per_sec.unwrap_or(0));
             script
         };
         let (code, stock): (i64, i64) = self

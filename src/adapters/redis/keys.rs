@@ -145,6 +145,12 @@ impl Keys {
     pub fn coupon_buyers(&self, coupon_id: i64) -> String {
         format!("{}:fs:{{c:{coupon_id}}}:buyers", self.namespace)
     }
+
+    /// One part of a coupon's waiting room (`state`, `pre`, `queue`, `joined`,
+    /// `admitted`), in the coupon's hash tag like the rest of its sale.
+    pub fn waiting_room(&self, coupon_id: i64, part: &str) -> String {
+        format!("{}:fs:{{c:{coupon_id}}}:wr:{part}", self.namespace)
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod rebuild_lock;
 pub mod scripts;
 pub mod slot_router;
 pub mod stock_gate;
+pub mod waiting_room;
 pub mod ws_routes;
 
 pub use keys::Keys;

@@ -1,6 +1,7 @@
-//! Pushes payment results to the ws instance that holds the shopper's socket: Redis
-//! channel `payment_update:<server_id>`, server id looked up from the user's route.
-//! Pub/sub may lose a message; the order state lives in MySQL, so that is tolerated.
+//! Pushes payment results and waiting-room turns to the ws instance that holds the
+//! shopper's socket: Redis channel `payment_update:<server_id>`, server id looked up
+//! from the user's route. Pub/sub may lose a message; the order state lives in MySQL
+//! and the waiting room answers on `GET /api/coupons/{id}/queue`, so that is tolerated.
 
 use super::scripts::NOTIFY;
 use super::{Keys, RedisError, RedisPool};
@@ -21,6 +22,17 @@ pub struct PaymentUpdate {
     /// The request that placed the order, for the ws role's log line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+}
+
+/// A waiting-room turn (the ws role forwards `type`, `coupon_id`, `state`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WaitingRoomUpdate {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub coupon_id: crate::domain::coupon::CouponId,
+    /// `admitted` or `sold_out`.
+    pub state: String,
+    pub user_id: UserId,
 }
 
 #[derive(Clone)]
@@ -58,6 +70,27 @@ impl PaymentNotifier {
             request_id: request_id.map(str::to_owned),
         })
         .map_err(|e| RedisError::Unavailable(e.to_string()))?;
+        self.publish(user, message).await
+    }
+
+    /// Tells a shopper's sockets about a waiting-room turn.
+    pub async fn notify_waiting_room(
+        &self,
+        user: &UserId,
+        coupon_id: crate::domain::coupon::CouponId,
+        state: &str,
+    ) -> Result<Delivery, RedisError> {
+        let message = serde_json::to_string(&WaitingRoomUpdate {
+            kind: "waiting_room".to_owned(),
+            coupon_id,
+            state: state.to_owned(),
+            user_id: user.clone(),
+        })
+        .map_err(|e| RedisError::Unavailable(e.to_string()))?;
+        self.publish(user, message).await
+    }
+
+    async fn publish(&self, user: &UserId, message: String) -> Result<Delivery, RedisError> {
         let mut invocation = NOTIFY.prepare_invoke();
         invocation
             .key(self.keys.ws_route(user.as_str()))

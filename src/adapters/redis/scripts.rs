@@ -41,3 +41,15 @@ pub static LOCK_EXTEND: LazyLock<Script> =
 
 pub static LOCK_RELEASE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../../lua/lock_release.lua")));
+
+pub static WR_JOIN: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../../lua/wr_join.lua")));
+
+pub static WR_DRAW: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../../lua/wr_draw.lua")));
+
+pub static WR_ADMIT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../../lua/wr_admit.lua")));
+
+pub static WR_STATUS: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../../lua/wr_status.lua")));

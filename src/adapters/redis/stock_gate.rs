@@ -86,13 +86,15 @@ impl StockGate {
         })
     }
 
-    /// Runs the purchase script: window, limit, stock, record the buyer.
+    /// Runs the purchase script: window, waiting room pass, limit, stock, record the
+    /// buyer. `has_pass`: the request carries a valid admission pass for this sale.
     pub async fn reserve(
         &self,
         coupon: CouponId,
         user: &UserId,
         order_id: OrderId,
         idempotency_key: Option<&str>,
+        has_pass: bool,
     ) -> Result<Reservation, RedisError> {
         let id = coupon.get();
         let idem = self.idempotency_key(coupon, user, idempotency_key);
@@ -107,7 +109,8 @@ impl StockGate {
             .arg(user.as_str())
             .arg(order_id.to_string())
             .arg(u64::try_from(self.idempotency_ttl.as_millis()).unwrap_or(u64::MAX))
-            .arg(i32::from(idem.is_some()));
+            .arg(i32::from(idem.is_some()))
+            .arg(i32::from(has_pass));
         let (code, value, price): (i64, String, i64) = self
             .redis
             .run_shared(|mut conn| async move { invocation.invoke_async(&mut conn).await })
@@ -126,6 +129,7 @@ impl StockGate {
             -4 => Reservation::Rejected(PurchaseRejection::LimitReached),
             -5 => Reservation::Rejected(PurchaseRejection::SoldOut),
             -6 => Reservation::Rebuilding,
+            -7 => Reservation::Rejected(PurchaseRejection::PassRequired),
             other => {
                 return Err(RedisError::Corrupt(format!(
                     "purchase script returned code {other}"
@@ -354,7 +358,8 @@ impl StockGate {
             .arg(i32::from(coupon.is_deleted))
             .arg(coupon.price_cents)
             .arg(coupon.total_quantity)
-            .arg(coupon.sale.state_expires_at_ms());
+            .arg(coupon.sale.state_expires_at_ms())
+            .arg(coupon.waiting_room_per_sec.unwrap_or(0));
         for (user, count) in buyers {
             invocation.arg(user.as_str()).arg(*count);
         }

@@ -108,6 +108,13 @@ impl Catalog {
                 message: "cannot change once the sale has started",
             });
         }
+        // Shoppers may be queued, or have bought, under the waiting room as it was.
+        if started && draft.waiting_room_per_sec != current.waiting_room_per_sec {
+            return Err(AdminError::Conflict {
+                field: "waiting_room_per_sec",
+                message: "cannot change once the sale has started",
+            });
+        }
         // The buyer records' shape depends on the limit (a set for 1, counts above it).
         if started && draft.per_user_limit != current.per_user_limit {
             return Err(AdminError::Conflict {
@@ -137,6 +144,7 @@ impl Catalog {
                 total_quantity: current.total_quantity,
                 per_user_limit: current.per_user_limit,
                 sale: current.sale,
+                waiting_room_per_sec: current.waiting_room_per_sec,
             };
             self.mysql
                 .with_conn(async |conn| coupons::update(conn, id, &previous).await)

@@ -53,6 +53,10 @@ pub struct CouponView {
     pub per_user_limit: i64,
     pub sale_starts_at: DateTime<Utc>,
     pub sale_ends_at: DateTime<Utc>,
+    /// Shoppers admitted per second through the waiting room; null: none (buy
+    /// directly). With one, join `/api/coupons/{id}/queue` and buy with the pass.
+    #[serde(default)]
+    pub waiting_room_per_sec: Option<i64>,
 }
 
 /// One page of the catalog.
@@ -262,6 +266,7 @@ impl Catalog {
                 per_user_limit: coupon.per_user_limit,
                 sale_starts_at: coupon.sale.starts_at,
                 sale_ends_at: coupon.sale.ends_at,
+                waiting_room_per_sec: coupon.waiting_room_per_sec,
             })
             .collect())
     }

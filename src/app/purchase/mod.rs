@@ -27,6 +27,7 @@ use crate::domain::order::{
     OrderError, OrderId, OrderPlaced, OrderStatus, OrderView, PurchaseError, PurchaseRejection,
     Reservation,
 };
+use crate::domain::waiting_room::{PassProblem, PassSigner};
 
 /// The answer to an accepted purchase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +53,8 @@ pub struct Purchases {
     /// Restores a sale state found missing (absent: report it, an operator runs
     /// `flash-sale reconcile`).
     rebuilds: Option<Arc<SaleRebuilds>>,
+    /// Checks the admission passes of sales with a waiting room.
+    passes: PassSigner,
     outcomes: IntCounterVec,
 }
 
@@ -67,6 +70,7 @@ impl Purchases {
         orders: Orders,
         catalog: Arc<Catalog>,
         rebuilds: Option<Arc<SaleRebuilds>>,
+        passes: PassSigner,
     ) -> Result<Self, prometheus::Error> {
         let outcomes = IntCounterVec::new(
             prometheus::Opts::new("purchases_total", "Purchase attempts by outcome"),
@@ -81,6 +85,7 @@ impl Purchases {
             orders,
             catalog,
             rebuilds,
+            passes,
             outcomes,
         })
     }
@@ -100,15 +105,17 @@ impl Purchases {
         self.outcomes.with_label_values(&[outcome]).inc();
     }
 
+    /// `admission_pass`: needed only for a sale with a waiting room.
     pub async fn purchase(
         &self,
         user: &UserId,
         coupon: CouponId,
         idempotency_key: Option<&str>,
         request_id: Option<&str>,
+        admission_pass: Option<&str>,
     ) -> Result<Accepted, PurchaseError> {
         let result = self
-            .attempt(user, coupon, idempotency_key, request_id)
+            .attempt(user, coupon, idempotency_key, request_id, admission_pass)
             .await;
         self.count(match &result {
             Ok(Accepted {
@@ -120,6 +127,10 @@ impl Purchases {
             Err(PurchaseError::Rejected(PurchaseRejection::SaleNotStarted)) => "not_started",
             Err(PurchaseError::Rejected(PurchaseRejection::SaleEnded)) => "ended",
             Err(PurchaseError::Rejected(PurchaseRejection::CouponNotFound)) => "not_found",
+            Err(PurchaseError::Rejected(
+                PurchaseRejection::PassRequired | PurchaseRejection::NoWaitingRoom,
+            )) => "no_pass",
+            Err(PurchaseError::Rejected(PurchaseRejection::PassExpired)) => "pass_expired",
             Err(PurchaseError::Unavailable(_)) => "unavailable",
             Err(PurchaseError::Rebuilding) => "rebuilding",
         });
@@ -132,8 +143,15 @@ impl Purchases {
         coupon: CouponId,
         idempotency_key: Option<&str>,
         request_id: Option<&str>,
+        admission_pass: Option<&str>,
     ) -> Result<Accepted, PurchaseError> {
-        let reservation = self.reserve(user, coupon, idempotency_key).await?;
+        // Checked here, required (or not) by the sale's state in the gate.
+        let pass = self
+            .passes
+            .check(admission_pass, user, coupon, Utc::now().timestamp_millis());
+        let reservation = self
+            .reserve(user, coupon, idempotency_key, pass.is_ok())
+            .await?;
         let (order_id, price_cents) = match reservation {
             Reservation::Accepted(order_id, price) => (order_id, price),
             Reservation::Replayed(order_id, price) => {
@@ -153,6 +171,11 @@ impl Purchases {
                 return Err(self.missing_sale_state(coupon).await);
             }
             Reservation::Rebuilding => return Err(PurchaseError::Rebuilding),
+            Reservation::Rejected(PurchaseRejection::PassRequired)
+                if pass == Err(PassProblem::Expired) =>
+            {
+                return Err(PurchaseRejection::PassExpired.into());
+            }
             Reservation::Rejected(rejection) => return Err(rejection.into()),
         };
         let placement = Placement {
@@ -173,6 +196,7 @@ impl Purchases {
         user: &UserId,
         coupon: CouponId,
         idempotency_key: Option<&str>,
+        has_pass: bool,
     ) -> Result<Reservation, PurchaseError> {
         let candidate = OrderId::generate();
         #[cfg(feature = "bench")]
@@ -183,7 +207,7 @@ impl Purchases {
                 .map_err(unavailable);
         }
         self.gate
-            .reserve(coupon, user, candidate, idempotency_key)
+            .reserve(coupon, user, candidate, idempotency_key, has_pass)
             .await
             .map_err(unavailable)
     }

@@ -1,0 +1,1 @@
+ALTER TABLE coupons DROP COLUMN waiting_room_per_sec;
