@@ -86,11 +86,11 @@ start "$API_PORT" api; API_PID=$LAST_PID
 FLASH_USER_PASSWORD=bench-admin-password "$BIN" user create admin@bench.local --admin >/dev/null
 ADMIN=$(curl -fs "$API/api/auth/login" -H 'content-type: application/json' \
   -d '{"email":"admin@bench.local","password":"bench-admin-password"}' | python3 -c 'import sys,json;print(json.load(sys.stdin)["access_token"])')
-coupon() { # name total limit -> id
+coupon() { # name total limit [waiting room per second] -> id
   local start end
   start=$(date -u -d '-1 minute' +%Y-%m-%dT%H:%M:%SZ); end=$(date -u -d '+1 day' +%Y-%m-%dT%H:%M:%SZ)
   curl -fs "$API/api/admin/coupons" -H "authorization: Bearer $ADMIN" -H 'content-type: application/json' \
-    -d "{\"name\":\"$1\",\"description\":\"bench\",\"price_cents\":100,\"total_quantity\":$2,\"per_user_limit\":$3,\"sale_starts_at\":\"$start\",\"sale_ends_at\":\"$end\"}" \
+    -d "{\"name\":\"$1\",\"description\":\"bench\",\"price_cents\":100,\"total_quantity\":$2,\"per_user_limit\":$3,\"sale_starts_at\":\"$start\",\"sale_ends_at\":\"$end\",\"waiting_room_per_sec\":${4:-null}}" \
     | python3 -c 'import sys,json;print(json.load(sys.stdin)["id"])'
 }
 OPEN=$(coupon "Hot coupon" 10000000 100)
@@ -98,6 +98,7 @@ SOLDOUT=$(coupon "Sell-out" "$SELLOUT" 1)
 PESS=$(coupon "Pessimistic" 10000000 100)
 OPT=$(coupon "Optimistic" 10000000 100)
 E2E=$(coupon "End to end" 10000000 100)
+ROOM=$(coupon "Waiting room" 10000000 100 10000)
 # 10,000 more coupons for the search runs: names and descriptions drawn from a small
 # vocabulary, prices spread, a tenth of the sales live, the rest upcoming or ended (every
 # live sale is warmed into Redis and audited, as in a real shop), loaded into MySQL.
@@ -124,7 +125,8 @@ SELECT CONCAT(ELT(1 + n % 10, 'Classic', 'Premium', 'Organic', 'Deluxe', 'Family
 FROM seq;
 ANALYZE TABLE coupons;
 SQL
-"$TOOL" tokens --count "$TOKENS" --prefix shopper --issuer "$API" --out "$WORK/tokens.lua"
+"$TOOL" tokens --count "$TOKENS" --prefix shopper --issuer "$API" --out "$WORK/tokens.lua" \
+  --pass-coupon "$ROOM" --passes-out "$WORK/passes.lua"
 export BENCH_WRK_DIR="$ROOT/bench/wrk" BENCH_TOKENS="$WORK/tokens.lua"
 
 # --- helpers ---------------------------------------------------------------------------
@@ -270,6 +272,20 @@ wrk_run "purchase (hot coupon) while shoppers search" 256 purchase.lua "$BASELIN
 wait "$SEARCH_LOAD_PID" || true
 "$TOOL" wrk --scenario "the searches beside it (16 connections, rotating queries)" --connections 16 \
   --input "$WORK/search-load.out" >>"$RESULTS"
+
+# 4d. the same purchases of a sale behind a waiting room: every request carries its
+#     shopper's admission pass, which the api checks (HMAC) and the gate requires
+ROOM_OUTS=""
+before=$(server_accepted)
+for c in "${CONNS[@]}"; do
+  wrk_run "purchase (hot coupon, waiting room on)" "$c" purchase.lua "$BASELINE" 409 \
+    BENCH_COUPON="$ROOM" BENCH_PASSES="$WORK/passes.lua"
+  ROOM_OUTS="$ROOM_OUTS $LAST_OUTS"
+done
+sleep 1
+# shellcheck disable=SC2086
+"$TOOL" check-sale --coupon "$ROOM" --total 10000000 --limit 100 --label "waiting room" \
+  --accepted "$(( $(server_accepted) - before ))" --client-accepted "$(accepted_in $ROOM_OUTS)" --in-flight $(( 4 * (64 + 256) )) >>"$RESULTS"
 
 # 5. the strategies the requirements rejected: MySQL pessimistic and optimistic locking
 for strategy in pessimistic optimistic; do

@@ -3,6 +3,9 @@
 dofile(os.getenv("BENCH_WRK_DIR") .. "/report.lua")
 local tokens = dofile(os.getenv("BENCH_TOKENS"))
 local path = "/api/coupons/" .. os.getenv("BENCH_COUPON") .. "/purchase"
+-- BENCH_PASSES: a Lua file returning each shopper's admission pass (a sale with a
+-- waiting room), in the order of the tokens.
+local passes = os.getenv("BENCH_PASSES") and dofile(os.getenv("BENCH_PASSES"))
 local counter = 0
 
 function init(args)
@@ -17,6 +20,9 @@ function request()
   counter = counter + 1
   local n = counter % #tokens
   local headers = { ["Authorization"] = "Bearer " .. tokens[n + 1] }
+  if passes then
+    headers["X-Admission-Pass"] = passes[n + 1]
+  end
   if forwarded then
     headers["X-Forwarded-For"] = string.format("10.%d.%d.%d",
       math.floor(n / 65536) % 256, math.floor(n / 256) % 256, n % 256)

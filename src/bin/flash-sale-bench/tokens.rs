@@ -15,6 +15,12 @@ pub struct Args {
     issuer: String,
     #[arg(long)]
     out: PathBuf,
+    /// Also write, in the same order, an admission pass of each subject for this
+    /// waiting-room coupon (valid for an hour; signed with the server's key).
+    #[arg(long, requires = "passes_out")]
+    pass_coupon: Option<i64>,
+    #[arg(long)]
+    passes_out: Option<PathBuf>,
 }
 
 pub fn run(args: Args, config_dir: &Path) -> anyhow::Result<()> {
@@ -33,6 +39,26 @@ pub fn run(args: Args, config_dir: &Path) -> anyhow::Result<()> {
         ));
     }
     lua.push_str("}\n");
-    std::fs::write(args.out, lua)?;
+    std::fs::write(&args.out, lua)?;
+    if let (Some(coupon), Some(out)) = (args.pass_coupon, &args.passes_out) {
+        use secrecy::ExposeSecret;
+        let coupon = flash_sale::domain::coupon::CouponId::new(coupon)
+            .ok_or_else(|| anyhow::anyhow!("--pass-coupon must be positive"))?;
+        let signer = flash_sale::domain::waiting_room::PassSigner::new(
+            settings.kafka.event_signing_key.expose_secret().as_bytes(),
+        );
+        let expires_ms = chrono::Utc::now().timestamp_millis() + 3_600_000;
+        let mut passes = String::from("return {\n");
+        for n in 0..args.count {
+            let user =
+                flash_sale::domain::identity::UserId::parse(&format!("{}-{n}", args.prefix))?;
+            passes.push_str(&format!(
+                "\"{}\",\n",
+                signer.sign(&user, coupon, expires_ms)
+            ));
+        }
+        passes.push_str("}\n");
+        std::fs::write(out, passes)?;
+    }
     Ok(())
 }
