@@ -28,19 +28,9 @@ install() {
     echo "$HOME_DIR"
     return
   fi
-  need_java
-  command -v unzip >/dev/null 2>&1 || apt_install unzip
   say "fetching Keycloak $VERSION from Maven Central (about 160 MB, once per machine)"
-  local download=$CACHE_DIR/downloads
-  mkdir -p "$download"
-  mvn -q -B -Dstyle.color=never dependency:copy \
-    -Dartifact="org.keycloak:keycloak-quarkus-dist:$VERSION:zip" \
-    -DoutputDirectory="$download" >&2 || die "mvn could not fetch keycloak-quarkus-dist $VERSION"
-  rm -rf "$HOME_DIR" "$CACHE_DIR/keycloak-$VERSION.tmp"
-  mkdir -p "$CACHE_DIR/keycloak-$VERSION.tmp"
-  unzip -q "$download/keycloak-quarkus-dist-$VERSION.zip" -d "$CACHE_DIR/keycloak-$VERSION.tmp"
-  mv "$CACHE_DIR/keycloak-$VERSION.tmp/keycloak-$VERSION" "$HOME_DIR"
-  rmdir "$CACHE_DIR/keycloak-$VERSION.tmp"
+  unpack_maven_zip "org.keycloak:keycloak-quarkus-dist:$VERSION:zip" \
+    "keycloak-quarkus-dist-$VERSION.zip" "keycloak-$VERSION" "$HOME_DIR"
   say "building the server (once per machine)"
   "$HOME_DIR/bin/kc.sh" build "${BUILD_OPTS[@]}" >&2 || die "kc.sh build failed"
   touch "$HOME_DIR/.complete"

@@ -25,6 +25,22 @@ need_java() {
   command -v mvn >/dev/null 2>&1 || apt_install maven
 }
 
+# A zip distribution from Maven Central, unpacked: fetches ARTIFACT (group:name:version:zip)
+# into the download cache and moves its top folder TOP to DEST (replaced whole).
+unpack_maven_zip() { # artifact zip-file top dest
+  local download=$CACHE_DIR/downloads
+  need_java
+  command -v unzip >/dev/null 2>&1 || apt_install unzip
+  mkdir -p "$download"
+  mvn -q -B -Dstyle.color=never dependency:copy -Dartifact="$1" -DoutputDirectory="$download" >&2 \
+    || die "mvn could not fetch $1"
+  rm -rf "$4" "$4.tmp"
+  mkdir -p "$4.tmp"
+  unzip -q "$download/$2" -d "$4.tmp"
+  mv "$4.tmp/$3" "$4"
+  rmdir "$4.tmp"
+}
+
 # Short content hash of files: cache directories are keyed by what they were made from.
 content_key() { cat "$@" | sha256sum | cut -c1-12; }
 

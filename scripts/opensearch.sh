@@ -25,19 +25,9 @@ install() {
     echo "$HOME_DIR"
     return
   fi
-  need_java
-  command -v unzip >/dev/null 2>&1 || apt_install unzip
   say "fetching OpenSearch $VERSION from Maven Central (about 56 MB, once per machine)"
-  local download=$CACHE_DIR/downloads
-  mkdir -p "$download"
-  mvn -q -B -Dstyle.color=never dependency:copy \
-    -Dartifact="org.opensearch.distribution.integ-test-zip:opensearch:$VERSION:zip" \
-    -DoutputDirectory="$download" >&2 || die "mvn could not fetch the OpenSearch $VERSION distribution"
-  rm -rf "$HOME_DIR" "$HOME_DIR.tmp"
-  mkdir -p "$HOME_DIR.tmp"
-  unzip -q "$download/opensearch-$VERSION.zip" -d "$HOME_DIR.tmp"
-  mv "$HOME_DIR.tmp/opensearch-$VERSION" "$HOME_DIR"
-  rmdir "$HOME_DIR.tmp"
+  unpack_maven_zip "org.opensearch.distribution.integ-test-zip:opensearch:$VERSION:zip" \
+    "opensearch-$VERSION.zip" "opensearch-$VERSION" "$HOME_DIR"
   touch "$HOME_DIR/.complete"
   echo "$HOME_DIR"
 }

@@ -276,6 +276,18 @@ async fn admin_changes_are_searchable_within_the_stated_delay() {
     other.stop().await;
 }
 
+/// What the OpenSearch index holds for one coupon id (asked directly).
+async fn indexed(http: &reqwest::Client, index: &str, id: i64) -> Value {
+    http.post(format!("{}/{index}/_search", opensearch_url()))
+        .json(&json!({ "query": { "ids": { "values": [id.to_string()] } } }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 fn opensearch_url() -> String {
     std::env::var("FLASH_TEST_OPENSEARCH_URL").unwrap_or_else(|_| "http://127.0.0.1:19200".into())
 }
@@ -353,15 +365,7 @@ async fn opensearch_engine_against_a_real_node() {
     ))
     .await;
     assert_eq!(ids(&app, "q=coffee%20beans").await, Vec::<i64>::new());
-    let raw: Value = http
-        .post(format!("{}/{index}/_search", opensearch_url()))
-        .json(&json!({ "query": { "ids": { "values": ["1"] } } }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let raw = indexed(&http, &index, 1).await;
     assert_eq!(
         raw["hits"]["hits"].as_array().map(Vec::len),
         Some(1),
@@ -369,15 +373,7 @@ async fn opensearch_engine_against_a_real_node() {
     );
     app.stop().await;
     let restarted = ctx.spawn_with(Role::Api, settings).await;
-    let raw: Value = http
-        .post(format!("{}/{index}/_search", opensearch_url()))
-        .json(&json!({ "query": { "ids": { "values": ["1"] } } }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let raw = indexed(&http, &index, 1).await;
     assert_eq!(raw["hits"]["hits"], json!([]), "removed at start: {raw}");
     restarted.stop().await;
     http.delete(format!("{}/{index}", opensearch_url()))
