@@ -24,9 +24,17 @@ async fn terms(
 ) -> Result<RoomTerms, AppError> {
     match rooms.terms(coupon).await {
         Err(PurchaseError::Rejected(PurchaseRejection::NoWaitingRoom)) => {
-            // Only now the catalog (cached): is the coupon there at all?
-            catalog.coupon(coupon).await?;
-            Err(PurchaseError::from(PurchaseRejection::NoWaitingRoom).into())
+            // Only now the catalog (cached): is the coupon there at all, and is its sale
+            // over (its state in Redis is gone a day after the end)?
+            let view = catalog.coupon(coupon).await?;
+            let rejection = if view.waiting_room_per_sec.is_some()
+                && view.sale_ends_at <= chrono::Utc::now()
+            {
+                PurchaseRejection::SaleEnded
+            } else {
+                PurchaseRejection::NoWaitingRoom
+            };
+            Err(PurchaseError::from(rejection).into())
         }
         other => Ok(other?),
     }
