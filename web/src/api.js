@@ -88,6 +88,11 @@ const MESSAGES = {
   INVALID_REQUEST: 'The request was not understood. Please reload the page and try again.',
   SALE_IN_PROGRESS:
     'The sale has already started: its quantity and per-user limit can no longer change.',
+  ADMISSION_PASS_REQUIRED:
+    'This sale has a waiting room: join the queue and buy when your turn comes.',
+  ADMISSION_PASS_EXPIRED:
+    'Your turn to buy has passed: the admission was only valid for a short time after it came.',
+  NO_WAITING_ROOM: 'This coupon has no waiting room: buy it directly.',
   UNSUPPORTED_IMAGE: 'Unsupported image: please upload a PNG, JPEG, WebP or GIF file.',
 };
 
@@ -100,6 +105,7 @@ const FIELD_LABELS = {
   sale_starts_at: 'Sale start',
   sale_ends_at: 'Sale end',
   image: 'Image',
+  waiting_room_per_sec: 'Waiting room',
 };
 
 /** A sentence for people, whatever went wrong. */
@@ -111,6 +117,9 @@ export function errorMessage(err) {
       .replace(/^[a-z_]+:\s*/, '')
       .replace(/[a-z]+(?:_[a-z]+)+/g, (f) => (FIELD_LABELS[f] || f.replace(/_/g, ' ')).toLowerCase());
     return `${label} ${detail}.`;
+  }
+  if (err.code === 'SALE_IN_PROGRESS' && err.field === 'waiting_room_per_sec') {
+    return 'The sale has already started: its waiting room can no longer change.';
   }
   if (err.code === 'IMAGE_TOO_LARGE') {
     return err.maxBytes
@@ -222,10 +231,17 @@ export function searchCoupons(params) {
 }
 export const getCoupon = (id) => request('GET', `/api/coupons/${id}`, { auth: false });
 export const getStock = (id) => request('GET', `/api/coupons/${id}/stock`, { auth: false });
-export const purchase = (id, idempotencyKey) =>
+/** `admissionPass`: for a sale with a waiting room, the pass of the admitted queue status. */
+export const purchase = (id, idempotencyKey, admissionPass = null) =>
   request('POST', `/api/coupons/${id}/purchase`, {
-    headers: { 'Idempotency-Key': idempotencyKey },
+    headers: {
+      'Idempotency-Key': idempotencyKey,
+      ...(admissionPass ? { 'X-Admission-Pass': admissionPass } : {}),
+    },
   });
+/** A sale's waiting room: join (the same place when joined before) and the caller's place. */
+export const joinQueue = (id) => request('POST', `/api/coupons/${id}/queue`);
+export const getQueue = (id) => request('GET', `/api/coupons/${id}/queue`);
 
 export const listOrders = () => request('GET', '/api/orders');
 export const getOrder = (id) => request('GET', `/api/orders/${id}`);
@@ -234,6 +250,7 @@ export const createCoupon = (draft) => request('POST', '/api/admin/coupons', { b
 export const updateCoupon = (id, draft) =>
   request('PUT', `/api/admin/coupons/${id}`, { body: draft });
 export const deleteCoupon = (id) => request('DELETE', `/api/admin/coupons/${id}`);
+export const getWaitingRoom = (id) => request('GET', `/api/admin/coupons/${id}/waiting-room`);
 export function uploadImage(id, file) {
   const form = new FormData();
   form.append('image', file);

@@ -43,3 +43,15 @@ export function saleState(coupon, at = now.value) {
 
 // Order ids are UUIDv7: the first digits are a timestamp, the last ones random.
 export const shortId = (id) => String(id).slice(-8);
+
+/** Seconds of waiting → "about 40 s" / "about 3 min". */
+export function formatWait(secs) {
+  if (secs >= 90) return `about ${Math.round(secs / 60)} min`;
+  return `about ${Math.max(1, Math.ceil(secs))} s`;
+}
+
+/** Milliseconds → "1:05" (minutes and seconds). */
+export function formatMinSec(ms) {
+  const total = Math.max(0, Math.ceil(ms / 1000));
+  return `${Math.floor(total / 60)}:${String(total % 60).padStart(2, '0')}`;
+}

@@ -1,7 +1,8 @@
 // One WebSocket per signed-in tab for payment results. Browsers cannot set headers on a
 // socket, so the token travels as the subprotocol pair ["bearer", token]. The socket
 // reconnects with backoff and jitter (so the sockets of a restarting instance do not all
-// return in the same instant); while it is down the orders page polls instead.
+// return in the same instant); while it is down the orders page polls instead. The same
+// socket tells a waiting shopper of their turn (`waiting_room` messages, see onWaitingRoom).
 import { reactive, watch } from 'vue';
 import { session } from './session.js';
 import { applyUpdate, refreshOrders, orders, hasPending } from './orders.js';
@@ -12,6 +13,26 @@ export const live = reactive({ state: 'off' });
 let socket = null;
 let attempt = 0;
 let timer = null;
+
+// Listeners of waiting-room turns: called with {coupon_id, state} for a push, and with
+// null when the socket (re)opens, since pushes sent while it was down are lost.
+const roomListeners = new Set();
+
+/** Calls `listener` on every waiting-room push (and with null on reconnect); returns the unsubscribe. */
+export function onWaitingRoom(listener) {
+  roomListeners.add(listener);
+  return () => roomListeners.delete(listener);
+}
+
+function tellRooms(message) {
+  for (const listener of roomListeners) {
+    try {
+      listener(message);
+    } catch {
+      // One page's trouble is not the socket's.
+    }
+  }
+}
 
 function socketUrl() {
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -39,6 +60,7 @@ function connect() {
     attempt = 0;
     live.state = 'open';
     catchUp();
+    tellRooms(null);
   };
   ws.onmessage = (event) => {
     let message;
@@ -47,7 +69,11 @@ function connect() {
     } catch {
       return;
     }
-    if (message.type === 'payment_update' && !applyUpdate(message)) catchUp();
+    if (message.type === 'payment_update') {
+      if (!applyUpdate(message)) catchUp();
+    } else if (message.type === 'waiting_room') {
+      tellRooms(message);
+    }
   };
   ws.onclose = (event) => {
     if (socket !== ws) return;
