@@ -360,7 +360,7 @@ cluster_coupon() { # name total limit -> id
 C_OPEN=$(cluster_coupon "Hot coupon (cluster)" 10000000 100)
 C_E2E=$(cluster_coupon "End to end (cluster)" 10000000 100)
 scripts/cluster.sh exec "$TOOL" tokens --count "$TOKENS" --prefix cshopper --issuer "$CLUSTER_URL" --out "$WORK/ctokens.lua"
-API_SAVED=$API; API=$CLUSTER_URL
+API_SAVED=$API; API=$CLUSTER_URL; TARGET=$API
 C_BASELINE="cluster baseline (GET /healthz via NGINX)"
 wrk_run "$C_BASELINE" 256 get.lua "" "" BENCH_PATH=/healthz
 # Payment instances paused: the purchase figure alone, as in the single-process runs.
@@ -384,7 +384,7 @@ scripts/cluster.sh exec "$TOOL" drain --coupon "$C_E2E" --expected "$C_E2E_ACCEP
 # shellcheck disable=SC2086
 scripts/cluster.sh exec "$TOOL" check-sale --coupon "$C_E2E" --total 10000000 --limit 100 --label "cluster end to end" --orders \
   --accepted "$C_E2E_ACCEPTED" --client-accepted "$(accepted_in $LAST_OUTS)" --in-flight $(( 2 * 256 )) >>"$RESULTS"
-API=$API_SAVED
+API=$API_SAVED; TARGET=$API
 scripts/cluster.sh down >/dev/null 2>&1 || true
 CLUSTER_STARTED=""
 mariadb --protocol=TCP -h 127.0.0.1 -P "${STACK_MYSQL_PORT:-3306}" -uroot -e "DROP DATABASE IF EXISTS \`$CLUSTER_DB\`" 2>/dev/null || true
