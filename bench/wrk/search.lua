@@ -9,6 +9,14 @@ local words = { "coffee", "tea", "chocolate", "espresso", "mug", "grinder", "ket
 local statuses = { "", "&status=live", "&status=upcoming", "&status=ended" }
 local sorts = { "", "&sort=ending_soon", "&sort=price", "&sort=newest" }
 local counter = 0
+-- BENCH_DELAY_MS: each connection waits this long between its requests (a paced load).
+local pause = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
+
+if pause > 0 then
+  function delay()
+    return pause
+  end
+end
 
 function init(args)
   counter = id * 7919
