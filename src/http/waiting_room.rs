@@ -27,13 +27,12 @@ async fn terms(
             // Only now the catalog (cached): is the coupon there at all, and is its sale
             // over (its state in Redis is gone a day after the end)?
             let view = catalog.coupon(coupon).await?;
-            let rejection = if view.waiting_room_per_sec.is_some()
-                && view.sale_ends_at <= chrono::Utc::now()
-            {
-                PurchaseRejection::SaleEnded
-            } else {
-                PurchaseRejection::NoWaitingRoom
-            };
+            let rejection =
+                if view.waiting_room_per_sec.is_some() && view.sale_ends_at <= chrono::Utc::now() {
+                    PurchaseRejection::SaleEnded
+                } else {
+                    PurchaseRejection::NoWaitingRoom
+                };
             Err(PurchaseError::from(rejection).into())
         }
         other => Ok(other?),
