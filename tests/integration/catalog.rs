@@ -296,6 +296,7 @@ async fn page_query_uses_the_composite_index_on_100k_rows() {
 /// The table is write-locked while the requests arrive, so the single rebuilder is held
 /// in MySQL far longer than the lock's base TTL (the watchdog must keep the lock).
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "its rebuild lock lives 600 ms on a watchdog that the parallel suite can starve: scripts/test.sh runs it alone"]
 async fn expired_hot_coupon_is_rebuilt_by_exactly_one_request() {
     let ctx = TestContext::new().await;
     let app = ctx.spawn(Role::Api).await;
