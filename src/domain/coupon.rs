@@ -129,11 +129,8 @@ pub enum CatalogError {
     Invalid(#[from] InvalidCoupon),
     #[error("page must be at least 1 and size between 1 and {max_size}")]
     InvalidPage { field: &'static str, max_size: u32 },
-    #[error("{field}: {message}")]
-    InvalidSearch {
-        field: &'static str,
-        message: &'static str,
-    },
+    #[error(transparent)]
+    InvalidSearch(#[from] super::search::InvalidSearch),
     #[error("the image is larger than {max_bytes} bytes")]
     ImageTooLarge { max_bytes: usize },
     #[error("the upload is not a PNG, JPEG, WebP or GIF image")]

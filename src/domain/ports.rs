@@ -134,6 +134,10 @@ pub trait SearchIndex: Send + Sync {
         coupons: &[crate::domain::coupon::Coupon],
     ) -> Result<(), SearchIndexError>;
 
+    /// Whether the engine keeps a copy of the coupons (then `sync` and `rebuild` matter);
+    /// an engine that reads MySQL directly needs neither.
+    fn keeps_a_copy(&self) -> bool;
+
     /// The engine's name, for logs and metrics.
     fn name(&self) -> &'static str;
 }

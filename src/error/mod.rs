@@ -207,7 +207,9 @@ fn catalog(e: &CatalogError) -> Described<'_> {
             max_size: Some(*max_size),
             ..Described::new(C::InvalidPage).field(field)
         },
-        CatalogError::InvalidSearch { field, .. } => Described::new(C::InvalidSearch).field(field),
+        CatalogError::InvalidSearch(invalid) => {
+            Described::new(C::InvalidSearch).field(invalid.field)
+        }
         CatalogError::ImageTooLarge { max_bytes } => Described {
             max_bytes: Some(*max_bytes),
             ..Described::new(C::ImageTooLarge).field("image")

@@ -2,6 +2,7 @@ use actix_web::body::to_bytes;
 
 use super::*;
 use crate::domain::coupon::InvalidCoupon;
+use crate::domain::search::InvalidSearch;
 
 async fn body(error: AppError) -> (StatusCode, serde_json::Value) {
     let response = error.error_response();
@@ -79,10 +80,10 @@ fn one_of_each() -> Vec<AppError> {
             max_size: 100,
         }
         .into(),
-        CatalogError::InvalidSearch {
+        CatalogError::InvalidSearch(InvalidSearch {
             field: "sort",
             message: "must be relevance, ending_soon, price, price_desc or newest",
-        }
+        })
         .into(),
         CatalogError::ImageTooLarge {
             max_bytes: 2_097_152,

@@ -66,10 +66,14 @@ pub(super) async fn join_queue(
     CouponPath(coupon): CouponPath,
 ) -> Result<HttpResponse, AppError> {
     let terms = terms(&catalog, &rooms, coupon).await?;
-    let status = rooms.join(&user.user_id, coupon, terms).await?;
-    Ok(HttpResponse::Ok()
+    Ok(place(rooms.join(&user.user_id, coupon, terms).await?))
+}
+
+/// A shopper's place: never cached, it changes with every admission.
+fn place(status: QueueStatus) -> HttpResponse {
+    HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
-        .json(status))
+        .json(status)
 }
 
 /// The caller's place in a sale's waiting room, and the admission pass once admitted.
@@ -94,12 +98,11 @@ pub(super) async fn queue_status(
     CouponPath(coupon): CouponPath,
 ) -> Result<HttpResponse, AppError> {
     let terms = terms(&catalog, &rooms, coupon).await?;
-    let status = rooms
-        .status(&user.user_id, coupon, terms.admit_per_sec)
-        .await?;
-    Ok(HttpResponse::Ok()
-        .insert_header(("Cache-Control", "no-store"))
-        .json(status))
+    Ok(place(
+        rooms
+            .status(&user.user_id, coupon, terms.admit_per_sec)
+            .await?,
+    ))
 }
 
 /// A sale's waiting room: the draw's seed and the counts.

@@ -143,6 +143,10 @@ impl SearchIndex for MysqlSearch {
         Ok(())
     }
 
+    fn keeps_a_copy(&self) -> bool {
+        false
+    }
+
     fn name(&self) -> &'static str {
         "mariadb"
     }

@@ -298,6 +298,10 @@ impl SearchIndex for OpenSearch {
         Ok(())
     }
 
+    fn keeps_a_copy(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         "opensearch"
     }

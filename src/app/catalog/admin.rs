@@ -30,6 +30,9 @@ impl Catalog {
     /// Tells the search engine about the change. The change itself stands either way:
     /// a failure is logged, and the engine is made whole again at the next start.
     async fn sync_search(&self, id: CouponId) {
+        if !self.search.keeps_a_copy() {
+            return;
+        }
         let synced = match self
             .mysql
             .with_conn(async |conn| coupons::find(conn, id).await)

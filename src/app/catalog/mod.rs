@@ -32,7 +32,7 @@ use crate::domain::coupon::{
 };
 use crate::domain::failure::{BoxError, Failure};
 use crate::domain::ports::{ObjectStore, ObjectStoreError, SearchIndex, StoredObject};
-use crate::domain::search::{InvalidSearch, SearchQuery};
+use crate::domain::search::SearchQuery;
 
 /// A coupon as the API shows it (also the cached form).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -154,15 +154,6 @@ impl From<MysqlError> for CatalogError {
 impl From<RedisError> for CatalogError {
     fn from(e: RedisError) -> Self {
         unavailable(e)
-    }
-}
-
-impl From<InvalidSearch> for CatalogError {
-    fn from(e: InvalidSearch) -> Self {
-        CatalogError::InvalidSearch {
-            field: e.field,
-            message: e.message,
-        }
     }
 }
 
