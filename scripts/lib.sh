@@ -55,5 +55,8 @@ need_build_tools() {
   command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
   # librdkafka's TLS and SASL/SCRAM link the system OpenSSL (found through pkg-config).
   dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
+  # librdkafka's CMake build writes `#define WITH_OAUTHBEARER_OIDC 0`, which its
+  # `#ifdef` reads as on: rdkafka_conf.c then includes curl/curl.h (nothing links it).
+  dpkg -s libcurl4-openssl-dev >/dev/null 2>&1 || missing+=(libcurl4-openssl-dev)
   if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 }
