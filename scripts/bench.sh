@@ -211,22 +211,25 @@ done
 
 # 3b. search over the 10,000 seeded coupons: one popular search (answered from each
 #     instance's memory, reloaded every 500 ms), then rotating searches on a second api
-#     that keeps no results (no memory, no Redis: every request runs MariaDB's full-text
-#     query; a
-#     longer queue so that requests wait for a turn instead of being answered 503)
+#     that keeps no results (every request asks the engine; a longer queue so that
+#     requests wait for a turn instead of being answered 503): once with the index in
+#     the api process (the default), once with MariaDB's full-text index
 SEARCH_PATH="/api/coupons/search?q=coffee&status=live&sort=ending_soon"
 curl -fs "$API$SEARCH_PATH" >/dev/null
 for c in "${CONNS[@]}"; do
   wrk_run "search (cached)" "$c" get.lua "$BASELINE" "" "BENCH_PATH=$SEARCH_PATH"
 done
-start "$SEARCH_PORT" api FLASH__CATALOG__SEARCH__TTL_MS=0 FLASH__CATALOG__SEARCH__REDIS_TTL_MS=0 \
-  FLASH__CATALOG__SEARCH__QUEUE_MS=10000
-UNCACHED_PID=$LAST_PID; MAIN_API_PID=$API_PID; API_PID=$UNCACHED_PID
-CPU_PROCESSES=$(cpu_processes); TARGET="http://127.0.0.1:$SEARCH_PORT"
-for c in "${CONNS[@]}"; do
-  wrk_run "search (uncached, rotating queries)" "$c" search.lua "$BASELINE" ""
+MAIN_API_PID=$API_PID
+for engine in tantivy mariadb; do
+  start "$SEARCH_PORT" api FLASH__CATALOG__SEARCH__ENGINE=$engine FLASH__CATALOG__SEARCH__TTL_MS=0 \
+    FLASH__CATALOG__SEARCH__REDIS_TTL_MS=0 FLASH__CATALOG__SEARCH__QUEUE_MS=10000
+  UNCACHED_PID=$LAST_PID; API_PID=$UNCACHED_PID
+  CPU_PROCESSES=$(cpu_processes); TARGET="http://127.0.0.1:$SEARCH_PORT"
+  for c in "${CONNS[@]}"; do
+    wrk_run "search (uncached, rotating queries, $engine)" "$c" search.lua "$BASELINE" ""
+  done
+  stop "$UNCACHED_PID"
 done
-stop "$UNCACHED_PID"
 API_PID=$MAIN_API_PID; CPU_PROCESSES=$(cpu_processes); TARGET=$API
 
 # 4. purchase on one hot coupon, thousands of shoppers; then a sell-out with exact counts
@@ -263,8 +266,8 @@ wait "$FLOOD_PID" || true
 
 # 4c. the same purchase load while shoppers search: 16 connections, each asking a new
 #     search every 150 ms (about 100 a second, rotating queries, so many miss the
-#     caches), on the same api. Searches never touch the purchase path; on these shared
-#     cores purchases lose only the CPU the searches take.
+#     caches and ask the api's own index), on the same api. Searches never touch the
+#     purchase path; on these shared cores purchases lose only the CPU the searches take.
 say "shoppers search while others buy"
 BENCH_DELAY_MS=150 wrk -t1 -c16 -d"$(( WARMUP + DURATION + 2 ))s" --timeout 5s -s bench/wrk/search.lua "$API" >"$WORK/search-load.out" 2>&1 &
 SEARCH_LOAD_PID=$!

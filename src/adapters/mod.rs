@@ -10,6 +10,7 @@ pub mod object_store;
 pub mod oidc;
 pub mod opensearch;
 pub mod redis;
+pub mod tantivy_index;
 pub mod tls;
 
 use std::collections::BTreeSet;

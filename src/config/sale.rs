@@ -74,6 +74,10 @@ pub struct CatalogSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SearchEngine {
+    /// An index in each api process (tantivy), filled from MySQL at start and kept
+    /// current by following the coupons table: prefix matching and typo tolerance,
+    /// no extra server, no search load on MySQL.
+    Tantivy,
     /// MySQL's own full-text index: no extra server, prefix matching, no typos.
     Mariadb,
     /// An OpenSearch cluster (or Elasticsearch with the same API): typo tolerance.
@@ -95,6 +99,9 @@ pub struct SearchSettings {
     /// then are answered 503 SERVER_BUSY.
     pub concurrent_loads: usize,
     pub queue_ms: u64,
+    /// How often an instance with its own index (`engine = "tantivy"`) looks for the
+    /// coupon changes made on the others.
+    pub follow_ms: u64,
     /// The OpenSearch endpoint (`engine = "opensearch"`), e.g. `http://127.0.0.1:9200`.
     pub opensearch_url: String,
     pub opensearch_index: String,

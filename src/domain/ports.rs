@@ -111,8 +111,8 @@ impl From<SearchIndexError> for crate::domain::failure::Failure {
     }
 }
 
-/// Finds coupons. The embedded engine is MySQL's own full-text index; a deployment can
-/// use OpenSearch instead. Callers load the coupons by id from MySQL afterwards, so an
+/// Finds coupons. The embedded engine is an index in each api process (tantivy), or
+/// MySQL's own full-text index; a deployment can use OpenSearch instead. Callers load the coupons by id from MySQL afterwards, so an
 /// engine that lags behind an admin change can never show a deleted coupon.
 #[async_trait::async_trait]
 pub trait SearchIndex: Send + Sync {
@@ -137,6 +137,13 @@ pub trait SearchIndex: Send + Sync {
     /// Whether the engine keeps a copy of the coupons (then `sync` and `rebuild` matter);
     /// an engine that reads MySQL directly needs neither.
     fn keeps_a_copy(&self) -> bool;
+
+    /// Whether each instance holds its own copy. Its results are then not shared
+    /// through Redis: a copy a moment behind must not hand its results to the others,
+    /// and answering costs about what the Redis round trip would.
+    fn per_instance(&self) -> bool {
+        false
+    }
 
     /// The engine's name, for logs and metrics.
     fn name(&self) -> &'static str;

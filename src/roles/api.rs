@@ -21,8 +21,9 @@ use crate::adapters::redis::rate_limit::{LoginLimiter, RegistrationLimiter};
 use crate::adapters::redis::rebuild_lock::RebuildLocks;
 use crate::adapters::redis::stock_gate::StockGate;
 use crate::adapters::redis::waiting_room::WaitingRoomStore;
+use crate::adapters::tantivy_index::TantivySearch;
 use crate::app::access::IssuerDocuments;
-use crate::app::catalog::{Catalog, CatalogMetrics};
+use crate::app::catalog::{Catalog, CatalogMetrics, ChangeCursor};
 use crate::app::identity::Identity;
 use crate::app::orders::Orders;
 use crate::app::purchase::Purchases;
@@ -39,7 +40,7 @@ use crate::http::purchase::PurchaseAdmission;
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 use crate::workers::audit::{self, AuditMetrics};
-use crate::workers::waiting_room;
+use crate::workers::{search_follow, waiting_room};
 use secrecy::ExposeSecret;
 
 #[derive(Clone)]
@@ -75,20 +76,7 @@ impl ApiModules {
                 tracing::warn!(%error, "could not warm up sale state; will retry on admin changes")
             }
         }
-        if settings.catalog.search.engine != SearchEngine::Mariadb {
-            // The engine may have missed changes while this instance was down.
-            match catalog.rebuild_search().await {
-                Ok(count) => tracing::info!(
-                    coupons = count,
-                    engine = catalog.search_engine(),
-                    "search engine filled from MySQL"
-                ),
-                Err(error) => tracing::warn!(
-                    error = crate::domain::failure::chain(&error),
-                    "could not fill the search engine; searches may miss coupons until the next start"
-                ),
-            }
-        }
+        start_search(&catalog, settings, shutdown).await;
         let identity_settings = &settings.identity;
         let (provider, issuer): (Arc<dyn IdentityProvider>, _) = match identity_settings.provider {
             IdentityProviderKind::Embedded => {
@@ -225,6 +213,7 @@ fn build_catalog(
     );
     let mysql = required(&adapters.mysql, "MySQL")?;
     let search: Arc<dyn SearchIndex> = match settings.catalog.search.engine {
+        SearchEngine::Tantivy => Arc::new(TantivySearch::new().map_err(StartupError::runtime)?),
         SearchEngine::Mariadb => Arc::new(MysqlSearch::new(mysql.clone())),
         SearchEngine::Opensearch => {
             Arc::new(OpenSearch::new(&settings.catalog.search).map_err(StartupError::runtime)?)
@@ -241,6 +230,39 @@ fn build_catalog(
         crate::adapters::object_store::public_base_url(&settings.object_store),
         catalog_metrics,
     ))
+}
+
+/// Brings the search engine up to date with MySQL before the instance serves. An
+/// external engine may have missed changes while this instance was down; an index of
+/// its own starts empty, and keeps following the changes made elsewhere.
+async fn start_search(catalog: &Arc<Catalog>, settings: &Settings, shutdown: &Shutdown) {
+    let search = &settings.catalog.search;
+    let filled = match search.engine {
+        SearchEngine::Mariadb => return,
+        SearchEngine::Opensearch => catalog.rebuild_search().await,
+        SearchEngine::Tantivy => {
+            let mut cursor = ChangeCursor::default();
+            let filled = catalog.follow_search_changes(&mut cursor).await;
+            shutdown.spawn(search_follow::run(
+                catalog.clone(),
+                cursor,
+                Duration::from_millis(search.follow_ms),
+                shutdown.token(),
+            ));
+            filled
+        }
+    };
+    match filled {
+        Ok(count) => tracing::info!(
+            coupons = count,
+            engine = catalog.search_engine(),
+            "search engine filled from MySQL"
+        ),
+        Err(error) => tracing::warn!(
+            error = crate::domain::failure::chain(&error),
+            "could not fill the search engine; searches may miss coupons until it can"
+        ),
+    }
 }
 
 fn build_waiting_rooms(

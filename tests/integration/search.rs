@@ -1,5 +1,6 @@
-//! Coupon search against the real MariaDB (its full-text index is the embedded engine)
-//! and a real OpenSearch node (the external engine), which `make test` starts.
+//! Coupon search with each engine: the index in each api process (the default, filled
+//! from and following the real MariaDB), MariaDB's own full-text index, and a real
+//! OpenSearch node, which `make test` starts.
 
 use std::time::Duration;
 
@@ -93,51 +94,71 @@ async fn ids(app: &TestApp, query: &str) -> Vec<i64> {
         .collect()
 }
 
+/// The index in each process: filled from MySQL at start, with typo tolerance.
 #[tokio::test(flavor = "multi_thread")]
 async fn relevance_filters_and_sorts_on_a_fixed_set() {
     let ctx = TestContext::new().await;
+    assert_eq!(ctx.settings.catalog.search.engine, SearchEngine::Tantivy);
     insert_fixed_set(&ctx).await;
     let app = ctx.spawn(Role::Api).await;
+    check_fixed_set(&app).await;
+    // Typos are tolerated in whole words: exact prefixes rank above them.
+    assert_eq!(ids(&app, "q=cofee").await, [1, 3, 2]);
+    assert_eq!(ids(&app, "q=cofee%20beens").await, [1]);
+    app.stop().await;
+}
 
+/// MariaDB's full-text index: the same answers, without typo tolerance.
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb_fulltext_engine_on_the_fixed_set() {
+    let ctx = TestContext::new().await;
+    insert_fixed_set(&ctx).await;
+    let mut settings = ctx.settings.clone();
+    settings.catalog.search.engine = SearchEngine::Mariadb;
+    let app = ctx.spawn_with(Role::Api, settings).await;
+    check_fixed_set(&app).await;
+    assert_eq!(ids(&app, "q=cofee").await, Vec::<i64>::new());
+    app.stop().await;
+}
+
+async fn check_fixed_set(app: &TestApp) {
     // Name matches first (1 and 4, "Coffeemaker" by prefix), then description matches;
     // the deleted grinder (6) never.
-    let found = ids(&app, "q=coffee").await;
+    let found = ids(app, "q=coffee").await;
     assert_eq!(found.len(), 4, "{found:?}");
     let (names, descriptions) = found.split_at(2);
     assert_eq!(sorted(names), [1, 4], "{found:?}");
     assert_eq!(sorted(descriptions), [2, 3], "{found:?}");
     // Prefixes match whole words; every term is required.
-    assert_eq!(sorted(&ids(&app, "q=cof").await), [1, 2, 3, 4]);
-    assert_eq!(ids(&app, "q=coffee%20roast").await, [1]);
-    assert_eq!(ids(&app, "q=COFFEE%20Colombia").await, [1]);
-    // No typo tolerance in the embedded engine (the OpenSearch test shows it there).
-    assert_eq!(ids(&app, "q=cofee").await, Vec::<i64>::new());
+    assert_eq!(sorted(&ids(app, "q=cof").await), [1, 2, 3, 4]);
+    assert_eq!(ids(app, "q=coffee%20roast").await, [1]);
+    assert_eq!(ids(app, "q=COFFEE%20Colombia").await, [1]);
 
     // Each filter.
-    assert_eq!(sorted(&ids(&app, "status=live").await), [1, 2, 5]);
-    assert_eq!(ids(&app, "status=upcoming").await, [3]);
-    assert_eq!(ids(&app, "status=ended").await, [4]);
-    assert_eq!(sorted(&ids(&app, "q=coffee&status=live").await), [1, 2]);
+    assert_eq!(sorted(&ids(app, "status=live").await), [1, 2, 5]);
+    assert_eq!(ids(app, "status=upcoming").await, [3]);
+    assert_eq!(ids(app, "status=ended").await, [4]);
+    assert_eq!(sorted(&ids(app, "q=coffee&status=live").await), [1, 2]);
     assert_eq!(
-        sorted(&ids(&app, "min_price=300&max_price=1500").await),
+        sorted(&ids(app, "min_price=300&max_price=1500").await),
         [1, 2, 3]
     );
-    assert_eq!(ids(&app, "min_price=5000").await, [4]);
-    assert_eq!(ids(&app, "max_price=200").await, [5]);
+    assert_eq!(ids(app, "min_price=5000").await, [4]);
+    assert_eq!(ids(app, "max_price=200").await, [5]);
 
     // Each sort, ties broken by id.
-    assert_eq!(ids(&app, "sort=price").await, [5, 2, 1, 3, 4]);
-    assert_eq!(ids(&app, "sort=price_desc").await, [4, 3, 1, 2, 5]);
-    assert_eq!(ids(&app, "sort=newest").await, [5, 4, 3, 2, 1]);
-    assert_eq!(ids(&app, "").await, [5, 4, 3, 2, 1], "newest without q");
-    assert_eq!(ids(&app, "sort=ending_soon").await, [4, 5, 1, 2, 3]);
-    assert_eq!(ids(&app, "sort=ending_soon&status=live").await, [5, 1, 2]);
-    assert_eq!(ids(&app, "q=coffee&sort=price").await, [2, 1, 3, 4]);
+    assert_eq!(ids(app, "sort=price").await, [5, 2, 1, 3, 4]);
+    assert_eq!(ids(app, "sort=price_desc").await, [4, 3, 1, 2, 5]);
+    assert_eq!(ids(app, "sort=newest").await, [5, 4, 3, 2, 1]);
+    assert_eq!(ids(app, "").await, [5, 4, 3, 2, 1], "newest without q");
+    assert_eq!(ids(app, "sort=ending_soon").await, [4, 5, 1, 2, 3]);
+    assert_eq!(ids(app, "sort=ending_soon&status=live").await, [5, 1, 2]);
+    assert_eq!(ids(app, "q=coffee&sort=price").await, [2, 1, 3, 4]);
 
     // Pages do not overlap; has_more tells whether another follows.
-    let first = search(&app, "sort=price&size=2").await;
-    let second = search(&app, "sort=price&size=2&page=2").await;
-    let third = search(&app, "sort=price&size=2&page=3").await;
+    let first = search(app, "sort=price&size=2").await;
+    let second = search(app, "sort=price&size=2&page=2").await;
+    let third = search(app, "sort=price&size=2&page=3").await;
     assert_eq!(first["has_more"], true);
     assert_eq!(second["has_more"], true);
     assert_eq!(third["has_more"], false);
@@ -149,7 +170,7 @@ async fn relevance_filters_and_sorts_on_a_fixed_set() {
     assert_eq!(pages, [5, 2, 1, 3, 4]);
 
     // Matches are marked; stock is a labelled snapshot.
-    let body = search(&app, "q=colombia%20cof").await;
+    let body = search(app, "q=colombia%20cof").await;
     let hit = &body["items"][0];
     assert_eq!(
         hit["highlight"]["name"],
@@ -164,12 +185,11 @@ async fn relevance_filters_and_sorts_on_a_fixed_set() {
     assert!(body["stock_as_of"].as_str().is_some(), "{body}");
 
     // Words the index never holds (stopwords, under 3 letters) match nothing.
-    let body = search(&app, "q=the%20of%20tv").await;
+    let body = search(app, "q=the%20of%20tv").await;
     assert_eq!(
         (body["items"].clone(), &body["has_more"]),
         (json!([]), &json!(false))
     );
-    app.stop().await;
 }
 
 fn sorted(ids: &[i64]) -> Vec<i64> {
@@ -211,12 +231,15 @@ async fn bad_search_input_answers_422_with_the_field() {
     app.stop().await;
 }
 
-/// Another instance shows an admin change once its cached results expire
-/// (`catalog.search.ttl_ms`, 500 ms by default); the instance that made it, at once.
+/// Another instance shows an admin change once it has followed it (every
+/// `catalog.search.follow_ms`, 250 ms) and its cached results expire (`ttl_ms`,
+/// 500 ms); the instance that made it, at once. A change made straight in MySQL is
+/// followed the same way.
 #[tokio::test(flavor = "multi_thread")]
 async fn admin_changes_are_searchable_within_the_stated_delay() {
     let ctx = TestContext::new().await;
-    let ttl = Duration::from_millis(ctx.settings.catalog.search.ttl_ms);
+    let search = &ctx.settings.catalog.search;
+    let ttl = Duration::from_millis(search.ttl_ms + search.follow_ms);
     assert!(
         ttl <= Duration::from_secs(1),
         "the stated delay is under a second"
@@ -272,6 +295,17 @@ async fn admin_changes_are_searchable_within_the_stated_delay() {
         ids(&other, "q=mug").await.is_empty(),
         "deleted: gone everywhere"
     );
+
+    // Behind the api's back: no instance made the change, both follow it.
+    let mut conn = ctx.mysql().await;
+    diesel::sql_query("UPDATE coupons SET name = 'Zanzibar cup', is_deleted = FALSE WHERE id = ?")
+        .bind::<diesel::sql_types::BigInt, _>(id)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    assert_eq!(ids(&editor, "q=zanzibar%20cup").await, [id]);
+    assert_eq!(ids(&other, "q=zanzibar%20cup").await, [id]);
     editor.stop().await;
     other.stop().await;
 }
@@ -418,13 +452,16 @@ const SEARCH_LOADS: &str = r#"flash_sale_catalog_lookups_total{kind="search",out
 const SEARCH_SHARED: &str =
     r#"flash_sale_catalog_lookups_total{kind="search",outcome="redis_hit"}"#;
 
-/// One instance's search serves the others through Redis, until an admin change voids
-/// it: then the next search loads afresh and shows the change.
+/// With an engine outside the process, one instance's search serves the others through
+/// Redis, until an admin change voids it: then the next search loads afresh and shows
+/// the change. (An index in each process is never shared: see the next test.)
 #[tokio::test(flavor = "multi_thread")]
 async fn instances_share_results_until_an_admin_change() {
     let ctx = TestContext::new().await;
-    let first = ctx.spawn(Role::Api).await;
-    let second = ctx.spawn(Role::Api).await;
+    let mut settings = ctx.settings.clone();
+    settings.catalog.search.engine = SearchEngine::Mariadb;
+    let first = ctx.spawn_with(Role::Api, settings.clone()).await;
+    let second = ctx.spawn_with(Role::Api, settings).await;
     let admin = first.admin_token(&ctx).await;
     let id = first
         .coupon_id(&admin, &coupon_body("Saffron tea", 10, -5, 3600))
@@ -460,6 +497,29 @@ async fn instances_share_results_until_an_admin_change() {
         1.0,
         "the shared entry was void"
     );
+    first.stop().await;
+    second.stop().await;
+}
+
+/// Each instance answers from its own index; nothing is put in Redis for the others.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_index_in_each_process_is_not_shared_through_redis() {
+    let ctx = TestContext::new().await;
+    let first = ctx.spawn(Role::Api).await;
+    let second = ctx.spawn(Role::Api).await;
+    let admin = first.admin_token(&ctx).await;
+    let id = first
+        .coupon_id(&admin, &coupon_body("Saffron tea", 10, -5, 3600))
+        .await;
+    assert_eq!(ids(&first, "q=saffron").await, [id]);
+    eventually(
+        Duration::from_secs(5),
+        "the other instance to follow",
+        || async { ids(&second, "q=saffron").await == [id] },
+    )
+    .await;
+    assert_eq!(second.metric(SEARCH_SHARED).await, 0.0);
+    assert!(second.metric(SEARCH_LOADS).await >= 1.0);
     first.stop().await;
     second.stop().await;
 }

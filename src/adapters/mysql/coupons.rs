@@ -305,6 +305,34 @@ pub async fn chunk_after(
     rows.into_iter().map(CouponRow::into_domain).collect()
 }
 
+/// Up to `limit` coupons changed at or after `since` (deleted ones included), with the
+/// time of their last change, ordered by that time and id. `after` continues a walk:
+/// `Some((at, id))` skips the rows up to and including that one.
+pub async fn changed_since(
+    conn: &mut AsyncMysqlConnection,
+    since: NaiveDateTime,
+    after: Option<(NaiveDateTime, i64)>,
+    limit: i64,
+) -> Result<Vec<(Coupon, NaiveDateTime)>, MysqlError> {
+    let mut query = coupons::table
+        .filter(coupons::updated_at.ge(since))
+        .order((coupons::updated_at, coupons::id))
+        .limit(limit)
+        .select((CouponRow::as_select(), coupons::updated_at))
+        .into_boxed();
+    if let Some((at, id)) = after {
+        query = query.filter(
+            coupons::updated_at
+                .gt(at)
+                .or(coupons::updated_at.eq(at).and(coupons::id.gt(id))),
+        );
+    }
+    let rows: Vec<(CouponRow, NaiveDateTime)> = query.load(conn).await?;
+    rows.into_iter()
+        .map(|(row, at)| Ok((row.into_domain()?, at)))
+        .collect()
+}
+
 /// Coupons with a waiting room whose sale opens within a minute or is open: their ids
 /// and opening times.
 pub async fn waiting_rooms(

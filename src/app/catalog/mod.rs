@@ -160,9 +160,11 @@ impl From<RedisError> for CatalogError {
 mod admin;
 mod read;
 mod search;
+mod search_follow;
 
 pub use admin::AdminError;
 pub use search::{Highlight, SearchHit, SearchResults};
+pub use search_follow::ChangeCursor;
 
 impl Catalog {
     #[allow(clippy::too_many_arguments)]

@@ -5,7 +5,8 @@
 //! Results are kept in this instance's memory for `catalog.search.ttl_ms` (half a
 //! second by default): an admin change is searchable at once on the instance that made
 //! it, and within that time on the others. Behind that, Redis shares them between the
-//! instances for `catalog.search.redis_ttl_ms`, voided by any admin change. Concurrent
+//! instances for `catalog.search.redis_ttl_ms`, voided by any admin change (not for an
+//! engine in each process, which answers about as fast as Redis would). Concurrent
 //! requests for the same search share one load; different searches load a few at a
 //! time per instance.
 
@@ -86,7 +87,7 @@ impl Catalog {
     /// the status filters.
     async fn shared_search(&self, query: &SearchQuery) -> Result<Bytes, CatalogError> {
         let ttl = Duration::from_millis(self.settings.search.redis_ttl_ms);
-        if ttl.is_zero() {
+        if ttl.is_zero() || self.search.per_instance() {
             return self.load_search(query).await;
         }
         let digest: String = Sha256::digest(format!("{query:?}").as_bytes())

@@ -1,0 +1,1 @@
+DROP INDEX idx_coupons_updated_at ON coupons;
