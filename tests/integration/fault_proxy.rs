@@ -180,3 +180,49 @@ async fn delay_answers(client: TcpStream, server: TcpStream, delay: std::time::D
     };
     tokio::join!(requests, reads, answers);
 }
+
+/// A TCP proxy that can be cut: while cut, its open connections are closed and new
+/// ones are closed as soon as they are accepted, as when a server becomes unreachable.
+pub struct CutProxy {
+    pub port: u16,
+    cut: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CutProxy {
+    pub async fn start(server_port: u16) -> Self {
+        let listener = TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("proxy port");
+        let port = listener.local_addr().unwrap().port();
+        let (cut, watch) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if *watch.borrow() {
+                    continue;
+                }
+                let Ok(mut server) = TcpStream::connect(("127.0.0.1", server_port)).await else {
+                    continue;
+                };
+                let mut watch = watch.clone();
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = watch.wait_for(|cut| *cut) => {}
+                    }
+                });
+            }
+        });
+        Self { port, cut, task }
+    }
+
+    pub fn cut(&self, on: bool) {
+        self.cut.send_replace(on);
+    }
+}
+
+impl Drop for CutProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -8,8 +8,10 @@ use diesel_async::RunQueryDsl;
 use flash_sale::config::SearchEngine;
 use flash_sale::roles::Role;
 use reqwest::Method;
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
+use crate::fault_proxy::CutProxy;
 use crate::fixtures::coupon_body;
 use crate::helpers::{TestApp, TestContext, eventually, free_port};
 
@@ -522,4 +524,83 @@ async fn an_index_in_each_process_is_not_shared_through_redis() {
     assert!(second.metric(SEARCH_LOADS).await >= 1.0);
     first.stop().await;
     second.stop().await;
+}
+
+/// An instance cut off from MySQL misses nothing: its follower keeps its place while
+/// every read fails, and once MySQL answers again it applies the edit, the new coupon
+/// and the delete made meanwhile on another instance.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_cut_off_from_mysql_catches_up_when_it_is_back() {
+    let ctx = TestContext::new().await;
+    let editor = ctx.spawn(Role::Api).await;
+    let mut url = url::Url::parse(ctx.settings.mysql.url.expose_secret()).unwrap();
+    let proxy = CutProxy::start(url.port().unwrap_or(3306)).await;
+    url.set_port(Some(proxy.port)).unwrap();
+    let mut settings = ctx.settings.clone();
+    settings.mysql.url = secrecy::SecretString::from(url.to_string());
+    let follower = ctx.spawn_with(Role::Api, settings).await;
+    let admin = editor.admin_token(&ctx).await;
+    let kettle = editor
+        .coupon_id(&admin, &coupon_body("Plain kettle", 10, -5, 3600))
+        .await;
+    let mug = editor
+        .coupon_id(&admin, &coupon_body("Zanzibar mug", 10, -5, 3600))
+        .await;
+    eventually(
+        Duration::from_secs(5),
+        "the follower to show both",
+        || async {
+            ids(&follower, "q=kettle").await == [kettle] && ids(&follower, "q=mug").await == [mug]
+        },
+    )
+    .await;
+
+    proxy.cut(true);
+    let (status, body) = editor
+        .send(
+            Method::PUT,
+            &format!("/api/admin/coupons/{kettle}"),
+            Some(&admin),
+            Some(&coupon_body("Zanzibar kettle", 10, -5, 3600)),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let pot = editor
+        .coupon_id(&admin, &coupon_body("Zanzibar pot", 10, -5, 3600))
+        .await;
+    let (status, _) = editor
+        .send(
+            Method::DELETE,
+            &format!("/api/admin/coupons/{mug}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    // Several of the follower's passes fail meanwhile.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (status, _) = follower.get_json("/api/coupons/search?q=zanzibar").await;
+    assert_ne!(status, 500, "a cut-off instance never answers 500");
+
+    proxy.cut(false);
+    eventually(
+        Duration::from_secs(10),
+        "the follower to catch up",
+        || async {
+            let (status, body) = follower.get_json("/api/coupons/search?q=zanzibar").await;
+            status == 200
+                && sorted(
+                    &body["items"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|hit| hit["coupon"]["id"].as_i64().unwrap())
+                        .collect::<Vec<_>>(),
+                ) == sorted(&[kettle, pot])
+        },
+    )
+    .await;
+    assert!(ids(&follower, "q=mug").await.is_empty(), "the delete too");
+    editor.stop().await;
+    follower.stop().await;
 }
