@@ -305,6 +305,21 @@ pub async fn chunk_after(
     rows.into_iter().map(CouponRow::into_domain).collect()
 }
 
+#[derive(QueryableByName)]
+struct ClockRow {
+    #[diesel(sql_type = diesel::sql_types::Datetime)]
+    now: NaiveDateTime,
+}
+
+/// The database's clock as `updated_at` columns are stamped with it (`NOW(6)`, in the
+/// session's time zone, as `CURRENT_TIMESTAMP(6)` is).
+pub async fn clock(conn: &mut AsyncMysqlConnection) -> Result<NaiveDateTime, MysqlError> {
+    let row: ClockRow = diesel::sql_query("SELECT NOW(6) AS now")
+        .get_result(conn)
+        .await?;
+    Ok(row.now)
+}
+
 /// Up to `limit` coupons changed at or after `since` (deleted ones included), with the
 /// time of their last change, ordered by that time and id. `after` continues a walk:
 /// `Some((at, id))` skips the rows up to and including that one.

@@ -1,11 +1,13 @@
 //! Keeping an instance's own search index current with the changes made on the other
-//! instances (or straight in MySQL): it reads the coupons whose `updated_at` is at or
-//! after what it has seen, minus a look-back, and applies the ones it has not applied.
+//! instances (or straight in MySQL): each pass reads the database's clock, then the
+//! coupons whose `updated_at` is at or after the previous pass's clock minus a
+//! look-back, and applies the ones it has not applied.
 //!
 //! The look-back exists because a row's `updated_at` is taken when its statement runs,
-//! not when it commits: a row can become visible after a later-stamped one has been
-//! read. Rows inside the look-back are read again on every pass and skipped when their
-//! stamp is one already applied.
+//! not when it commits: a row stamped just before a pass may become visible only after
+//! it. Rows inside the look-back are read again by the passes of the next two seconds
+//! and skipped when their stamp is one already applied; after that a quiet catalog
+//! costs a pass one index read that finds nothing.
 
 use std::collections::HashMap;
 
@@ -22,8 +24,8 @@ const CHUNK: i64 = 1000;
 /// Where an instance's index stands in the coupons' change history.
 #[derive(Debug, Default)]
 pub struct ChangeCursor {
-    /// The latest stamp applied.
-    seen: Option<NaiveDateTime>,
+    /// The database's clock when the last complete pass began.
+    passed: Option<NaiveDateTime>,
     /// The stamps applied inside the look-back, by coupon id.
     recent: HashMap<CouponId, NaiveDateTime>,
 }
@@ -31,8 +33,8 @@ pub struct ChangeCursor {
 impl ChangeCursor {
     /// Where the next pass starts reading.
     fn since(&self) -> NaiveDateTime {
-        self.seen
-            .map_or(DateTime::UNIX_EPOCH.naive_utc(), |seen| seen - LOOK_BACK)
+        self.passed
+            .map_or(DateTime::UNIX_EPOCH.naive_utc(), |at| at - LOOK_BACK)
     }
 
     /// Whether this version of a row still has to be applied.
@@ -42,11 +44,12 @@ impl ChangeCursor {
 
     fn applied(&mut self, id: CouponId, stamp: NaiveDateTime) {
         self.recent.insert(id, stamp);
-        self.seen = self.seen.max(Some(stamp));
     }
 
-    /// Forgets the stamps the next pass will not read again.
-    fn settle(&mut self) {
+    /// Closes a complete pass that began at `clock`: the next one reads from there
+    /// (minus the look-back), and the stamps it will not read again are forgotten.
+    fn passed(&mut self, clock: NaiveDateTime) {
+        self.passed = self.passed.max(Some(clock));
         let since = self.since();
         self.recent.retain(|_, stamp| *stamp >= since);
     }
@@ -59,6 +62,10 @@ impl Catalog {
         &self,
         cursor: &mut ChangeCursor,
     ) -> Result<usize, CatalogError> {
+        let clock = self
+            .mysql
+            .with_conn(async |conn| coupons::clock(conn).await)
+            .await?;
         let since = cursor.since();
         let mut after = None;
         let mut applied = 0;
@@ -91,7 +98,7 @@ impl Catalog {
                 break;
             }
         }
-        cursor.settle();
+        cursor.passed(clock);
         Ok(applied)
     }
 }
@@ -123,7 +130,7 @@ mod tests {
         let mut cursor = ChangeCursor::default();
         cursor.applied(id(1), at(0));
         cursor.applied(id(2), at(10));
-        cursor.settle();
+        cursor.passed(at(10));
         assert_eq!(cursor.since(), at(8));
         assert!(!cursor.is_new(id(2), at(10)), "read again, already applied");
         assert!(cursor.is_new(id(2), at(11)), "changed again");
@@ -135,10 +142,20 @@ mod tests {
     }
 
     #[test]
-    fn an_older_stamp_never_moves_the_cursor_back() {
+    fn a_quiet_catalog_is_not_read_again_once_the_look_back_has_passed() {
         let mut cursor = ChangeCursor::default();
         cursor.applied(id(1), at(10));
-        cursor.applied(id(2), at(9));
+        cursor.passed(at(10));
+        cursor.passed(at(13));
+        assert_eq!(cursor.since(), at(11), "the change at 10 is behind");
+        assert!(cursor.recent.is_empty());
+    }
+
+    #[test]
+    fn a_clock_that_steps_back_never_moves_the_cursor_back() {
+        let mut cursor = ChangeCursor::default();
+        cursor.passed(at(10));
+        cursor.passed(at(9));
         assert_eq!(cursor.since(), at(8));
     }
 }
