@@ -252,9 +252,11 @@ async fn admin_changes_are_searchable_within_the_stated_delay() {
     let id = editor
         .coupon_id(&admin, &coupon_body("Plain mug", 10, -5, 3600))
         .await;
-    eventually(Duration::from_secs(5), "the other instance to follow", || async {
-        ids(&other, "q=mug").await == [id]
-    })
+    eventually(
+        Duration::from_secs(5),
+        "the other instance to follow",
+        || async { ids(&other, "q=mug").await == [id] },
+    )
     .await;
     // Both instances now hold "no zanzibar" in memory.
     assert!(ids(&editor, "q=zanzibar").await.is_empty());
