@@ -94,10 +94,17 @@ impl Inner {
     /// the result searchable before returning.
     fn upsert(&self, coupons: &[Coupon]) -> Result<(), SearchIndexError> {
         let f = self.fields;
-        let mut writer = self
-            .writer
-            .lock()
-            .map_err(|_| SearchIndexError::Unexpected("search index writer poisoned".into()))?;
+        // A panic elsewhere while holding the writer leaves nothing half-applied that
+        // matters: its uncommitted operations are rolled back before this batch.
+        let mut writer = match self.writer.lock() {
+            Ok(writer) => writer,
+            Err(poisoned) => {
+                let mut writer = poisoned.into_inner();
+                let _ = writer.rollback();
+                self.writer.clear_poison();
+                writer
+            }
+        };
         for coupon in coupons {
             let id = coupon.id.get().unsigned_abs();
             writer.delete_term(Term::from_field_u64(f.id, id));

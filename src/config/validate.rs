@@ -397,6 +397,9 @@ impl Settings {
             "catalog.search.concurrent_loads",
             search.concurrent_loads as u64,
         )?;
+        if search.engine == SearchEngine::Tantivy {
+            positive("catalog.search.follow_ms", search.follow_ms)?;
+        }
         if search.engine == SearchEngine::Opensearch {
             check_url(
                 "catalog.search.opensearch_url",

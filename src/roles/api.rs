@@ -23,7 +23,7 @@ use crate::adapters::redis::stock_gate::StockGate;
 use crate::adapters::redis::waiting_room::WaitingRoomStore;
 use crate::adapters::tantivy_index::TantivySearch;
 use crate::app::access::IssuerDocuments;
-use crate::app::catalog::{Catalog, CatalogMetrics, ChangeCursor};
+use crate::app::catalog::{Catalog, CatalogMetrics};
 use crate::app::identity::Identity;
 use crate::app::orders::Orders;
 use crate::app::purchase::Purchases;
@@ -241,11 +241,9 @@ async fn start_search(catalog: &Arc<Catalog>, settings: &Settings, shutdown: &Sh
         SearchEngine::Mariadb => return,
         SearchEngine::Opensearch => catalog.rebuild_search().await,
         SearchEngine::Tantivy => {
-            let mut cursor = ChangeCursor::default();
-            let filled = catalog.follow_search_changes(&mut cursor).await;
+            let filled = catalog.follow_search_changes().await;
             shutdown.spawn(search_follow::run(
                 catalog.clone(),
-                cursor,
                 Duration::from_millis(search.follow_ms),
                 shutdown.token(),
             ));
@@ -260,7 +258,7 @@ async fn start_search(catalog: &Arc<Catalog>, settings: &Settings, shutdown: &Sh
         ),
         Err(error) => tracing::warn!(
             error = crate::domain::failure::chain(&error),
-            "could not fill the search engine; searches may miss coupons until it can"
+            "could not fill the search engine; searches answer 503 or may miss coupons until it can"
         ),
     }
 }

@@ -6,15 +6,10 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::app::catalog::{Catalog, ChangeCursor};
+use crate::app::catalog::Catalog;
 use crate::telemetry::{LogThrottle, REPEATED_ERROR_EVERY};
 
-pub async fn run(
-    catalog: Arc<Catalog>,
-    mut cursor: ChangeCursor,
-    every: Duration,
-    stop: CancellationToken,
-) {
+pub async fn run(catalog: Arc<Catalog>, every: Duration, stop: CancellationToken) {
     static THROTTLE: LogThrottle = LogThrottle::new(REPEATED_ERROR_EVERY);
     let mut timer = tokio::time::interval(every);
     timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -23,7 +18,7 @@ pub async fn run(
             () = stop.cancelled() => return,
             _ = timer.tick() => {}
         }
-        match catalog.follow_search_changes(&mut cursor).await {
+        match catalog.follow_search_changes().await {
             Ok(0) => {}
             Ok(applied) => tracing::debug!(coupons = applied, "search index caught up"),
             Err(error) => {

@@ -320,20 +320,21 @@ pub async fn clock(conn: &mut AsyncMysqlConnection) -> Result<NaiveDateTime, Mys
     Ok(row.now)
 }
 
-/// Up to `limit` coupons changed at or after `since` (deleted ones included), with the
-/// time of their last change, ordered by that time and id. `after` continues a walk:
-/// `Some((at, id))` skips the rows up to and including that one.
-pub async fn changed_since(
+/// Up to `limit` (id, `updated_at`) pairs of the coupons changed at or after `since`
+/// (deleted ones included), ordered by that time and id: read from the index on
+/// (updated_at, id) alone. `after` continues a walk: `Some((at, id))` skips the rows up
+/// to and including that one.
+pub async fn stamps_since(
     conn: &mut AsyncMysqlConnection,
     since: NaiveDateTime,
     after: Option<(NaiveDateTime, i64)>,
     limit: i64,
-) -> Result<Vec<(Coupon, NaiveDateTime)>, MysqlError> {
+) -> Result<Vec<(i64, NaiveDateTime)>, MysqlError> {
     let mut query = coupons::table
         .filter(coupons::updated_at.ge(since))
         .order((coupons::updated_at, coupons::id))
         .limit(limit)
-        .select((CouponRow::as_select(), coupons::updated_at))
+        .select((coupons::id, coupons::updated_at))
         .into_boxed();
     if let Some((at, id)) = after {
         query = query.filter(
@@ -342,7 +343,22 @@ pub async fn changed_since(
                 .or(coupons::updated_at.eq(at).and(coupons::id.gt(id))),
         );
     }
-    let rows: Vec<(CouponRow, NaiveDateTime)> = query.load(conn).await?;
+    Ok(query.load(conn).await?)
+}
+
+/// The coupons of `ids` (deleted ones included) with the time of their last change.
+pub async fn find_with_stamps(
+    conn: &mut AsyncMysqlConnection,
+    ids: &[i64],
+) -> Result<Vec<(Coupon, NaiveDateTime)>, MysqlError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(CouponRow, NaiveDateTime)> = coupons::table
+        .filter(coupons::id.eq_any(ids))
+        .select((CouponRow::as_select(), coupons::updated_at))
+        .load(conn)
+        .await?;
     rows.into_iter()
         .map(|(row, at)| Ok((row.into_domain()?, at)))
         .collect()

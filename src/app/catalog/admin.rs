@@ -22,8 +22,10 @@ impl Catalog {
         self.cache
             .invalidate(&self.cache.keys().catalog_coupon(id.get()))
             .await?;
-        self.local.clear();
+        // The search engine first: a search between the two would otherwise put the
+        // engine's old answer back into the cleared memory.
         self.sync_search(id).await;
+        self.local.clear();
         Ok(())
     }
 
@@ -31,6 +33,18 @@ impl Catalog {
     /// a failure is logged, and the engine is made whole again at the next start.
     async fn sync_search(&self, id: CouponId) {
         if !self.search.keeps_a_copy() {
+            return;
+        }
+        if self.search.per_instance() {
+            // The same pass as for changes made elsewhere, so that no older copy of a
+            // row can overwrite a newer one.
+            if let Err(error) = self.follow_search_changes().await {
+                tracing::warn!(
+                    coupon.id = %id,
+                    error = crate::domain::failure::chain(&error),
+                    "search index not updated; the next pass applies the change"
+                );
+            }
             return;
         }
         let synced = match self

@@ -135,6 +135,11 @@ pub struct Catalog {
     search: Arc<dyn SearchIndex>,
     /// Turns to run a search that is not in memory.
     search_loads: tokio::sync::Semaphore,
+    /// Where this instance's own index stands (engines kept in each process); one
+    /// pass at a time holds it.
+    search_cursor: tokio::sync::Mutex<ChangeCursor>,
+    /// Whether one pass has filled this instance's own index.
+    search_filled: std::sync::atomic::AtomicBool,
 }
 
 fn unavailable(e: impl Into<Failure>) -> CatalogError {
@@ -164,7 +169,7 @@ mod search_follow;
 
 pub use admin::AdminError;
 pub use search::{Highlight, SearchHit, SearchResults};
-pub use search_follow::ChangeCursor;
+use search_follow::ChangeCursor;
 
 impl Catalog {
     #[allow(clippy::too_many_arguments)]
@@ -191,6 +196,8 @@ impl Catalog {
             )),
             search,
             search_loads: tokio::sync::Semaphore::new(settings.search.concurrent_loads.max(1)),
+            search_cursor: tokio::sync::Mutex::new(ChangeCursor::default()),
+            search_filled: std::sync::atomic::AtomicBool::new(false),
             settings,
             public_base_url: public_base_url.trim_end_matches('/').to_owned(),
             metrics,

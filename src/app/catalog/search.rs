@@ -115,6 +115,11 @@ impl Catalog {
             self.metrics.count("search", "busy");
             return Err(CatalogError::Busy);
         };
+        if !self.search_is_filled() {
+            // Not "no results": the index has not been filled from MySQL yet.
+            self.metrics.count("search", "busy");
+            return Err(CatalogError::Busy);
+        }
         self.metrics.count("search", "db_load");
         let now = Utc::now();
         let mut ids = self.search.search(query, now).await.map_err(unavailable)?;

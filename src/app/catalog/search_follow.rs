@@ -1,24 +1,27 @@
-//! Keeping an instance's own search index current with the changes made on the other
-//! instances (or straight in MySQL): each pass reads the database's clock, then the
-//! coupons whose `updated_at` is at or after the previous pass's clock minus a
-//! look-back, and applies the ones it has not applied.
+//! Keeping an instance's own search index current: at start, after each admin change
+//! made here, and every `catalog.search.follow_ms` for the changes made elsewhere (or
+//! straight in MySQL). Each pass reads the database's clock, then the (id, stamp) pairs
+//! of the coupons whose `updated_at` is at or after the previous pass's clock minus a
+//! look-back, and loads and applies the rows whose stamp it has not applied. Passes run
+//! one at a time, so a row read later never loses to an older copy of it.
 //!
 //! The look-back exists because a row's `updated_at` is taken when its statement runs,
-//! not when it commits: a row stamped just before a pass may become visible only after
-//! it. Rows inside the look-back are read again by the passes of the next two seconds
-//! and skipped when their stamp is one already applied; after that a quiet catalog
-//! costs a pass one index read that finds nothing.
+//! not when it commits: a statement that waited for a lock, or a bulk load, becomes
+//! visible after passes that began later than its stamp. A minute is longer than
+//! InnoDB's default lock wait (50 s); a transaction held open longer than that is
+//! found at the next start. Rows inside the look-back are listed again by later passes
+//! (from the index alone) and skipped when their stamp is one already applied.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 
 use chrono::{NaiveDateTime, TimeDelta};
 
 use super::*;
 
-/// How late a change may become visible after its stamp and still be found. Admin
-/// changes are single statements that commit within milliseconds.
-const LOOK_BACK: TimeDelta = TimeDelta::seconds(2);
-/// Rows read per query.
+/// How late a change may become visible after its stamp and still be found.
+const LOOK_BACK: TimeDelta = TimeDelta::seconds(60);
+/// Rows listed per query.
 const CHUNK: i64 = 1000;
 
 /// Where an instance's index stands in the coupons' change history.
@@ -56,12 +59,10 @@ impl ChangeCursor {
 }
 
 impl Catalog {
-    /// Applies to the search index every coupon change it has not applied yet; the
-    /// first pass fills it. Returns how many coupons it applied.
-    pub async fn follow_search_changes(
-        &self,
-        cursor: &mut ChangeCursor,
-    ) -> Result<usize, CatalogError> {
+    /// Applies to this instance's search index every coupon change it has not applied
+    /// yet; the first pass fills it. Returns how many coupons it applied.
+    pub async fn follow_search_changes(&self) -> Result<usize, CatalogError> {
+        let mut cursor = self.search_cursor.lock().await;
         let clock = self
             .mysql
             .with_conn(async |conn| coupons::clock(conn).await)
@@ -70,36 +71,48 @@ impl Catalog {
         let mut after = None;
         let mut applied = 0;
         loop {
-            let rows = self
+            let stamps = self
                 .mysql
-                .with_conn(async |conn| coupons::changed_since(conn, since, after, CHUNK).await)
+                .with_conn(async |conn| coupons::stamps_since(conn, since, after, CHUNK).await)
                 .await?;
-            let Some((last, last_stamp)) = rows.last() else {
+            let Some(&(last_id, last_stamp)) = stamps.last() else {
                 break;
             };
-            after = Some((*last_stamp, last.id.get()));
-            let full = rows.len() == CHUNK as usize;
-            let (changed, stamps): (Vec<Coupon>, Vec<_>) = rows
-                .into_iter()
-                .filter(|(coupon, stamp)| cursor.is_new(coupon.id, *stamp))
-                .map(|(coupon, stamp)| {
-                    let id = coupon.id;
-                    (coupon, (id, stamp))
+            after = Some((last_stamp, last_id));
+            let new: Vec<i64> = stamps
+                .iter()
+                .filter(|(id, stamp)| {
+                    CouponId::new(*id).is_some_and(|id| cursor.is_new(id, *stamp))
                 })
-                .unzip();
-            if !changed.is_empty() {
-                self.search.rebuild(&changed).await.map_err(unavailable)?;
-                applied += changed.len();
+                .map(|(id, _)| *id)
+                .collect();
+            if !new.is_empty() {
+                let rows = self
+                    .mysql
+                    .with_conn(async |conn| coupons::find_with_stamps(conn, &new).await)
+                    .await?;
+                let coupons: Vec<Coupon> = rows.iter().map(|(coupon, _)| coupon.clone()).collect();
+                self.search.rebuild(&coupons).await.map_err(unavailable)?;
+                applied += coupons.len();
+                // The stamp read with the row: a change made since it was listed is
+                // then listed again with a newer one.
+                for (coupon, stamp) in rows {
+                    cursor.applied(coupon.id, stamp);
+                }
             }
-            for (id, stamp) in stamps {
-                cursor.applied(id, stamp);
-            }
-            if !full {
+            if stamps.len() < CHUNK as usize {
                 break;
             }
         }
         cursor.passed(clock);
+        self.search_filled.store(true, Ordering::Release);
         Ok(applied)
+    }
+
+    /// Whether this instance can answer searches: an index of its own must have been
+    /// filled once.
+    pub(super) fn search_is_filled(&self) -> bool {
+        !self.search.per_instance() || self.search_filled.load(Ordering::Acquire)
     }
 }
 
@@ -129,13 +142,16 @@ mod tests {
     fn later_passes_read_again_inside_the_look_back_and_skip_what_was_applied() {
         let mut cursor = ChangeCursor::default();
         cursor.applied(id(1), at(0));
-        cursor.applied(id(2), at(10));
-        cursor.passed(at(10));
-        assert_eq!(cursor.since(), at(8));
-        assert!(!cursor.is_new(id(2), at(10)), "read again, already applied");
-        assert!(cursor.is_new(id(2), at(11)), "changed again");
+        cursor.applied(id(2), at(100));
+        cursor.passed(at(100));
+        assert_eq!(cursor.since(), at(40));
         assert!(
-            cursor.is_new(id(3), at(9)),
+            !cursor.is_new(id(2), at(100)),
+            "read again, already applied"
+        );
+        assert!(cursor.is_new(id(2), at(101)), "changed again");
+        assert!(
+            cursor.is_new(id(3), at(90)),
             "committed late, stamped earlier"
         );
         assert!(!cursor.recent.contains_key(&id(1)), "outside the look-back");
@@ -146,16 +162,16 @@ mod tests {
         let mut cursor = ChangeCursor::default();
         cursor.applied(id(1), at(10));
         cursor.passed(at(10));
-        cursor.passed(at(13));
-        assert_eq!(cursor.since(), at(11), "the change at 10 is behind");
+        cursor.passed(at(75));
+        assert_eq!(cursor.since(), at(15), "the change at 10 is behind");
         assert!(cursor.recent.is_empty());
     }
 
     #[test]
     fn a_clock_that_steps_back_never_moves_the_cursor_back() {
         let mut cursor = ChangeCursor::default();
-        cursor.passed(at(10));
-        cursor.passed(at(9));
-        assert_eq!(cursor.since(), at(8));
+        cursor.passed(at(100));
+        cursor.passed(at(90));
+        assert_eq!(cursor.since(), at(40));
     }
 }
