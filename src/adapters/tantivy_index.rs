@@ -227,37 +227,14 @@ struct Matches<'q> {
 }
 
 struct SegmentMatches {
-    filter: Filter,
+    /// The query's own copy: each segment's collector owns its filters.
+    query: SearchQuery,
+    now: DateTime<Utc>,
     id: Column<u64>,
     price: Column<i64>,
     starts: Column<i64>,
     ends: Column<i64>,
     hits: Vec<Hit>,
-}
-
-/// The filters, copied out of the query so each segment's collector owns them.
-#[derive(Clone, Copy)]
-struct Filter {
-    status: Option<crate::domain::search::StatusFilter>,
-    min_price: Option<i64>,
-    max_price: Option<i64>,
-    now: DateTime<Utc>,
-}
-
-impl Filter {
-    fn keeps(&self, price: i64, starts: i64, ends: i64) -> bool {
-        let sale = || {
-            Some(SaleWindow {
-                starts_at: DateTime::from_timestamp_micros(starts)?,
-                ends_at: DateTime::from_timestamp_micros(ends)?,
-            })
-        };
-        self.min_price.is_none_or(|min| price >= min)
-            && self.max_price.is_none_or(|max| price <= max)
-            && self
-                .status
-                .is_none_or(|status| sale().is_some_and(|sale| status.matches(&sale, self.now)))
-    }
 }
 
 impl Collector for Matches<'_> {
@@ -267,12 +244,8 @@ impl Collector for Matches<'_> {
     fn for_segment(&self, _: u32, segment: &SegmentReader) -> tantivy::Result<SegmentMatches> {
         let fast = segment.fast_fields();
         Ok(SegmentMatches {
-            filter: Filter {
-                status: self.query.status,
-                min_price: self.query.min_price_cents,
-                max_price: self.query.max_price_cents,
-                now: self.now,
-            },
+            query: self.query.clone(),
+            now: self.now,
             id: fast.u64("id")?,
             price: fast.i64("price")?,
             starts: fast.i64("starts")?,
@@ -294,15 +267,23 @@ impl SegmentCollector for SegmentMatches {
     type Fruit = Vec<Hit>;
 
     fn collect(&mut self, doc: DocId, score: Score) {
-        let (Some(id), Some(price), Some(starts), Some(ends)) = (
+        let (Some(id), Some(price), Some(starts_at), Some(ends)) = (
             self.id.first(doc),
             self.price.first(doc),
-            self.starts.first(doc),
+            self.starts
+                .first(doc)
+                .and_then(DateTime::from_timestamp_micros),
             self.ends.first(doc),
         ) else {
             return;
         };
-        if self.filter.keeps(price, starts, ends) {
+        let Some(ends_at) = DateTime::from_timestamp_micros(ends) else {
+            return;
+        };
+        if self
+            .query
+            .admits(price, &SaleWindow { starts_at, ends_at }, self.now)
+        {
             self.hits.push(Hit {
                 id,
                 score,

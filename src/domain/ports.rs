@@ -112,8 +112,9 @@ impl From<SearchIndexError> for crate::domain::failure::Failure {
 }
 
 /// Finds coupons. The embedded engine is an index in each api process (tantivy), or
-/// MySQL's own full-text index; a deployment can use OpenSearch instead. Callers load the coupons by id from MySQL afterwards, so an
-/// engine that lags behind an admin change can never show a deleted coupon.
+/// MySQL's own full-text index; a deployment can use OpenSearch instead. Callers load
+/// the coupons by id from MySQL afterwards, so an engine that lags behind an admin
+/// change can never show a deleted coupon.
 #[async_trait::async_trait]
 pub trait SearchIndex: Send + Sync {
     /// Ids of the coupons that match, in the query's order: its page, plus one more

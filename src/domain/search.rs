@@ -181,6 +181,14 @@ impl SearchQuery {
         self.terms.as_ref().is_none_or(|terms| !terms.is_empty())
     }
 
+    /// Whether a coupon at this price and with this sale window passes the status and
+    /// price filters.
+    pub fn admits(&self, price_cents: i64, sale: &SaleWindow, now: DateTime<Utc>) -> bool {
+        self.status.is_none_or(|status| status.matches(sale, now))
+            && self.min_price_cents.is_none_or(|min| price_cents >= min)
+            && self.max_price_cents.is_none_or(|max| price_cents <= max)
+    }
+
     /// The terms to mark in results (none without `q`).
     pub fn marked_terms(&self) -> &[String] {
         self.terms.as_deref().unwrap_or(&[])

@@ -88,7 +88,12 @@ async fn search(app: &TestApp, query: &str) -> Value {
 }
 
 async fn ids(app: &TestApp, query: &str) -> Vec<i64> {
-    search(app, query).await["items"]
+    item_ids(&search(app, query).await)
+}
+
+/// The coupon ids of a results body, in order.
+fn item_ids(body: &Value) -> Vec<i64> {
+    body["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -166,8 +171,7 @@ async fn check_fixed_set(app: &TestApp) {
     assert_eq!(third["has_more"], false);
     let pages: Vec<i64> = [&first, &second, &third]
         .iter()
-        .flat_map(|page| page["items"].as_array().unwrap().clone())
-        .map(|hit| hit["coupon"]["id"].as_i64().unwrap())
+        .flat_map(|page| item_ids(page))
         .collect();
     assert_eq!(pages, [5, 2, 1, 3, 4]);
 
@@ -597,15 +601,7 @@ async fn an_instance_cut_off_from_mysql_catches_up_when_it_is_back() {
         "the follower to catch up",
         || async {
             let (status, body) = follower.get_json("/api/coupons/search?q=zanzibar").await;
-            status == 200
-                && sorted(
-                    &body["items"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|hit| hit["coupon"]["id"].as_i64().unwrap())
-                        .collect::<Vec<_>>(),
-                ) == sorted(&[kettle, pot])
+            status == 200 && sorted(&item_ids(&body)) == sorted(&[kettle, pot])
         },
     )
     .await;

@@ -132,17 +132,7 @@ impl Catalog {
         // An external engine may lag behind an edit: the current row must still match.
         let rows: Vec<Coupon> = rows
             .into_iter()
-            .filter(|coupon| {
-                query
-                    .status
-                    .is_none_or(|status| status.matches(&coupon.sale, now))
-                    && query
-                        .min_price_cents
-                        .is_none_or(|min| coupon.price_cents >= min)
-                    && query
-                        .max_price_cents
-                        .is_none_or(|max| coupon.price_cents <= max)
-            })
+            .filter(|coupon| query.admits(coupon.price_cents, &coupon.sale, now))
             .collect();
         let terms = query.marked_terms();
         let items = self

@@ -91,12 +91,12 @@ impl Catalog {
                     .mysql
                     .with_conn(async |conn| coupons::find_with_stamps(conn, &new).await)
                     .await?;
-                let coupons: Vec<Coupon> = rows.iter().map(|(coupon, _)| coupon.clone()).collect();
+                let (coupons, row_stamps): (Vec<Coupon>, Vec<_>) = rows.into_iter().unzip();
                 self.search.rebuild(&coupons).await.map_err(unavailable)?;
                 applied += coupons.len();
                 // The stamp read with the row: a change made since it was listed is
                 // then listed again with a newer one.
-                for (coupon, stamp) in rows {
+                for (coupon, stamp) in coupons.iter().zip(row_stamps) {
                     cursor.applied(coupon.id, stamp);
                 }
             }
