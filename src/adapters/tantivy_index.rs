@@ -10,7 +10,8 @@
 //! typo. Filters and sorts read the columnar fast fields; ties go by id.
 
 use std::cmp::Reverse;
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use chrono::{DateTime, Utc};
 use tantivy::collector::{Collector, SegmentCollector};
@@ -42,6 +43,9 @@ struct Inner {
     fields: Fields,
     writer: Mutex<IndexWriter>,
     reader: IndexReader,
+    /// The coupons as last applied, so that results need no read of MySQL. Changed
+    /// only while holding the writer, after the index has taken the same change.
+    rows: RwLock<HashMap<CouponId, Coupon>>,
 }
 
 pub struct TantivySearch {
@@ -73,6 +77,7 @@ impl TantivySearch {
                 fields,
                 writer: Mutex::new(writer),
                 reader,
+                rows: RwLock::default(),
             }),
         })
     }
@@ -121,7 +126,22 @@ impl Inner {
             writer.add_document(doc).map_err(failed)?;
         }
         writer.commit().map_err(failed)?;
-        self.reader.reload().map_err(failed)
+        self.reader.reload().map_err(failed)?;
+        // Plain data: a panic while it was held cannot leave a row half-written.
+        let mut rows = self.rows.write().unwrap_or_else(PoisonError::into_inner);
+        for coupon in coupons {
+            if coupon.is_deleted {
+                rows.remove(&coupon.id);
+            } else {
+                rows.insert(coupon.id, coupon.clone());
+            }
+        }
+        Ok(())
+    }
+
+    fn current(&self, ids: &[CouponId]) -> Vec<Coupon> {
+        let rows = self.rows.read().unwrap_or_else(PoisonError::into_inner);
+        ids.iter().filter_map(|id| rows.get(id).cloned()).collect()
     }
 
     fn search(
@@ -333,6 +353,11 @@ impl SearchIndex for TantivySearch {
 
     fn per_instance(&self) -> bool {
         true
+    }
+
+    /// The follower keeps the copy within `follow_ms` of MySQL, inside the stated delay.
+    fn current(&self, ids: &[CouponId]) -> Option<Vec<Coupon>> {
+        Some(self.inner.current(ids))
     }
 
     fn name(&self) -> &'static str {

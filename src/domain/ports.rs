@@ -113,8 +113,10 @@ impl From<SearchIndexError> for crate::domain::failure::Failure {
 
 /// Finds coupons. The embedded engine is an index in each api process (tantivy), or
 /// MySQL's own full-text index; a deployment can use OpenSearch instead. Callers load
-/// the coupons by id from MySQL afterwards, so an engine that lags behind an admin
-/// change can never show a deleted coupon.
+/// the coupons by id from MySQL afterwards, so an engine that may lag behind an admin
+/// change without bound can never show a deleted coupon; an engine that keeps its own
+/// copy as current as the search results' stated delay answers with that copy instead
+/// (see [`SearchIndex::current`]).
 #[async_trait::async_trait]
 pub trait SearchIndex: Send + Sync {
     /// Ids of the coupons that match, in the query's order: its page, plus one more
@@ -144,6 +146,16 @@ pub trait SearchIndex: Send + Sync {
     /// and answering costs about what the Redis round trip would.
     fn per_instance(&self) -> bool {
         false
+    }
+
+    /// The engine's own copy of these coupons, in the order of `ids`, leaving out any
+    /// it no longer holds; `None` when the engine keeps no copy that is followed closely
+    /// enough to answer with (callers then read MySQL).
+    fn current(
+        &self,
+        _ids: &[crate::domain::coupon::CouponId],
+    ) -> Option<Vec<crate::domain::coupon::Coupon>> {
+        None
     }
 
     /// The engine's name, for logs and metrics.

@@ -126,3 +126,27 @@ fn a_change_replaces_the_coupon_and_a_deleted_one_is_removed() {
     assert_eq!(ids(&index, q("chocolate")), Vec::<i64>::new());
     assert_eq!(ids(&index, RawSearch::default()).len(), 4);
 }
+
+#[test]
+fn the_copy_answers_in_the_order_asked_and_follows_changes_and_deletions() {
+    let mut coupons = set();
+    let index = index(&coupons);
+    let wanted: Vec<CouponId> = [3, 1, 99].into_iter().filter_map(CouponId::new).collect();
+    let names = |index: &TantivySearch| -> Vec<(i64, String)> {
+        index
+            .current(&wanted)
+            .unwrap()
+            .into_iter()
+            .map(|coupon| (coupon.id.get(), coupon.name))
+            .collect()
+    };
+    assert_eq!(
+        names(&index),
+        [(3, coupons[2].name.clone()), (1, coupons[0].name.clone())],
+        "an id it does not hold is left out"
+    );
+    coupons[0].name = "Zanzibar beans".to_owned();
+    coupons[2].is_deleted = true;
+    index.inner.upsert(&coupons[..]).unwrap();
+    assert_eq!(names(&index), [(1, "Zanzibar beans".to_owned())]);
+}

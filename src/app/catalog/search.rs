@@ -1,6 +1,7 @@
 //! Searching the catalog: the engine finds ids, MySQL gives the current rows (so a
-//! deleted coupon never shows, whatever the engine still holds), Redis the stock
-//! snapshot, and the terms are marked in the text.
+//! deleted coupon never shows, whatever an external engine still holds; an engine in
+//! this process, followed within the stated delay, gives its own copy instead), Redis
+//! the stock snapshot, and the terms are marked in the text.
 //!
 //! Results are kept in this instance's memory for `catalog.search.ttl_ms` (half a
 //! second by default): an admin change is searchable at once on the instance that made
@@ -125,11 +126,15 @@ impl Catalog {
         let mut ids = self.search.search(query, now).await.map_err(unavailable)?;
         let has_more = ids.len() > query.size as usize;
         ids.truncate(query.size as usize);
-        let rows = self
-            .mysql
-            .with_conn(async |conn| coupons::find_active(conn, &ids).await)
-            .await?;
-        // An external engine may lag behind an edit: the current row must still match.
+        let rows = match self.search.current(&ids) {
+            Some(rows) => rows,
+            None => {
+                self.mysql
+                    .with_conn(async |conn| coupons::find_active(conn, &ids).await)
+                    .await?
+            }
+        };
+        // The engine's answer and the row may differ by an edit: the row must match.
         let rows: Vec<Coupon> = rows
             .into_iter()
             .filter(|coupon| query.admits(coupon.price_cents, &coupon.sale, now))
