@@ -138,8 +138,9 @@ pub struct Catalog {
     /// Where this instance's own index stands (engines kept in each process); one
     /// pass at a time holds it.
     search_cursor: tokio::sync::Mutex<ChangeCursor>,
-    /// Whether one pass has filled this instance's own index.
-    search_filled: std::sync::atomic::AtomicBool,
+    /// When the last complete pass over this instance's own index began (none yet:
+    /// the index is not filled).
+    search_passed_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 fn unavailable(e: impl Into<Failure>) -> CatalogError {
@@ -197,7 +198,7 @@ impl Catalog {
             search,
             search_loads: tokio::sync::Semaphore::new(settings.search.concurrent_loads.max(1)),
             search_cursor: tokio::sync::Mutex::new(ChangeCursor::default()),
-            search_filled: std::sync::atomic::AtomicBool::new(false),
+            search_passed_at: std::sync::Mutex::new(None),
             settings,
             public_base_url: public_base_url.trim_end_matches('/').to_owned(),
             metrics,

@@ -126,7 +126,12 @@ impl Catalog {
         let mut ids = self.search.search(query, now).await.map_err(unavailable)?;
         let has_more = ids.len() > query.size as usize;
         ids.truncate(query.size as usize);
-        let rows = match self.search.current(&ids) {
+        let copy = if self.search_copy_is_current() {
+            self.search.current(&ids)
+        } else {
+            None
+        };
+        let rows = match copy {
             Some(rows) => rows,
             None => {
                 self.mysql

@@ -13,7 +13,6 @@
 //! (from the index alone) and skipped when their stamp is one already applied.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 
 use chrono::{NaiveDateTime, TimeDelta};
 
@@ -23,6 +22,9 @@ use super::*;
 const LOOK_BACK: TimeDelta = TimeDelta::seconds(60);
 /// Rows listed per query.
 const CHUNK: i64 = 1000;
+/// How much longer than `follow_ms` ago the last complete pass may have begun for the
+/// engine's copy of the rows to answer searches (a pass takes time on a busy primary).
+const CURRENT_SLACK: Duration = Duration::from_secs(1);
 
 /// Where an instance's index stands in the coupons' change history.
 #[derive(Debug, Default)]
@@ -63,6 +65,7 @@ impl Catalog {
     /// yet; the first pass fills it. Returns how many coupons it applied.
     pub async fn follow_search_changes(&self) -> Result<usize, CatalogError> {
         let mut cursor = self.search_cursor.lock().await;
+        let began = Instant::now();
         let clock = self
             .mysql
             .with_conn(async |conn| coupons::clock(conn).await)
@@ -105,15 +108,32 @@ impl Catalog {
             }
         }
         cursor.passed(clock);
-        self.search_filled.store(true, Ordering::Release);
+        *lock(&self.search_passed_at) = Some(began);
         Ok(applied)
     }
 
     /// Whether this instance can answer searches: an index of its own must have been
     /// filled once.
     pub(super) fn search_is_filled(&self) -> bool {
-        !self.search.per_instance() || self.search_filled.load(Ordering::Acquire)
+        !self.search.per_instance() || lock(&self.search_passed_at).is_some()
     }
+
+    /// Whether the engine's own copy of the rows may answer for MySQL: only while the
+    /// passes keep it within the stated delay. An instance cut off from MySQL, or whose
+    /// passes fail, reads the rows from MySQL again (and answers 503 if it cannot).
+    pub(super) fn search_copy_is_current(&self) -> bool {
+        let bound = Duration::from_millis(self.settings.search.follow_ms) + CURRENT_SLACK;
+        lock(&self.search_passed_at).is_some_and(|began| began.elapsed() <= bound)
+    }
+}
+
+fn lock(
+    passed_at: &std::sync::Mutex<Option<Instant>>,
+) -> std::sync::MutexGuard<'_, Option<Instant>> {
+    // A plain value: a panic while it was held cannot leave it half-written.
+    passed_at
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]
