@@ -2,18 +2,28 @@
 -- and the buyer recorded in one atomic step. Every key shares the coupon's hash tag.
 --
 -- KEYS[1] stock (string)  KEYS[2] meta (hash: limit, starts_ms, ends_ms, deleted, price,
---         expires_ms: when the sale's state expires, which the buyers record follows)
+--         expires_ms: when the sale's state expires, which the buyers record follows;
+--         gen: which rebuild made the state, absent before the first)
 -- KEYS[3] buyers (set when limit = 1, hash user -> count above it)
--- KEYS[4] idempotency record of this (user, Idempotency-Key), or the stock key again
---         when the request has no key
+-- KEYS[4] idempotency record of this (user, Idempotency-Key): "order id|gen", or the
+--         stock key again when the request has no key
 -- KEYS[5] the coupon's rebuild mark (set while its state is being reconciled)
 -- ARGV[1] user id  ARGV[2] order id to use if accepted  ARGV[3] idempotency TTL (ms)
 -- ARGV[4] 1 when KEYS[4] is a real idempotency record
 -- ARGV[5] 1 when the request carries a valid admission pass for this user and coupon
 --         (checked by the caller; needed when the meta has a waiting room, wr_rate > 0)
+-- ARGV[6] 1 when the caller found that the order of a stale record (code 3) was not
+--         counted by the rebuild: it is reserved again, under the same id
+--
+-- A record made against a state that was since lost and rebuilt is stale: the rebuild
+-- counted its order only if the order reached MySQL or the log (and then refreshed the
+-- record's gen when the event was still in flight). The caller looks the order up; one
+-- that is nowhere holds no unit in the rebuilt stock and must be reserved again.
 --
 -- Returns {code, order id, price}:
 --   1  accepted (new)                         2  replay of an accepted request
+--   3  replay of a stale record: look the order up, and call again with ARGV[6] = 1
+--      when it does not exist
 --  -1  coupon unknown or deleted             -2 sale not started   -3 sale ended
 --  -4  per-user limit reached                -5 sold out
 --  -6  the sale state is being rebuilt: try again shortly
@@ -21,17 +31,28 @@
 if redis.call('EXISTS', KEYS[5]) == 1 then
   return {-6, '', '0'}
 end
+local meta = redis.call('HMGET', KEYS[2], 'limit', 'starts_ms', 'ends_ms', 'deleted', 'price',
+  'expires_ms', 'wr_rate', 'gen')
+if not meta[1] then
+  return {-1, '', '0'}
+end
+local gen = meta[8] or ''
+local order_id = ARGV[2]
 local has_idem = ARGV[4] == '1'
 if has_idem then
   local previous = redis.call('GET', KEYS[4])
   if previous then
-    return {2, previous, redis.call('HGET', KEYS[2], 'price') or '0'}
+    local previous_order, previous_gen = string.match(previous, '^([^|]*)|?(.*)$')
+    if previous_gen == gen then
+      return {2, previous_order, meta[5] or '0'}
+    end
+    if ARGV[6] ~= '1' then
+      return {3, previous_order, meta[5] or '0'}
+    end
+    order_id = previous_order
   end
 end
-
-local meta = redis.call('HMGET', KEYS[2], 'limit', 'starts_ms', 'ends_ms', 'deleted', 'price',
-  'expires_ms', 'wr_rate')
-if not meta[1] or meta[4] == '1' then
+if meta[4] == '1' then
   return {-1, '', '0'}
 end
 -- Redis's clock, so every api instance judges the window the same way.
@@ -74,6 +95,6 @@ if meta[6] then
   redis.call('PEXPIREAT', KEYS[3], meta[6], 'NX')
 end
 if has_idem then
-  redis.call('SET', KEYS[4], ARGV[2], 'PX', ARGV[3])
+  redis.call('SET', KEYS[4], order_id .. '|' .. gen, 'PX', ARGV[3])
 end
-return {1, ARGV[2], meta[5] or '0'}
+return {1, order_id, meta[5] or '0'}

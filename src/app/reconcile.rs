@@ -22,7 +22,7 @@ use crate::adapters::kafka::Kafka;
 use crate::adapters::kafka::codec::{decode_order_placed, partition_for};
 use crate::adapters::kafka::consumer::PartitionReader;
 use crate::adapters::mysql::{MysqlPool, consumer_offsets, coupons, orders};
-use crate::adapters::redis::stock_gate::StockGate;
+use crate::adapters::redis::stock_gate::{InFlightOrder, RebuiltSale, StockGate};
 use crate::domain::coupon::CouponId;
 use crate::domain::failure::Failure;
 use crate::domain::identity::UserId;
@@ -121,16 +121,14 @@ impl Reconciler {
             .ok_or(ReconcileError::NotFound(coupon_id))?;
         let partition = partition_for(coupon_id, self.partitions);
 
-        let (stored, committed) = self
+        // The committed offset first, the orders after it: the payment role writes orders
+        // and moves the offset in one transaction, so the log read from this offset
+        // overlaps the orders read later rather than leaving a gap between them.
+        let committed = self
             .mysql
-            .with_conn(async |conn| {
-                let stored = orders::live_units_by_user(conn, coupon_id).await?;
-                let committed = consumer_offsets::get(conn, &self.topic, partition).await?;
-                Ok((stored, committed))
-            })
+            .with_conn(async |conn| consumer_offsets::get(conn, &self.topic, partition).await)
             .await
             .map_err(unavailable)?;
-
         let reader = PartitionReader::new(&self.kafka, &self.topic, partition)
             .await
             .map_err(unavailable)?;
@@ -148,19 +146,18 @@ impl Reconciler {
             .filter(|event| event.coupon_id == coupon_id && seen.insert(event.order_id))
             .collect();
         let ids: Vec<String> = in_flight.iter().map(|e| e.order_id.to_string()).collect();
-        let already_stored = self
+        let stored = self
             .mysql
-            .with_conn(async |conn| orders::existing_ids(conn, &ids).await)
+            .with_conn(async |conn| orders::snapshot_of_coupon(conn, coupon_id, &ids).await)
             .await
             .map_err(unavailable)?;
         // Events the api gave the unit back for (publication unconfirmed) never become
         // orders.
-        let event_orders: Vec<String> = in_flight.iter().map(|e| e.order_id.to_string()).collect();
-        let released: std::collections::HashSet<String> = event_orders
+        let released: std::collections::HashSet<String> = ids
             .iter()
             .zip(
                 self.gate
-                    .claims(coupon_id, &event_orders)
+                    .claims(coupon_id, &ids)
                     .await
                     .map_err(unavailable)?,
             )
@@ -169,13 +166,9 @@ impl Reconciler {
             .collect();
         // A FAILED order whose unit has not been given back yet (its release waits for
         // this rebuild) still holds it: the release gives it back to the rebuilt stock.
-        let failed = self
-            .mysql
-            .with_conn(async |conn| orders::failed_of_coupon(conn, coupon_id).await)
-            .await
-            .map_err(unavailable)?;
-        let failed_ids: Vec<String> = failed.iter().map(|(id, _)| id.clone()).collect();
-        let releasing: Vec<String> = failed
+        let failed_ids: Vec<String> = stored.failed.iter().map(|(id, _)| id.clone()).collect();
+        let releasing: Vec<String> = stored
+            .failed
             .into_iter()
             .zip(
                 self.gate
@@ -189,7 +182,7 @@ impl Reconciler {
 
         let mut per_user: BTreeMap<String, i64> = BTreeMap::new();
         let mut units_in_mysql = 0;
-        for (user, units) in stored {
+        for (user, units) in stored.live {
             units_in_mysql += units;
             *per_user.entry(user).or_default() += units;
         }
@@ -197,13 +190,15 @@ impl Reconciler {
             units_in_mysql += 1;
             *per_user.entry(user).or_default() += 1;
         }
-        let mut units_in_flight = 0;
-        for event in in_flight {
-            let id = event.order_id.to_string();
-            if already_stored.contains(&id) || released.contains(&id) {
-                continue;
-            }
-            units_in_flight += 1;
+        let counted: Vec<_> = in_flight
+            .iter()
+            .filter(|event| {
+                let id = event.order_id.to_string();
+                !stored.existing.contains(&id) && !released.contains(&id)
+            })
+            .collect();
+        let units_in_flight = i64::try_from(counted.len()).unwrap_or(i64::MAX);
+        for event in &counted {
             *per_user
                 .entry(event.user_id.as_str().to_owned())
                 .or_default() += 1;
@@ -213,9 +208,24 @@ impl Reconciler {
             .into_iter()
             .filter_map(|(user, units)| UserId::parse(&user).ok().map(|u| (u, units)))
             .collect();
+        let records: Vec<InFlightOrder<'_>> = counted
+            .iter()
+            .filter_map(|event| {
+                Some(InFlightOrder {
+                    order_id: event.order_id,
+                    user: &event.user_id,
+                    idempotency_digest: event.idempotency_digest.as_deref()?,
+                })
+            })
+            .collect();
+        let rebuilt = RebuiltSale {
+            stock,
+            buyers: &buyers,
+            in_flight: &records,
+        };
         let previous_stock = self
             .gate
-            .reconcile(&coupon, token, stock, &buyers)
+            .reconcile(&coupon, token, &rebuilt)
             .await
             .map_err(unavailable)?
             .map_err(|fenced| unavailable(Failure::unavailable(fenced)))?;

@@ -127,6 +127,9 @@ pub enum Reservation {
     Accepted(OrderId, i64),
     /// The same `Idempotency-Key` was accepted before: its order, at this price.
     Replayed(OrderId, i64),
+    /// The same `Idempotency-Key` was accepted against a sale state since lost and
+    /// rebuilt: its order holds a unit only if it exists (the rebuild counted it).
+    Stale(OrderId),
     Rejected(PurchaseRejection),
     /// The coupon's sale state is being rebuilt; nothing was decided.
     Rebuilding,

@@ -585,6 +585,126 @@ async fn a_retry_after_a_redis_stall_gets_an_order_that_exists() {
     app.stop().await;
 }
 
+/// Retries with the same Idempotency-Key after Redis lost the sale and it was rebuilt:
+/// - a purchase whose script ran after the client's timeout (a unit reserved, no event)
+///   holds no unit in the rebuilt stock, so its retry reserves it again, or the sale
+///   would sell one unit twice;
+/// - a purchase whose event was on the log (counted by the rebuild as in flight) is
+///   replayed as it was, without taking a second unit.
+///
+/// Stock 4: early (on the log), the stalled one, a newcomer, then one more; a fifth
+/// shopper finds it sold out.
+#[tokio::test(flavor = "multi_thread")]
+async fn retries_after_a_lost_and_rebuilt_state_take_exactly_one_unit() {
+    let mut ctx = TestContext::new().await;
+    let private = crate::private_servers::PrivateRedis::start().await;
+    ctx.use_redis(&private.url);
+    let app = ctx.spawn(Role::Api).await;
+    let coupon = app.open_coupon(&ctx, "Stale", 4).await;
+    let early = app.mint_token(&ctx, "early").await;
+    let (status, body) = app.purchase(&early, coupon, Some("early-1")).await;
+    assert_eq!(status, 202, "{body}");
+    let early_order = body["order_id"].as_str().unwrap().to_owned();
+
+    // The stalled purchase: the script runs after the api gave up on it.
+    let patient = app.mint_token(&ctx, "patient").await;
+    let timeout_ms = ctx.settings.redis.timeout_ms;
+    let mut redis = ctx.redis().await;
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(timeout_ms * 2 + 500)
+        .arg("WRITE")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(
+        app.purchase(&patient, coupon, Some("intent-1")).await.0,
+        503
+    );
+    crate::helpers::eventually(
+        Duration::from_secs(10),
+        "the stalled script ran",
+        || async { redis_stock(&ctx, coupon).await == Some(2) },
+    )
+    .await;
+
+    // Redis loses the sale's keys and the pending records (not the idempotency
+    // records): early's order now exists only as an event on the log.
+    let keys = ctx.keys();
+    let mut lost = vec![
+        keys.coupon_stock(coupon),
+        keys.coupon_meta(coupon),
+        keys.coupon_buyers(coupon),
+    ];
+    lost.extend(
+        crate::helpers::namespace_keys(&ctx.settings.redis)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|key| key.ends_with(":pending_orders")),
+    );
+    let _: i64 = redis.del(&lost).await.unwrap();
+    let newcomer = app.mint_token(&ctx, "newcomer").await;
+    let mut status = 503;
+    for _ in 0..60 {
+        status = app.purchase(&newcomer, coupon, None).await.0;
+        if status != 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(status, 202, "sold once the state is rebuilt");
+    assert_eq!(
+        redis_stock(&ctx, coupon).await,
+        Some(2),
+        "rebuilt from the one event on the log, then the newcomer's unit"
+    );
+
+    let (status, body) = app.purchase(&early, coupon, Some("early-1")).await;
+    assert_eq!(
+        (status, body["order_id"].as_str()),
+        (202, Some(early_order.as_str())),
+        "{body}"
+    );
+    assert_eq!(
+        redis_stock(&ctx, coupon).await,
+        Some(2),
+        "replayed, not re-sold"
+    );
+
+    let (status, body) = app.purchase(&patient, coupon, Some("intent-1")).await;
+    assert_eq!(status, 202, "{body}");
+    let patient_order = body["order_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        redis_stock(&ctx, coupon).await,
+        Some(1),
+        "the stalled purchase's unit, reserved again"
+    );
+    let (status, body) = app.purchase(&patient, coupon, Some("intent-1")).await;
+    assert_eq!(
+        (status, body["order_id"].as_str()),
+        (202, Some(patient_order.as_str()))
+    );
+    assert_eq!(redis_stock(&ctx, coupon).await, Some(1));
+
+    let last = app.mint_token(&ctx, "last").await;
+    assert_eq!(app.purchase(&last, coupon, None).await.0, 202);
+    let late = app.mint_token(&ctx, "late").await;
+    let (status, body) = app.purchase(&late, coupon, None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("SOLD_OUT"))
+    );
+    let orders: BTreeSet<String> = coupon_events(&ctx.settings.kafka, coupon)
+        .await
+        .iter()
+        .map(|e| e.order_id.to_string())
+        .collect();
+    assert_eq!(orders.len(), 4, "four orders for four units: {orders:?}");
+    assert!(orders.contains(&early_order) && orders.contains(&patient_order));
+    app.stop().await;
+}
+
 /// `flash-sale audit` checks every live sale in Redis (stock + units held = total) and
 /// fails when one drifted (as the old warm-up's reset did) or lost its state.
 #[tokio::test(flavor = "multi_thread")]

@@ -2,7 +2,7 @@
 
 use chrono::{NaiveDateTime, TimeZone, Utc};
 use diesel::prelude::*;
-use diesel_async::{AsyncMysqlConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
 
 use super::MysqlError;
 use super::schema::orders;
@@ -122,6 +122,36 @@ pub async fn existing_ids(
         .select(orders::id)
         .load(conn)
         .await?)
+}
+
+/// The coupon's orders as one consistent snapshot: an order of the log is either among
+/// them or not, whatever the payment role commits meanwhile.
+pub struct CouponOrders {
+    /// Units of orders that did not fail, per user.
+    pub live: Vec<(String, i64)>,
+    /// (order id, user) of FAILED orders.
+    pub failed: Vec<(String, String)>,
+    /// Which of the asked ids exist (any status).
+    pub existing: std::collections::HashSet<String>,
+}
+
+pub async fn snapshot_of_coupon(
+    conn: &mut AsyncMysqlConnection,
+    coupon_id: CouponId,
+    ids: &[String],
+) -> Result<CouponOrders, MysqlError> {
+    // Applies to the next transaction only; REPEATABLE READ reads one snapshot.
+    diesel::sql_query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .execute(conn)
+        .await?;
+    conn.transaction::<_, MysqlError, _>(async |conn| {
+        Ok(CouponOrders {
+            live: live_units_by_user(conn, coupon_id).await?,
+            failed: failed_of_coupon(conn, coupon_id).await?,
+            existing: existing_ids(conn, ids).await?.into_iter().collect(),
+        })
+    })
+    .await
 }
 
 /// Inserts the rows whose ids are not stored yet; returns the ids that were new (the

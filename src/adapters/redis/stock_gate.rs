@@ -28,6 +28,23 @@ fn claim_ttl_ms() -> u64 {
 #[error("the rebuild mark was taken over; this rebuild's result was discarded")]
 pub struct RebuildFenced;
 
+/// A sale state rebuilt from the records of truth, to be swapped in.
+pub struct RebuiltSale<'a> {
+    pub stock: i64,
+    /// Units held per buyer.
+    pub buyers: &'a [(UserId, i64)],
+    /// Orders counted from the log only (not in MySQL yet) that carry an
+    /// Idempotency-Key: their records stay current, so a retry replays the order.
+    pub in_flight: &'a [InFlightOrder<'a>],
+}
+
+/// An order counted as still in flight, with its idempotency record's digest.
+pub struct InFlightOrder<'a> {
+    pub order_id: OrderId,
+    pub user: &'a UserId,
+    pub idempotency_digest: &'a str,
+}
+
 /// Why a unit goes back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReleaseReason {
@@ -88,6 +105,8 @@ impl StockGate {
 
     /// Runs the purchase script: window, waiting room pass, limit, stock, record the
     /// buyer. `has_pass`: the request carries a valid admission pass for this sale.
+    /// `reserve_stale`: the order of a stale idempotency record
+    /// ([`Reservation::Stale`]) exists nowhere, so it is reserved again under its id.
     pub async fn reserve(
         &self,
         coupon: CouponId,
@@ -95,6 +114,7 @@ impl StockGate {
         order_id: OrderId,
         idempotency_key: Option<&str>,
         has_pass: bool,
+        reserve_stale: bool,
     ) -> Result<Reservation, RedisError> {
         let id = coupon.get();
         let idem = self.idempotency_key(coupon, user, idempotency_key);
@@ -110,7 +130,8 @@ impl StockGate {
             .arg(order_id.to_string())
             .arg(u64::try_from(self.idempotency_ttl.as_millis()).unwrap_or(u64::MAX))
             .arg(i32::from(idem.is_some()))
-            .arg(i32::from(has_pass));
+            .arg(i32::from(has_pass))
+            .arg(i32::from(reserve_stale));
         let (code, value, price): (i64, String, i64) = self
             .redis
             .run_shared(|mut conn| async move { invocation.invoke_async(&mut conn).await })
@@ -123,6 +144,7 @@ impl StockGate {
         Ok(match code {
             1 => Reservation::Accepted(order()?, price),
             2 => Reservation::Replayed(order()?, price),
+            3 => Reservation::Stale(order()?),
             -1 => Reservation::Rejected(PurchaseRejection::CouponNotFound),
             -2 => Reservation::Rejected(PurchaseRejection::SaleNotStarted),
             -3 => Reservation::Rejected(PurchaseRejection::SaleEnded),
@@ -334,14 +356,14 @@ impl StockGate {
     }
 
     /// Replaces the coupon's sale state with the rebuilt one and clears the rebuild
-    /// mark, if the mark is still `token`'s. Answers the previous stock (None: it was
-    /// gone), or `Err(Fenced)` when the mark was lost.
+    /// mark, if the mark is still `token`'s; the idempotency records of the orders
+    /// counted in flight stay current. Answers the previous stock (None: it was gone),
+    /// or `Err(Fenced)` when the mark was lost.
     pub async fn reconcile(
         &self,
         coupon: &Coupon,
         token: &str,
-        stock: i64,
-        buyers: &[(UserId, i64)],
+        rebuilt: &RebuiltSale<'_>,
     ) -> Result<Result<Option<i64>, RebuildFenced>, RedisError> {
         let id = coupon.id.get();
         let mut invocation = RECONCILE.prepare_invoke();
@@ -349,9 +371,17 @@ impl StockGate {
             .key(self.keys.coupon_stock(id))
             .key(self.keys.coupon_meta(id))
             .key(self.keys.coupon_buyers(id))
-            .key(self.keys.coupon_rebuild(id))
+            .key(self.keys.coupon_rebuild(id));
+        for order in rebuilt.in_flight {
+            invocation.key(self.keys.coupon_idempotency(
+                id,
+                order.user.as_str(),
+                order.idempotency_digest,
+            ));
+        }
+        invocation
             .arg(token)
-            .arg(stock)
+            .arg(rebuilt.stock)
             .arg(coupon.per_user_limit)
             .arg(coupon.sale.starts_at.timestamp_millis())
             .arg(coupon.sale.ends_at.timestamp_millis())
@@ -359,8 +389,12 @@ impl StockGate {
             .arg(coupon.price_cents)
             .arg(coupon.total_quantity)
             .arg(coupon.sale.state_expires_at_ms())
-            .arg(coupon.waiting_room_per_sec.unwrap_or(0));
-        for (user, count) in buyers {
+            .arg(coupon.waiting_room_per_sec.unwrap_or(0))
+            .arg(rebuilt.in_flight.len());
+        for order in rebuilt.in_flight {
+            invocation.arg(order.order_id.to_string());
+        }
+        for (user, count) in rebuilt.buyers {
             invocation.arg(user.as_str()).arg(*count);
         }
         let previous: i64 = self

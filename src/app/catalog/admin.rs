@@ -280,17 +280,17 @@ impl Catalog {
         created_before: bool,
     ) -> Result<WarmUp, CatalogError> {
         let id = coupon.id;
+        // MySQL remembers first: a state created but not remembered (a crash between the
+        // two) would be created again at the full quantity once lost. Remembered but not
+        // created, it is rebuilt from the (empty) records instead: the same stock.
+        if !created_before {
+            self.mysql
+                .with_conn(async |conn| coupons::mark_sale_state_created(conn, id).await)
+                .await?;
+        }
         let outcome = self.state.warm_up(coupon, !created_before).await?;
-        match outcome {
-            WarmUp::Written { .. } if !created_before => {
-                self.mysql
-                    .with_conn(async |conn| coupons::mark_sale_state_created(conn, id).await)
-                    .await?;
-            }
-            WarmUp::StateLost => {
-                tracing::warn!(coupon.id = %id, "the sale's state is missing from Redis; it is rebuilt from MySQL and Kafka (by the drift audit or the first purchase)");
-            }
-            _ => {}
+        if outcome == WarmUp::StateLost {
+            tracing::warn!(coupon.id = %id, "the sale's state is missing from Redis; it is rebuilt from MySQL and Kafka (by the drift audit or the first purchase)");
         }
         Ok(outcome)
     }

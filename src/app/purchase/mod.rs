@@ -149,9 +149,20 @@ impl Purchases {
         let pass = self
             .passes
             .check(admission_pass, user, coupon, Utc::now().timestamp_millis());
-        let reservation = self
-            .reserve(user, coupon, idempotency_key, pass.is_ok())
+        let mut reservation = self
+            .reserve(user, coupon, idempotency_key, pass.is_ok(), false)
             .await?;
+        if let Reservation::Stale(order_id) = reservation {
+            if self.order_exists(user, order_id).await? {
+                return Ok(Accepted {
+                    order_id,
+                    replayed: true,
+                });
+            }
+            reservation = self
+                .reserve(user, coupon, idempotency_key, pass.is_ok(), true)
+                .await?;
+        }
         let (order_id, price_cents) = match reservation {
             Reservation::Accepted(order_id, price) => (order_id, price),
             Reservation::Replayed(order_id, price) => {
@@ -171,6 +182,12 @@ impl Purchases {
                 return Err(self.missing_sale_state(coupon).await);
             }
             Reservation::Rebuilding => return Err(PurchaseError::Rebuilding),
+            // Only when asked not to reserve a stale record's order again.
+            Reservation::Stale(_) => {
+                return Err(unavailable(Failure::unavailable(
+                    "the purchase's record is stale",
+                )));
+            }
             Reservation::Rejected(PurchaseRejection::PassRequired)
                 if pass == Err(PassProblem::Expired) =>
             {
@@ -197,6 +214,7 @@ impl Purchases {
         coupon: CouponId,
         idempotency_key: Option<&str>,
         has_pass: bool,
+        reserve_stale: bool,
     ) -> Result<Reservation, PurchaseError> {
         let candidate = OrderId::generate();
         #[cfg(feature = "bench")]
@@ -207,9 +225,26 @@ impl Purchases {
                 .map_err(unavailable);
         }
         self.gate
-            .reserve(coupon, user, candidate, idempotency_key, has_pass)
+            .reserve(
+                coupon,
+                user,
+                candidate,
+                idempotency_key,
+                has_pass,
+                reserve_stale,
+            )
             .await
             .map_err(unavailable)
+    }
+
+    /// Whether the order exists (in MySQL, or pending after a confirmed publication):
+    /// then a rebuild counted its unit.
+    async fn order_exists(&self, user: &UserId, order_id: OrderId) -> Result<bool, PurchaseError> {
+        match self.orders.get(user, order_id).await {
+            Ok(_) => Ok(true),
+            Err(OrderError::NotFound) => Ok(false),
+            Err(OrderError::Unavailable(failure)) => Err(PurchaseError::Unavailable(failure)),
+        }
     }
 
     /// Publishes the order's event and records it as pending. When the event cannot be
