@@ -17,11 +17,12 @@ use chrono::{DateTime, Utc};
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::Column;
 use tantivy::index::SegmentReader;
+use tantivy::indexer::LogMergePolicy;
 use tantivy::query::{AllQuery, BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, Query};
 use tantivy::schema::{FAST, Field, INDEXED, Schema, TEXT};
 use tantivy::{DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, TantivyDocument, Term};
 
-use crate::domain::coupon::{Coupon, CouponId, SaleWindow};
+use crate::domain::coupon::{Coupon, CouponId};
 use crate::domain::ports::{SearchIndex, SearchIndexError};
 use crate::domain::search::{SearchQuery, SearchSort};
 
@@ -64,9 +65,15 @@ impl TantivySearch {
             ends: schema.add_i64_field("ends", FAST),
         };
         let index = Index::create_in_ram(schema.build());
-        let writer = index
+        let writer: IndexWriter = index
             .writer_with_num_threads(1, WRITER_BUDGET)
             .map_err(failed)?;
+        // Every search walks each segment's term dictionaries, and every follower pass
+        // commits a small segment: merge as soon as two are alike, so the index stays at a
+        // few segments (a catalogue is small enough that merging costs little).
+        let mut merges = LogMergePolicy::default();
+        merges.set_min_num_segments(2);
+        writer.set_merge_policy(Box::new(merges));
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -150,7 +157,11 @@ impl Inner {
         now: DateTime<Utc>,
     ) -> Result<Vec<CouponId>, SearchIndexError> {
         let scored = query.terms.is_some() && query.sort == SearchSort::Relevance;
-        let collector = Matches { query, now, scored };
+        let collector = Matches {
+            query,
+            now: now.timestamp_micros(),
+            scored,
+        };
         let searcher = self.reader.searcher();
         let mut hits = searcher
             .search(&*self.query(query), &collector)
@@ -242,14 +253,15 @@ fn order(hits: &mut [Hit], sort: SearchSort, scored: bool) {
 /// Collects the matches that pass the status and price filters.
 struct Matches<'q> {
     query: &'q SearchQuery,
-    now: DateTime<Utc>,
+    /// Microseconds since the epoch, as the sale windows are stored.
+    now: i64,
     scored: bool,
 }
 
 struct SegmentMatches {
     /// The query's own copy: each segment's collector owns its filters.
     query: SearchQuery,
-    now: DateTime<Utc>,
+    now: i64,
     id: Column<u64>,
     price: Column<i64>,
     starts: Column<i64>,
@@ -287,23 +299,15 @@ impl SegmentCollector for SegmentMatches {
     type Fruit = Vec<Hit>;
 
     fn collect(&mut self, doc: DocId, score: Score) {
-        let (Some(id), Some(price), Some(starts_at), Some(ends)) = (
+        let (Some(id), Some(price), Some(starts), Some(ends)) = (
             self.id.first(doc),
             self.price.first(doc),
-            self.starts
-                .first(doc)
-                .and_then(DateTime::from_timestamp_micros),
+            self.starts.first(doc),
             self.ends.first(doc),
         ) else {
             return;
         };
-        let Some(ends_at) = DateTime::from_timestamp_micros(ends) else {
-            return;
-        };
-        if self
-            .query
-            .admits(price, &SaleWindow { starts_at, ends_at }, self.now)
-        {
+        if self.query.admits_micros(price, starts, ends, self.now) {
             self.hits.push(Hit {
                 id,
                 score,

@@ -64,12 +64,20 @@ impl SaleWindow {
     }
 
     pub fn state(&self, now: DateTime<Utc>) -> SaleState {
-        if now < self.starts_at {
-            SaleState::NotStarted
-        } else if now < self.ends_at {
-            SaleState::Open
+        SaleState::between(self.starts_at, self.ends_at, now)
+    }
+}
+
+impl SaleState {
+    /// The state at `now` of a sale from `starts` (included) to `ends` (excluded), in
+    /// any measure of time (a search index compares microseconds).
+    pub fn between<T: Ord>(starts: T, ends: T, now: T) -> Self {
+        if now < starts {
+            Self::NotStarted
+        } else if now < ends {
+            Self::Open
         } else {
-            SaleState::Ended
+            Self::Ended
         }
     }
 }

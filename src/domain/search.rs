@@ -46,8 +46,13 @@ pub enum StatusFilter {
 
 impl StatusFilter {
     pub fn matches(self, sale: &SaleWindow, now: DateTime<Utc>) -> bool {
+        self.is(sale.state(now))
+    }
+
+    /// Whether a sale in this state has this status.
+    pub fn is(self, state: SaleState) -> bool {
         matches!(
-            (self, sale.state(now)),
+            (self, state),
             (Self::Live, SaleState::Open)
                 | (Self::Upcoming, SaleState::NotStarted)
                 | (Self::Ended, SaleState::Ended)
@@ -185,6 +190,15 @@ impl SearchQuery {
     /// price filters.
     pub fn admits(&self, price_cents: i64, sale: &SaleWindow, now: DateTime<Utc>) -> bool {
         self.status.is_none_or(|status| status.matches(sale, now))
+            && self.min_price_cents.is_none_or(|min| price_cents >= min)
+            && self.max_price_cents.is_none_or(|max| price_cents <= max)
+    }
+
+    /// [`SearchQuery::admits`] for a sale window in microseconds since the epoch, as a
+    /// search index stores it (no date arithmetic per candidate).
+    pub fn admits_micros(&self, price_cents: i64, starts: i64, ends: i64, now: i64) -> bool {
+        self.status
+            .is_none_or(|status| status.is(SaleState::between(starts, ends, now)))
             && self.min_price_cents.is_none_or(|min| price_cents >= min)
             && self.max_price_cents.is_none_or(|max| price_cents <= max)
     }

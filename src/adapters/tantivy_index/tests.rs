@@ -1,6 +1,7 @@
 use chrono::TimeDelta;
 
 use super::*;
+use crate::domain::coupon::SaleWindow;
 use crate::domain::search::RawSearch;
 
 fn coupon(id: i64, name: &str, description: &str, price: i64, starts_in: i64) -> Coupon {
