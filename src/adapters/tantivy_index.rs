@@ -25,6 +25,9 @@ use tantivy::{DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, Tanti
 use crate::domain::coupon::{Coupon, CouponId};
 use crate::domain::ports::{SearchIndex, SearchIndexError};
 use crate::domain::search::{SearchQuery, SearchSort};
+use threads::SearchThreads;
+
+mod threads;
 
 /// The writer's memory before it cuts a segment: tantivy's minimum, far more than a
 /// catalog's text needs.
@@ -51,10 +54,12 @@ struct Inner {
 
 pub struct TantivySearch {
     inner: Arc<Inner>,
+    threads: SearchThreads,
 }
 
 impl TantivySearch {
-    pub fn new() -> Result<Self, SearchIndexError> {
+    /// `niceness`: how many nice levels below the process the search threads run.
+    pub fn new(niceness: u8) -> Result<Self, SearchIndexError> {
         let mut schema = Schema::builder();
         let fields = Fields {
             id: schema.add_u64_field("id", INDEXED | FAST),
@@ -86,6 +91,11 @@ impl TantivySearch {
                 reader,
                 rows: RwLock::default(),
             }),
+            threads: SearchThreads::start(
+                std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+                niceness,
+            )
+            .map_err(|e| SearchIndexError::Unavailable(e.into()))?,
         })
     }
 
@@ -336,8 +346,15 @@ impl SearchIndex for TantivySearch {
         if !query.can_match() {
             return Ok(Vec::new());
         }
-        let query = query.clone();
-        self.blocking(move |inner| inner.search(&query, now)).await
+        let (query, inner) = (query.clone(), self.inner.clone());
+        self.threads
+            .run(move || inner.search(&query, now))
+            .await
+            .unwrap_or_else(|| {
+                Err(SearchIndexError::Unavailable(
+                    "the search thread stopped".into(),
+                ))
+            })
     }
 
     async fn sync(&self, coupon: &Coupon) -> Result<(), SearchIndexError> {

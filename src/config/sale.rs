@@ -102,6 +102,10 @@ pub struct SearchSettings {
     /// How often an instance with its own index (`engine = "tantivy"`) looks for the
     /// coupon changes made on the others.
     pub follow_ms: u64,
+    /// How much lower than the rest of the process the index's search threads run
+    /// (`engine = "tantivy"`; Linux nice levels, 0 to 19, 0: the same): on shared cores
+    /// a burst of searches then waits for purchases.
+    pub niceness: u8,
     /// The OpenSearch endpoint (`engine = "opensearch"`), e.g. `http://127.0.0.1:9200`.
     pub opensearch_url: String,
     pub opensearch_index: String,

@@ -399,6 +399,12 @@ impl Settings {
         )?;
         if search.engine == SearchEngine::Tantivy {
             positive("catalog.search.follow_ms", search.follow_ms)?;
+            if search.niceness > 19 {
+                return Err(ConfigError::invalid(
+                    "catalog.search.niceness",
+                    "must be between 0 and 19 (Linux nice levels)",
+                ));
+            }
         }
         if search.engine == SearchEngine::Opensearch {
             check_url(

@@ -213,7 +213,9 @@ fn build_catalog(
     );
     let mysql = required(&adapters.mysql, "MySQL")?;
     let search: Arc<dyn SearchIndex> = match settings.catalog.search.engine {
-        SearchEngine::Tantivy => Arc::new(TantivySearch::new().map_err(StartupError::runtime)?),
+        SearchEngine::Tantivy => Arc::new(
+            TantivySearch::new(settings.catalog.search.niceness).map_err(StartupError::runtime)?,
+        ),
         SearchEngine::Mariadb => Arc::new(MysqlSearch::new(mysql.clone())),
         SearchEngine::Opensearch => {
             Arc::new(OpenSearch::new(&settings.catalog.search).map_err(StartupError::runtime)?)

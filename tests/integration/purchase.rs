@@ -314,15 +314,7 @@ async fn a_lost_sale_state_is_rebuilt_automatically() {
         (503, Some("SERVER_BUSY")),
         "no sale state: wait rather than oversell"
     );
-    let mut status = 503;
-    for _ in 0..60 {
-        status = app.purchase(&newcomer, coupon, None).await.0;
-        if status != 503 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    assert_eq!(status, 202, "sold once the state is rebuilt");
+    buy_once_rebuilt(&app, &newcomer, coupon).await;
     assert_eq!(redis_stock(&ctx, coupon).await, Some(14));
     for (token, _) in &buyers {
         let (status, body) = app.purchase(token, coupon, None).await;
@@ -645,15 +637,7 @@ async fn retries_after_a_lost_and_rebuilt_state_take_exactly_one_unit() {
     );
     let _: i64 = redis.del(&lost).await.unwrap();
     let newcomer = app.mint_token(&ctx, "newcomer").await;
-    let mut status = 503;
-    for _ in 0..60 {
-        status = app.purchase(&newcomer, coupon, None).await.0;
-        if status != 503 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    assert_eq!(status, 202, "sold once the state is rebuilt");
+    buy_once_rebuilt(&app, &newcomer, coupon).await;
     assert_eq!(
         redis_stock(&ctx, coupon).await,
         Some(2),
@@ -755,4 +739,17 @@ async fn audit_reports_drift_and_lost_state() {
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("STATE MISSING"), "{out}");
     app.stop().await;
+}
+
+/// Retries a purchase while the sale state is rebuilt (503) and expects it sold.
+async fn buy_once_rebuilt(app: &crate::helpers::TestApp, token: &str, coupon: i64) {
+    let mut status = 503;
+    for _ in 0..60 {
+        status = app.purchase(token, coupon, None).await.0;
+        if status != 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(status, 202, "sold once the state is rebuilt");
 }

@@ -24,7 +24,7 @@ fn coupon(id: i64, name: &str, description: &str, price: i64, starts_in: i64) ->
 }
 
 fn index(coupons: &[Coupon]) -> TantivySearch {
-    let index = TantivySearch::new().unwrap();
+    let index = TantivySearch::new(0).unwrap();
     index.inner.upsert(coupons).unwrap();
     index
 }
