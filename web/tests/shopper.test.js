@@ -91,7 +91,11 @@ test('register, log in, browse, buy, and see PENDING then PAID live', async (t) 
   const orderId = new URL(page.url()).searchParams.get('placed');
   const row = page.locator(`[data-order-id="${orderId}"]`);
   await row.waitFor();
-  await page.locator(`[data-order-id="${orderId}"][data-status="PAID"]`).waitFor();
+  // Pushed live; a push Redis pub/sub dropped is caught by the page's own safety poll
+  // (every 15 s with a socket), which is what a shopper would then see.
+  await page
+    .locator(`[data-order-id="${orderId}"][data-status="PAID"]`)
+    .waitFor({ timeout: 20000 });
   await row.getByText('Paid').waitFor();
   await row.getByText(coupon.name).waitFor();
 
