@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 type Job = Box<dyn FnOnce() + Send>;
 
 pub struct SearchThreads {
-    jobs: Mutex<Sender<Job>>,
+    jobs: Sender<Job>,
 }
 
 impl SearchThreads {
@@ -23,9 +23,7 @@ impl SearchThreads {
                 .name(format!("search-{n}"))
                 .spawn(move || run(&queue, niceness))?;
         }
-        Ok(Self {
-            jobs: Mutex::new(jobs),
-        })
+        Ok(Self { jobs })
     }
 
     /// Runs `work` on a search thread; `None` when it could not run (or panicked).
@@ -37,11 +35,7 @@ impl SearchThreads {
         let job: Job = Box::new(move || {
             let _ = reply.send(work());
         });
-        self.jobs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .send(job)
-            .ok()?;
+        self.jobs.send(job).ok()?;
         answer.await.ok()
     }
 }

@@ -338,22 +338,19 @@ impl Purchases {
         placement: Placement<'_>,
     ) -> Result<(), PurchaseError> {
         let order_id = placement.order_id;
-        match self.orders.get(user, order_id).await {
-            Ok(_) => Ok(()),
-            Err(OrderError::NotFound) => {
-                tracing::warn!(order.id = %order_id, coupon.id = %coupon, "replayed purchase has no order yet; placing it");
-                self.place(user, coupon, placement).await?;
-                // The first attempt may still be failing: whichever of its release and
-                // this claim comes first decides whether the order exists.
-                match self.gate.confirm_published(coupon, order_id).await {
-                    Ok(true) => Ok(()),
-                    Ok(false) => Err(unavailable(Failure::unavailable(
-                        "the first attempt gave the unit back",
-                    ))),
-                    Err(error) => Err(unavailable(error)),
-                }
-            }
-            Err(OrderError::Unavailable(failure)) => Err(PurchaseError::Unavailable(failure)),
+        if self.order_exists(user, order_id).await? {
+            return Ok(());
+        }
+        tracing::warn!(order.id = %order_id, coupon.id = %coupon, "replayed purchase has no order yet; placing it");
+        self.place(user, coupon, placement).await?;
+        // The first attempt may still be failing: whichever of its release and this
+        // claim comes first decides whether the order exists.
+        match self.gate.confirm_published(coupon, order_id).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(unavailable(Failure::unavailable(
+                "the first attempt gave the unit back",
+            ))),
+            Err(error) => Err(unavailable(error)),
         }
     }
 
