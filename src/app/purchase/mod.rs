@@ -137,6 +137,9 @@ impl Purchases {
         result
     }
 
+    /// The rare branches (replays, stale records, a missing sale state, a failed
+    /// publication) await boxed futures: they read MySQL, and their futures inline would
+    /// make every purchase's future several times larger, copied on every move.
     async fn attempt(
         &self,
         user: &UserId,
@@ -153,7 +156,7 @@ impl Purchases {
             .reserve(user, coupon, idempotency_key, pass.is_ok(), false)
             .await?;
         if let Reservation::Stale(order_id) = reservation {
-            if self.order_exists(user, order_id).await? {
+            if Box::pin(self.order_exists(user, order_id)).await? {
                 return Ok(Accepted {
                     order_id,
                     replayed: true,
@@ -172,14 +175,14 @@ impl Purchases {
                     idempotency_key,
                     request_id,
                 };
-                self.confirm_replay(user, coupon, placement).await?;
+                Box::pin(self.confirm_replay(user, coupon, placement)).await?;
                 return Ok(Accepted {
                     order_id,
                     replayed: true,
                 });
             }
             Reservation::Rejected(PurchaseRejection::CouponNotFound) => {
-                return Err(self.missing_sale_state(coupon).await);
+                return Err(Box::pin(self.missing_sale_state(coupon)).await);
             }
             Reservation::Rebuilding => return Err(PurchaseError::Rebuilding),
             // Only when asked not to reserve a stale record's order again.
@@ -267,7 +270,7 @@ impl Purchases {
             request_id: placement.request_id.map(str::to_owned),
         };
         if let Err(error) = self.publisher.publish(&event).await
-            && !self.give_back_unpublished(&event, &error).await
+            && !Box::pin(self.give_back_unpublished(&event, &error)).await
         {
             return Err(unavailable(error));
         }
