@@ -118,7 +118,48 @@ impl Report {
             r.map(|r| r <= 1.2),
             r.map_or("n/a".into(), |r| format!("{r:.2}x")),
         ));
+        let pairs = self.search_pair_ratios();
+        let m = median(&pairs);
+        targets.push((
+            "purchase RPS while shoppers search >= 95% of the same load without (median of the pairs)"
+                .to_owned(),
+            m.map(|m| m >= 0.95),
+            m.map_or("n/a".into(), |m| {
+                let each: Vec<String> = pairs.iter().map(|r| format!("{:.0}%", r * 100.0)).collect();
+                format!("{:.0}% (pairs: {})", m * 100.0, each.join(", "))
+            }),
+        ));
         targets
+    }
+
+    /// Purchase RPS with shoppers searching beside it divided by the same load without,
+    /// one ratio per pair of neighbouring runs (in the order the pairs ran).
+    pub fn search_pair_ratios(&self) -> Vec<f64> {
+        self.runs
+            .iter()
+            .filter_map(|without| {
+                let pair = without.scenario.strip_prefix(PAIR_WITHOUT_SEARCHES)?;
+                let with = self.run(&format!("{PAIR_WITH_SEARCHES}{pair}"), without.connections)?;
+                (without.rps > 0.0).then(|| with.rps / without.rps)
+            })
+            .collect()
+    }
+}
+
+/// The scenario names of the paired purchase runs, followed by the pair's number.
+pub const PAIR_WITHOUT_SEARCHES: &str = "purchase (hot coupon) without searches, pair ";
+pub const PAIR_WITH_SEARCHES: &str = "purchase (hot coupon) while shoppers search, pair ";
+
+/// The middle value (the mean of the two middle ones for an even count): one slow or
+/// fast pair on a shared machine does not move it.
+fn median(values: &[f64]) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(sorted[n / 2]),
+        _ => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2.0),
     }
 }
 
@@ -231,6 +272,33 @@ mod tests {
             md.contains("| purchase (hot coupon, redis) | 64 | 20.0 | 2.0× |"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn paired_search_runs_are_judged_by_their_median_ratio() {
+        let base = "baseline (GET /healthz)";
+        let pair = |n: u32, without: f64, with: f64| {
+            [
+                run(
+                    &format!("{PAIR_WITHOUT_SEARCHES}{n}"),
+                    256,
+                    without,
+                    Some(base),
+                ),
+                run(&format!("{PAIR_WITH_SEARCHES}{n}"), 256, with, Some(base)),
+            ]
+        };
+        let mut entries = vec![run(base, 256, 100_000.0, None)];
+        entries.extend(pair(1, 1000.0, 700.0)); // one unlucky pair
+        entries.extend(pair(2, 1000.0, 990.0));
+        entries.extend(pair(3, 1000.0, 1020.0));
+        let report = Report::from_lines(&lines(&entries)).unwrap();
+        assert_eq!(report.search_pair_ratios(), vec![0.7, 0.99, 1.02]);
+        let target = report.targets().pop().unwrap();
+        assert_eq!(target.1, Some(true), "{target:?}");
+        assert_eq!(target.2, "99% (pairs: 70%, 99%, 102%)");
+        assert_eq!(median(&[1.0, 3.0]), Some(2.0));
+        assert_eq!(median(&[]), None);
     }
 
     #[test]
