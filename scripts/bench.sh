@@ -179,7 +179,18 @@ cpu_processes() {
   if [ -n "${PAY_PID:-}" ] && kill -0 "$PAY_PID" 2>/dev/null; then pairs="$pairs payment=$PAY_PID"; fi
   echo "$pairs"
 }
-cpu_snapshot() { local pair; for pair in $CPU_PROCESSES; do echo "${pair%%=*}=$(ticks_of "${pair#*=}")"; done; }
+# The same for the api's search threads (named search-N): the part of the api's CPU
+# that its searches took, reported as `search` beside `app`.
+search_ticks_of() {
+  cat "/proc/$1"/task/*/stat 2>/dev/null | awk '/^[0-9]+ \(search-[0-9]+\) / {sub(/^[^)]*\) /, ""); s += $12 + $13} END {print s + 0}'
+}
+cpu_snapshot() {
+  local pair
+  for pair in $CPU_PROCESSES; do
+    echo "${pair%%=*}=$(ticks_of "${pair#*=}")"
+    if [ "${pair%%=*}" = app ]; then echo "search=$(search_ticks_of "${pair#*=}")"; fi
+  done
+}
 # name=ticks spent between two snapshots, comma-separated.
 cpu_spent() { # before after
   join -t= <(echo "$1" | sort) <(echo "$2" | sort) | awk -F= '$1 != "" {printf "%s%s=%d", (n++?",":""), $1, $3-$2}'

@@ -54,13 +54,14 @@ impl Report {
             let _ = writeln!(
                 md,
                 "CPU time of each process over the measured run (/proc), divided by the requests; \
-                 the app's ratio is to the hello-world request of the same run.\n"
+                 the app's ratio is to the hello-world request of the same run; `search` is the \
+                 part of the app's CPU its search threads took.\n"
             );
             let _ = writeln!(
                 md,
-                "| scenario | conns | app | app ratio | payment | Redis | broker | MySQL |"
+                "| scenario | conns | app | app ratio | search | payment | Redis | broker | MySQL |"
             );
-            let _ = writeln!(md, "|---|---:|---:|---|---:|---:|---:|---:|");
+            let _ = writeln!(md, "|---|---:|---:|---|---:|---:|---:|---:|---:|");
             let cell = |run: &super::Run, process: &str| {
                 run.cpu_us
                     .get(process)
@@ -72,11 +73,12 @@ impl Report {
                     .map_or("—".to_owned(), |r| format!("{r:.1}×"));
                 let _ = writeln!(
                     md,
-                    "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                     run.scenario,
                     run.connections,
                     cell(run, "app"),
                     ratio,
+                    cell(run, "search"),
                     cell(run, "payment"),
                     cell(run, "redis"),
                     cell(run, "broker"),
