@@ -118,27 +118,15 @@ impl Report {
             r.map(|r| r <= 1.2),
             r.map_or("n/a".into(), |r| format!("{r:.2}x")),
         ));
-        let pairs = self.search_pair_ratios();
-        let m = median(&pairs);
-        targets.push((
-            "accepted purchases/s while shoppers search >= 95% of the same load without (median of the pairs)"
-                .to_owned(),
-            m.map(|m| m >= 0.95),
-            m.map_or("n/a".into(), |m| {
-                let each: Vec<String> = pairs.iter().map(|r| format!("{:.0}%", r * 100.0)).collect();
-                format!("{:.0}% (pairs: {})", m * 100.0, each.join(", "))
-            }),
+        targets.push(median_target(
+            "accepted purchases/s while shoppers search >= 95% of the same load without (median of the pairs)",
+            &self.search_pair_ratios(),
+            |m| m >= 0.95,
         ));
-        let pairs = self.search_pair_cpu_ratios();
-        let m = median(&pairs);
-        targets.push((
-            "api CPU per accepted purchase outside its search threads while shoppers search <= 105% of the same without (median of the pairs)"
-                .to_owned(),
-            m.map(|m| m <= 1.05),
-            m.map_or("n/a".into(), |m| {
-                let each: Vec<String> = pairs.iter().map(|r| format!("{:.0}%", r * 100.0)).collect();
-                format!("{:.0}% (pairs: {})", m * 100.0, each.join(", "))
-            }),
+        targets.push(median_target(
+            "api CPU per accepted purchase outside its search threads while shoppers search <= 105% of the same without (median of the pairs)",
+            &self.search_pair_cpu_ratios(),
+            |m| m <= 1.05,
         ));
         targets
     }
@@ -189,6 +177,23 @@ impl Report {
 /// The scenario names of the paired purchase runs, followed by the pair's number.
 pub const PAIR_WITHOUT_SEARCHES: &str = "purchase (hot coupon) without searches, pair ";
 pub const PAIR_WITH_SEARCHES: &str = "purchase (hot coupon) while shoppers search, pair ";
+
+/// A target judged by the median of per-pair ratios; the value lists every pair too.
+fn median_target(
+    name: &str,
+    ratios: &[f64],
+    met: fn(f64) -> bool,
+) -> (String, Option<bool>, String) {
+    let m = median(ratios);
+    let value = m.map_or("n/a".into(), |m| {
+        let each: Vec<String> = ratios
+            .iter()
+            .map(|r| format!("{:.0}%", r * 100.0))
+            .collect();
+        format!("{:.0}% (pairs: {})", m * 100.0, each.join(", "))
+    });
+    (name.to_owned(), m.map(met), value)
+}
 
 /// The middle value (the mean of the two middle ones for an even count): one slow or
 /// fast pair on a shared machine does not move it.
