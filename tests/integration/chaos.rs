@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use flash_sale::adapters::mysql::schema::orders;
+use redis::AsyncCommands;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
@@ -360,6 +361,9 @@ impl Sale {
         let stock = redis_stock(ctx, self.coupon)
             .await
             .expect("sale state present");
+        if stock + sold != STOCK {
+            self.explain_held_units(&stored, answered).await;
+        }
         assert_eq!(
             stock + sold,
             STOCK,
@@ -377,5 +381,41 @@ impl Sale {
             stored.len() - paid_ids.len(),
             answered.len()
         );
+    }
+
+    /// Prints every buyer Redis holds a unit for without a PAID order: their orders,
+    /// those orders' claims and whether the shopper heard 202.
+    async fn explain_held_units(
+        &self,
+        stored: &[(String, String, String)],
+        answered: &BTreeMap<String, String>,
+    ) {
+        let keys = self.ctx.keys();
+        let mut redis = self.ctx.redis().await;
+        let buyers: Vec<String> = redis
+            .smembers(keys.coupon_buyers(self.coupon))
+            .await
+            .unwrap_or_default();
+        for buyer in buyers {
+            let orders: Vec<_> = stored
+                .iter()
+                .filter(|(_, user, _)| *user == buyer)
+                .collect();
+            if orders.iter().any(|(_, _, status)| status == "PAID") {
+                continue;
+            }
+            let mut seen = Vec::new();
+            for (id, _, status) in &orders {
+                let claim: Option<String> = redis
+                    .get(keys.coupon_order_claim(self.coupon, id))
+                    .await
+                    .unwrap_or_default();
+                seen.push(format!(
+                    "{id} {status} claim {claim:?} answered {}",
+                    answered.contains_key(id)
+                ));
+            }
+            println!("held without a PAID order: {buyer}: {seen:?}");
+        }
     }
 }

@@ -599,12 +599,9 @@ impl ChildApp {
         let mut cmd = flash_sale_command(ctx);
         cmd.args(["--role", role])
             .env("FLASH__SERVER__PORT", port.to_string())
-            .stdout(std::process::Stdio::null())
-            .stderr(if std::env::var_os("TEST_LOG").is_some() {
-                std::process::Stdio::inherit()
-            } else {
-                std::process::Stdio::null()
-            });
+            // Logs go to stdout; `TEST_LOG=1` shows them with the test's output.
+            .stdout(child_output())
+            .stderr(child_output());
         if role == "ws" && ctx.settings.identity.issuer.is_empty() {
             // As in [`TestContext::spawn_with`]: a ws process alone has no issuer to
             // derive; tests that send tokens to it pass one in `env`.
@@ -722,4 +719,12 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("timed out after {timeout:?} waiting for {what}");
+}
+
+fn child_output() -> std::process::Stdio {
+    if std::env::var_os("TEST_LOG").is_some() {
+        std::process::Stdio::inherit()
+    } else {
+        std::process::Stdio::null()
+    }
 }

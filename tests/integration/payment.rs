@@ -12,10 +12,12 @@ use flash_sale::adapters::redis::notifier::PAYMENT_UPDATE_PREFIX;
 use flash_sale::domain::order::OrderId;
 use flash_sale::roles::Role;
 use futures_util::StreamExt;
+use secrecy::ExposeSecret;
 
+use crate::fault_proxy::CutProxy;
 use crate::fixtures::{
     OpenSale, answered, committed_offsets, count_orders, logged_order_ids, publish_paced,
-    publish_stream, publish_to, publish_with, stored_ids, with_broker,
+    publish_stream, publish_to, publish_with, redis_stock, stored_ids, with_broker,
 };
 use crate::helpers::{ChildApp, TestContext, eventually};
 use crate::private_servers::PrivateBroker;
@@ -295,6 +297,62 @@ async fn failed_payments_give_units_back_once_even_on_replay() {
         "no unit given back twice"
     );
     app.stop().await;
+}
+
+/// A payment role killed after settling declined orders FAILED, before giving their
+/// units back, leaves the units held; the partition's next owner gives them back, even
+/// when Redis drops its connections while it is at it.
+#[tokio::test(flavor = "multi_thread")]
+async fn units_a_crash_kept_held_come_back_through_a_redis_outage() {
+    let ctx = TestContext::new().await;
+    let api = ctx.spawn(Role::Api).await;
+    let coupon = api.open_coupon(&ctx, "Held", 6).await;
+    api.sell_one_each(&ctx, coupon, "held", 6).await;
+    let keys = ctx.keys();
+    let mut redis = ctx.redis().await;
+    // A rebuild mark makes every release of a declined payment wait (as during a rebuild
+    // of the sale state): the orders get settled FAILED, their units stay held.
+    let mark = keys.coupon_rebuild(coupon);
+    let _: () = redis.set(&mark, "held-by-the-test").await.unwrap();
+
+    let url = url::Url::parse(ctx.settings.redis.url.expose_secret()).unwrap();
+    let proxy = CutProxy::start(url.port().unwrap_or(6379)).await;
+    let env = [
+        ("FLASH__PAYMENT__GATEWAY_FAILURE_RATE", "1.0".to_owned()),
+        (
+            "FLASH__REDIS__URL",
+            format!("redis://127.0.0.1:{}", proxy.port),
+        ),
+    ];
+    let mut first = ChildApp::start_with(&ctx, "payment", &env).await;
+    // The settler retries its first batch until the mark is gone; the rest stay PENDING.
+    eventually(Duration::from_secs(30), "a FAILED order", || async {
+        count_orders(&ctx, Some("FAILED")).await > 0
+    })
+    .await;
+    first.kill();
+    assert_eq!(redis_stock(&ctx, coupon).await, Some(0), "units still held");
+
+    let next = ChildApp::start_with(&ctx, "payment", &env).await;
+    let partitions = f64::from(ctx.settings.kafka.orders_partitions);
+    eventually(
+        Duration::from_secs(60),
+        "the next owner has every partition",
+        || async { next.metric("flash_sale_payment_owned_partitions").await == partitions },
+    )
+    .await;
+    // Its releases wait on the mark; then Redis becomes unreachable for it.
+    proxy.cut(true);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let _: () = redis.del(&mark).await.unwrap();
+    proxy.cut(false);
+    eventually(Duration::from_secs(30), "every unit back", || async {
+        redis_stock(&ctx, coupon).await == Some(6)
+    })
+    .await;
+    assert_eq!(count_orders(&ctx, Some("FAILED")).await, 6);
+    let buyers: Vec<String> = redis.smembers(keys.coupon_buyers(coupon)).await.unwrap();
+    assert!(buyers.is_empty(), "buyer records removed: {buyers:?}");
 }
 
 /// Events written to the topic by someone without the deployment's signing key (a

@@ -286,17 +286,30 @@ impl<'a> Coordinator<'a> {
     }
 }
 
-/// Gives back units a crashed owner kept held (see [`crate::app::payments::Payments::release_failed`]).
+/// Gives back units a crashed owner kept held (see [`crate::app::payments::Payments::release_failed`]),
+/// retrying until done or the partition is given up: a unit not given back here stays
+/// held for good, since nothing else looks for it.
 async fn release_failed(deps: Arc<PaymentDeps>, partition: i32, stop: CancellationToken) {
-    match deps.payments.release_failed(partition, &stop).await {
-        Ok(0) => {}
-        Ok(released) => tracing::info!(
-            partition,
-            orders = released,
-            "gave back units of failed payments a crash left held"
-        ),
-        Err(error) => {
-            tracing::warn!(partition, %error, "could not look for unreleased failed payments")
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match deps.payments.release_failed(partition, &stop).await {
+            Ok(0) => return,
+            Ok(released) => {
+                tracing::info!(
+                    partition,
+                    orders = released,
+                    "gave back units of failed payments a crash left held"
+                );
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(partition, %error, "could not look for unreleased failed payments; retrying")
+            }
         }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }

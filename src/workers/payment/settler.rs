@@ -24,11 +24,13 @@ pub(super) async fn run(
     }
 }
 
-/// Settles a batch; retries MySQL/Redis failures with a capped backoff.
+/// Settles a batch, retrying MySQL/Redis failures with a capped backoff until it is
+/// done: a declined order settled in MySQL whose unit is not given back yet would hold
+/// that unit until the partition's next owner looks for it. A shutdown that cannot wait
+/// leaves the same state as a crash, which that owner repairs.
 async fn settle_with_retries(deps: &PaymentDeps, batch: &[(PaymentJob, PaymentOutcome)]) {
     let mut backoff = Duration::from_millis(50);
-    // Long enough to outlast a sale-state rebuild (its mark lives 15 s at most).
-    for attempt in 1..=60 {
+    for attempt in 1u64.. {
         match deps.payments.settle(batch).await {
             Ok(settled) => {
                 for status in settled {
@@ -42,12 +44,8 @@ async fn settle_with_retries(deps: &PaymentDeps, batch: &[(PaymentJob, PaymentOu
             Err(error) => {
                 tracing::warn!(orders = batch.len(), attempt, %error, "settling failed; retrying");
                 tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
+                backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
     }
-    tracing::error!(
-        orders = batch.len(),
-        "giving up settling for now; the orders stay PENDING until their partition is resumed"
-    );
 }
