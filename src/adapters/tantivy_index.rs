@@ -23,7 +23,7 @@ use tantivy::schema::{FAST, Field, INDEXED, Schema, TEXT};
 use tantivy::{DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, TantivyDocument, Term};
 
 use crate::domain::coupon::{Coupon, CouponId};
-use crate::domain::ports::{SearchIndex, SearchIndexError};
+use crate::domain::ports::{RenderWork, SearchIndex, SearchIndexError};
 use crate::domain::search::{SearchQuery, SearchSort};
 use threads::SearchThreads;
 
@@ -366,6 +366,14 @@ impl SearchIndex for TantivySearch {
     async fn rebuild(&self, coupons: &[Coupon]) -> Result<(), SearchIndexError> {
         let coupons = coupons.to_vec();
         self.blocking(move |inner| inner.upsert(&coupons)).await
+    }
+
+    async fn render(&self, work: RenderWork) -> Result<Vec<u8>, SearchIndexError> {
+        self.threads
+            .run(work)
+            .await
+            .unwrap_or_else(|| Err("the search thread stopped".into()))
+            .map_err(SearchIndexError::Render)
     }
 
     fn keeps_a_copy(&self) -> bool {

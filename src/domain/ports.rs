@@ -100,12 +100,18 @@ pub enum SearchIndexError {
     Timeout,
     #[error("search engine answered something unexpected: {0}")]
     Unexpected(String),
+    #[error("search results could not be rendered")]
+    Render(#[source] crate::domain::failure::BoxError),
 }
+
+/// The CPU work of a search left after the engine answered (marking the terms in the
+/// text, writing the JSON), handed to [`SearchIndex::render`].
+pub type RenderWork = Box<dyn FnOnce() -> Result<Vec<u8>, crate::domain::failure::BoxError> + Send>;
 
 impl From<SearchIndexError> for crate::domain::failure::Failure {
     fn from(error: SearchIndexError) -> Self {
         match error {
-            SearchIndexError::Unexpected(_) => Self::corrupt(error),
+            SearchIndexError::Unexpected(_) | SearchIndexError::Render(_) => Self::corrupt(error),
             other => Self::unavailable(other),
         }
     }
@@ -156,6 +162,14 @@ pub trait SearchIndex: Send + Sync {
         _ids: &[crate::domain::coupon::CouponId],
     ) -> Option<Vec<crate::domain::coupon::Coupon>> {
         None
+    }
+
+    /// Runs the rest of a search's CPU work where the engine runs its searches: an
+    /// engine with threads of its own runs it there, at their lower priority, so that
+    /// a burst of searches waits for the purchase path instead of taking turns with
+    /// it; the others run it on the caller's thread.
+    async fn render(&self, work: RenderWork) -> Result<Vec<u8>, SearchIndexError> {
+        work().map_err(SearchIndexError::Render)
     }
 
     /// The engine's name, for logs and metrics.

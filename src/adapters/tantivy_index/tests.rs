@@ -151,3 +151,21 @@ fn the_copy_answers_in_the_order_asked_and_follows_changes_and_deletions() {
     index.inner.upsert(&coupons[..]).unwrap();
     assert_eq!(names(&index), [(1, "Zanzibar beans".to_owned())]);
 }
+
+#[tokio::test]
+async fn results_are_rendered_on_the_search_threads() {
+    let index = TantivySearch::new(0).unwrap();
+    let rendered = index
+        .render(Box::new(|| {
+            Ok(std::thread::current()
+                .name()
+                .unwrap_or_default()
+                .as_bytes()
+                .to_vec())
+        }))
+        .await
+        .unwrap();
+    assert!(rendered.starts_with(b"search-"), "{rendered:?}");
+    let failed = index.render(Box::new(|| Err("no JSON".into()))).await;
+    assert!(matches!(failed, Err(SearchIndexError::Render(_))), "{failed:?}");
+}

@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use super::*;
+use crate::domain::ports::RenderWork;
 use crate::domain::search::{RawSearch, SearchQuery, Segment, highlight, snippet};
 
 /// A coupon found by a search, with the matched words marked.
@@ -144,30 +145,31 @@ impl Catalog {
             .into_iter()
             .filter(|coupon| query.admits(coupon.price_cents, &coupon.sale, now))
             .collect();
-        let terms = query.marked_terms();
-        let items = self
-            .views(&rows)
-            .await?
-            .into_iter()
-            .map(|coupon| SearchHit {
-                highlight: Highlight {
-                    name: highlight(&coupon.name, terms),
-                    description: snippet(&coupon.description, terms),
-                },
-                coupon,
-            })
-            .collect();
-        let results = SearchResults {
-            items,
-            page: query.page,
-            size: query.size,
-            has_more,
-            stock_is_snapshot: true,
-            stock_as_of: Utc::now(),
-        };
-        serde_json::to_vec(&results)
-            .map(Bytes::from)
-            .map_err(corrupt)
+        let views = self.views(&rows).await?;
+        let (terms, page, size) = (query.marked_terms().to_vec(), query.page, query.size);
+        let render: RenderWork = Box::new(move || {
+            let items = views
+                .into_iter()
+                .map(|coupon| SearchHit {
+                    highlight: Highlight {
+                        name: highlight(&coupon.name, &terms),
+                        description: snippet(&coupon.description, &terms),
+                    },
+                    coupon,
+                })
+                .collect();
+            let results = SearchResults {
+                items,
+                page,
+                size,
+                has_more,
+                stock_is_snapshot: true,
+                stock_as_of: Utc::now(),
+            };
+            Ok(serde_json::to_vec(&results)?)
+        });
+        let json = self.search.render(render).await.map_err(unavailable)?;
+        Ok(Bytes::from(json))
     }
 
     /// Which engine answers searches (for the start-up log).
