@@ -25,8 +25,9 @@ const STOCK: i64 = 120;
 const SHOPPERS: usize = 200;
 const FAULTS: usize = 8;
 
-/// Three seeds, one after the other (each starts its own broker and redis-server; in
-/// parallel they would crowd the other tests' brokers on a small machine).
+/// Four seeds, one after the other (each starts its own broker and redis-server; in
+/// parallel they would crowd the other tests' brokers on a small machine). Seed 11 once
+/// left units held by a payment crash during a Redis stall.
 #[tokio::test(flavor = "multi_thread")]
 async fn chaos_sales_keep_every_promise() {
     let seeds = match std::env::var("CHAOS_SEED")
@@ -34,7 +35,7 @@ async fn chaos_sales_keep_every_promise() {
         .and_then(|s| s.parse().ok())
     {
         Some(seed) => vec![seed],
-        None => vec![20_261_128, 7, 4_242],
+        None => vec![20_261_128, 7, 4_242, 11],
     };
     for seed in seeds {
         chaos_sale(seed).await;
