@@ -167,5 +167,8 @@ async fn results_are_rendered_on_the_search_threads() {
         .unwrap();
     assert!(rendered.starts_with(b"search-"), "{rendered:?}");
     let failed = index.render(Box::new(|| Err("no JSON".into()))).await;
-    assert!(matches!(failed, Err(SearchIndexError::Render(_))), "{failed:?}");
+    assert!(
+        matches!(failed, Err(SearchIndexError::Render(_))),
+        "{failed:?}"
+    );
 }
