@@ -20,7 +20,11 @@ export CLUSTER_DB=flash_sale_$run CLUSTER_NAMESPACE=$run CLUSTER_TOPIC_PREFIX=$r
 echo "[test-cluster] building the drills"
 cargo test --quiet --all-features --test cluster --no-run
 scripts/cluster.sh down >/dev/null 2>&1 || true
-trap 'scripts/cluster.sh down; mariadb --protocol=TCP -h 127.0.0.1 -P "${STACK_MYSQL_PORT:-3306}" -uroot -e "DROP DATABASE IF EXISTS \`$CLUSTER_DB\`" </dev/null || true' EXIT
+# MariaDB is the local stack's: started here when it was not running, and then stopped
+# again at the end, like `make test` does with the services it starts.
+started_file=$(mktemp)
+STACK_SERVICES=mysql scripts/stack.sh up --started-file "$started_file"
+trap 'scripts/cluster.sh down; mariadb --protocol=TCP -h 127.0.0.1 -P "${STACK_MYSQL_PORT:-3306}" -uroot -e "DROP DATABASE IF EXISTS \`$CLUSTER_DB\`" </dev/null || true; scripts/stack.sh stop-list "$started_file"; rm -f "$started_file"' EXIT
 scripts/cluster.sh up
 eval "$(scripts/cluster.sh env)"
 # The pages through NGINX: the shopper's browser test (sign up, buy, the result live).
