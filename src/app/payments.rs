@@ -45,6 +45,16 @@ impl PaymentError {
     pub fn is_fenced(&self) -> bool {
         matches!(self, Self::Commit(CommitError::Fenced(_)))
     }
+
+    /// Data that breaks what the code relies on, as opposed to an outage that passes:
+    /// retrying cannot mend it.
+    pub fn is_corrupt(&self) -> bool {
+        match self {
+            Self::Mysql(e) => e.is_corrupt(),
+            Self::Redis(e) => e.is_corrupt(),
+            Self::Commit(_) | Self::Rebuilding => false,
+        }
+    }
 }
 
 /// Orders written by one [`Payments::record`].
@@ -347,5 +357,25 @@ fn order_row(event: &OrderPlaced) -> OrderRow {
         status: OrderStatus::Pending.as_str().to_owned(),
         created_at: event.placed_at.naive_utc(),
         updated_at: Utc::now().naive_utc(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_corrupt_data_is_not_worth_a_retry() {
+        let corrupt = [
+            PaymentError::Redis(RedisError::Corrupt("a claim of 'X'".into())),
+            PaymentError::Mysql(MysqlError::Corrupt("a negative price".into())),
+        ];
+        let passing = [
+            PaymentError::Redis(RedisError::Timeout(Duration::from_secs(1))),
+            PaymentError::Mysql(MysqlError::Unavailable("refused".into())),
+            PaymentError::Rebuilding,
+        ];
+        assert!(corrupt.iter().all(PaymentError::is_corrupt));
+        assert!(!passing.iter().any(PaymentError::is_corrupt));
     }
 }

@@ -42,14 +42,19 @@ pub enum MysqlError {
     Tls(#[from] TlsError),
 }
 
+impl MysqlError {
+    /// Stored data that breaks what the code relies on: a retry cannot mend it.
+    pub fn is_corrupt(&self) -> bool {
+        matches!(
+            self,
+            Self::Corrupt(_) | Self::Query(diesel::result::Error::DeserializationError(_))
+        )
+    }
+}
+
 impl From<MysqlError> for Failure {
     fn from(error: MysqlError) -> Self {
-        let corrupt = matches!(
-            error,
-            MysqlError::Corrupt(_)
-                | MysqlError::Query(diesel::result::Error::DeserializationError(_))
-        );
-        if corrupt {
+        if error.is_corrupt() {
             Failure::corrupt(error)
         } else {
             Failure::unavailable(error)

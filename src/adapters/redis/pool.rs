@@ -33,18 +33,24 @@ pub enum RedisError {
     Tls(#[from] TlsError),
 }
 
-impl From<RedisError> for Failure {
-    fn from(error: RedisError) -> Self {
+impl RedisError {
+    /// Data or a reply that breaks what the code relies on: a retry cannot mend it.
+    pub fn is_corrupt(&self) -> bool {
         use deadpool_redis::redis::ErrorKind;
-        let corrupt = match &error {
-            RedisError::Corrupt(_) => true,
-            // A reply of the wrong shape, or a script that raised: not an outage.
-            RedisError::Command(e) => {
+        match self {
+            Self::Corrupt(_) => true,
+            // A reply of the wrong shape: not an outage.
+            Self::Command(e) => {
                 matches!(e.kind(), ErrorKind::UnexpectedReturnType | ErrorKind::Parse)
             }
             _ => false,
-        };
-        if corrupt {
+        }
+    }
+}
+
+impl From<RedisError> for Failure {
+    fn from(error: RedisError) -> Self {
+        if error.is_corrupt() {
             Failure::corrupt(error)
         } else {
             Failure::unavailable(error)

@@ -287,8 +287,9 @@ impl<'a> Coordinator<'a> {
 }
 
 /// Gives back units a crashed owner kept held (see [`crate::app::payments::Payments::release_failed`]),
-/// retrying until done or the partition is given up: a unit not given back here stays
-/// held for good, since nothing else looks for it.
+/// retrying outages until done or the partition is given up: a unit not given back here
+/// stays held for good, since nothing else looks for it. Corrupt data is reported, not
+/// retried.
 async fn release_failed(deps: Arc<PaymentDeps>, partition: i32, stop: CancellationToken) {
     let mut backoff = Duration::from_millis(200);
     loop {
@@ -300,6 +301,10 @@ async fn release_failed(deps: Arc<PaymentDeps>, partition: i32, stop: Cancellati
                     orders = released,
                     "gave back units of failed payments a crash left held"
                 );
+                return;
+            }
+            Err(error) if error.is_corrupt() => {
+                tracing::error!(partition, %error, "could not look for unreleased failed payments: corrupt data");
                 return;
             }
             Err(error) => {

@@ -24,10 +24,11 @@ pub(super) async fn run(
     }
 }
 
-/// Settles a batch, retrying MySQL/Redis failures with a capped backoff until it is
+/// Settles a batch, retrying outages of MySQL or Redis with a capped backoff until it is
 /// done: a declined order settled in MySQL whose unit is not given back yet would hold
 /// that unit until the partition's next owner looks for it. A shutdown that cannot wait
-/// leaves the same state as a crash, which that owner repairs.
+/// leaves the same state as a crash, which that owner repairs. Corrupt data is not
+/// retried: it would stop every later batch.
 async fn settle_with_retries(deps: &PaymentDeps, batch: &[(PaymentJob, PaymentOutcome)]) {
     let mut backoff = Duration::from_millis(50);
     for attempt in 1u64.. {
@@ -39,6 +40,10 @@ async fn settle_with_retries(deps: &PaymentDeps, batch: &[(PaymentJob, PaymentOu
                         .with_label_values(&[status.as_str()])
                         .inc();
                 }
+                return;
+            }
+            Err(error) if error.is_corrupt() => {
+                tracing::error!(orders = batch.len(), %error, "settling a batch failed on corrupt data; its orders stay PENDING, or FAILED with their units held, until their partition's next owner looks at them");
                 return;
             }
             Err(error) => {
