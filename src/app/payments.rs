@@ -222,10 +222,19 @@ impl Payments {
                     if stop.is_cancelled() {
                         return Ok(released);
                     }
-                    let outcome = self
+                    let outcome = match self
                         .gate
                         .release(coupon, &user, order_id, None, ReleaseReason::PaymentFailed)
-                        .await?;
+                        .await
+                    {
+                        Ok(outcome) => outcome,
+                        // One order's bad data must not keep the others' units held.
+                        Err(error) if error.is_corrupt() => {
+                            tracing::error!(order.id = %order_id, %error, "cannot give back the unit of a failed payment: corrupt data");
+                            break;
+                        }
+                        Err(error) => return Err(error.into()),
+                    };
                     match outcome {
                         Release::Released => released += 1,
                         // Waits out a sale-state rebuild, then gives the unit back.

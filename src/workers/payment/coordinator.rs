@@ -80,7 +80,8 @@ impl<'a> Coordinator<'a> {
                 "partition assigned"
             );
             let stop = self.shutdown.child_token();
-            tokio::spawn(release_failed(self.deps.clone(), partition, stop.clone()));
+            // PENDING first, FAILED after: an order the previous owner settles meanwhile
+            // is then in one of the two reads (resumed, or its unit given back).
             match self.deps.payments.pending_in_partition(partition).await {
                 Ok(pending) if !pending.is_empty() => {
                     tracing::info!(
@@ -97,6 +98,7 @@ impl<'a> Coordinator<'a> {
                     tracing::warn!(partition, %error, "could not read interrupted payments")
                 }
             }
+            tokio::spawn(release_failed(self.deps.clone(), partition, stop.clone()));
             self.owned.insert(
                 partition,
                 Owned {

@@ -26,31 +26,61 @@ pub(super) async fn run(
 
 /// Settles a batch, retrying outages of MySQL or Redis with a capped backoff until it is
 /// done: a declined order settled in MySQL whose unit is not given back yet would hold
-/// that unit until the partition's next owner looks for it. A shutdown that cannot wait
-/// leaves the same state as a crash, which that owner repairs. Corrupt data is not
-/// retried: it would stop every later batch.
-async fn settle_with_retries(deps: &PaymentDeps, batch: &[(PaymentJob, PaymentOutcome)]) {
+/// that unit until the partition's next owner looks for it. After a few minutes the
+/// retries go on in the background, so that one stuck batch (a rebuild that does not
+/// end, say) does not hold up every later one. A shutdown that cannot wait leaves the
+/// same state as a crash, which the next owner repairs. Corrupt data is not retried.
+async fn settle_with_retries(deps: &Arc<PaymentDeps>, batch: &[(PaymentJob, PaymentOutcome)]) {
     let mut backoff = Duration::from_millis(50);
-    for attempt in 1u64.. {
-        match deps.payments.settle(batch).await {
-            Ok(settled) => {
-                for status in settled {
-                    deps.metrics
-                        .settled
-                        .with_label_values(&[status.as_str()])
-                        .inc();
-                }
+    for attempt in 1..=IN_LINE_ATTEMPTS {
+        if !settle_once(deps, batch, attempt).await {
+            return;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+    tracing::warn!(
+        orders = batch.len(),
+        "a batch still cannot be settled; retrying it in the background"
+    );
+    let (deps, batch) = (deps.clone(), batch.to_vec());
+    tokio::spawn(async move {
+        for attempt in IN_LINE_ATTEMPTS + 1.. {
+            if !settle_once(&deps, &batch, attempt).await {
                 return;
             }
-            Err(error) if error.is_corrupt() => {
-                tracing::error!(orders = batch.len(), %error, "settling a batch failed on corrupt data; its orders stay PENDING, or FAILED with their units held, until their partition's next owner looks at them");
-                return;
+            tokio::time::sleep(MAX_BACKOFF).await;
+        }
+    });
+}
+
+/// Attempts made before the settler moves on to the next batch (about five minutes).
+const IN_LINE_ATTEMPTS: u64 = 64;
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// One attempt; true when it failed and another is worth making.
+async fn settle_once(
+    deps: &PaymentDeps,
+    batch: &[(PaymentJob, PaymentOutcome)],
+    attempt: u64,
+) -> bool {
+    match deps.payments.settle(batch).await {
+        Ok(settled) => {
+            for status in settled {
+                deps.metrics
+                    .settled
+                    .with_label_values(&[status.as_str()])
+                    .inc();
             }
-            Err(error) => {
-                tracing::warn!(orders = batch.len(), attempt, %error, "settling failed; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
+            false
+        }
+        Err(error) if error.is_corrupt() => {
+            tracing::error!(orders = batch.len(), %error, "settling a batch failed on corrupt data; its orders stay PENDING, or FAILED with their units held, unless the partition's next owner can repair them");
+            false
+        }
+        Err(error) => {
+            tracing::warn!(orders = batch.len(), attempt, %error, "settling failed; retrying");
+            true
         }
     }
 }
