@@ -135,25 +135,10 @@ impl Report {
     /// shoppers searching beside the purchases divided by the same without: whether the
     /// purchase path itself gets dearer while searches run, whatever CPU they take.
     pub fn search_pair_cpu_ratios(&self) -> Vec<f64> {
-        let per_accepted = |run: &Run| {
+        self.pair_ratios(|run| {
             let app = run.cpu_us.get("app")? - run.cpu_us.get("search").copied().unwrap_or(0.0);
             let accepted = run.statuses.get("202").copied().unwrap_or(0);
             (accepted > 0).then(|| app * run.requests as f64 / accepted as f64)
-        };
-        self.pairs()
-            .filter_map(|(without, with)| {
-                let base = per_accepted(without)?;
-                (base > 0.0).then_some(per_accepted(with)? / base)
-            })
-            .collect()
-    }
-
-    /// The paired purchase runs of section 4c: (without searches, with searches).
-    fn pairs(&self) -> impl Iterator<Item = (&Run, &Run)> {
-        self.runs.iter().filter_map(|without| {
-            let pair = without.scenario.strip_prefix(PAIR_WITHOUT_SEARCHES)?;
-            let with = self.run(&format!("{PAIR_WITH_SEARCHES}{pair}"), without.connections)?;
-            Some((without, with))
         })
     }
 
@@ -161,14 +146,23 @@ impl Report {
     /// same load without, one ratio per pair of neighbouring runs (in the order the
     /// pairs ran). Accepted, not answered: a 409 costs far less than a purchase.
     pub fn search_pair_ratios(&self) -> Vec<f64> {
-        let accepted_rps = |run: &Run| {
+        self.pair_ratios(|run| {
             let accepted = run.statuses.get("202").copied().unwrap_or(0);
-            run.rps * accepted as f64 / run.requests.max(1) as f64
-        };
-        self.pairs()
-            .filter_map(|(without, with)| {
-                let base = accepted_rps(without);
-                (base > 0.0).then(|| accepted_rps(with) / base)
+            Some(run.rps * accepted as f64 / run.requests.max(1) as f64)
+        })
+    }
+
+    /// `measure` of the run with searches divided by that of the run without, for each
+    /// pair of section 4c (in the order they ran); a pair without a positive base is left
+    /// out.
+    fn pair_ratios(&self, measure: impl Fn(&Run) -> Option<f64>) -> Vec<f64> {
+        self.runs
+            .iter()
+            .filter_map(|without| {
+                let pair = without.scenario.strip_prefix(PAIR_WITHOUT_SEARCHES)?;
+                let with = self.run(&format!("{PAIR_WITH_SEARCHES}{pair}"), without.connections)?;
+                let base = measure(without).filter(|base| *base > 0.0)?;
+                Some(measure(with)? / base)
             })
             .collect()
     }
