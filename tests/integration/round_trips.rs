@@ -2,12 +2,16 @@
 //! purchase script). A private redis-server sits behind a proxy that delays each answer
 //! by far more than anything else the request does, so a purchase's latency counts the
 //! round trips it waited for; the server's command statistics count the script calls.
+//! The same for the pool the other adapters use: one round trip per command, no check
+//! round trip on each checkout.
 
 use std::time::{Duration, Instant};
 
+use flash_sale::adapters::redis::RedisPool;
 use flash_sale::roles::Role;
+use secrecy::SecretString;
 
-use crate::fault_proxy::DelayProxy;
+use crate::fault_proxy::{CutProxy, DelayProxy};
 use crate::helpers::TestContext;
 use crate::private_servers::PrivateRedis;
 
@@ -76,4 +80,64 @@ async fn an_accepted_purchase_waits_for_one_redis_round_trip() {
         "one purchase script call per purchase and no other script"
     );
     api.stop().await;
+}
+
+/// A pool for the Redis server behind `port` (a proxy), calls bounded by 5 s.
+fn pool_behind(ctx: &TestContext, port: u16) -> RedisPool {
+    let mut settings = ctx.settings.redis.clone();
+    settings.mode = flash_sale::config::RedisMode::Standalone;
+    settings.url = SecretString::from(format!("redis://127.0.0.1:{port}"));
+    settings.timeout_ms = 5_000;
+    RedisPool::new(&settings).unwrap()
+}
+
+async fn get(pool: &RedisPool) -> Result<Option<String>, flash_sale::adapters::redis::RedisError> {
+    pool.run(|mut conn| async move {
+        redis::cmd("GET")
+            .arg("round-trips:absent")
+            .query_async(&mut conn)
+            .await
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pooled_command_waits_for_one_redis_round_trip() {
+    const DELAY: Duration = Duration::from_millis(200);
+    let redis = PrivateRedis::start().await;
+    let redis_port: u16 = redis.url.rsplit(':').next().unwrap().parse().unwrap();
+    let proxy = DelayProxy::start(redis_port, DELAY).await;
+    let ctx = TestContext::new().await;
+    let pool = pool_behind(&ctx, proxy.port);
+    // Connects; the connection is then trusted for a second.
+    pool.ping().await.unwrap();
+    for _ in 0..2 {
+        let started = Instant::now();
+        assert_eq!(get(&pool).await.unwrap(), None);
+        let took = started.elapsed();
+        assert!(
+            took >= DELAY && took < DELAY * 2,
+            "a pooled GET waited {took:?}: not exactly one Redis round trip of {DELAY:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pooled_connection_that_broke_is_replaced_before_its_next_use() {
+    let redis = PrivateRedis::start().await;
+    let redis_port: u16 = redis.url.rsplit(':').next().unwrap().parse().unwrap();
+    let proxy = CutProxy::start(redis_port).await;
+    let ctx = TestContext::new().await;
+    let pool = pool_behind(&ctx, proxy.port);
+    pool.ping().await.unwrap();
+    // The server becomes unreachable: the pooled connection is closed under the pool.
+    proxy.cut(true);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(get(&pool).await.is_err(), "a command while cut must fail");
+    proxy.cut(false);
+    // Within the second the connection would be trusted for: the failure made the pool
+    // check it, find it closed and connect again.
+    for _ in 0..3 {
+        assert_eq!(get(&pool).await.unwrap(), None);
+    }
 }

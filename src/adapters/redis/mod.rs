@@ -7,6 +7,7 @@ pub mod keys;
 pub mod notifier;
 pub mod pending_orders;
 pub mod pool;
+mod pooled;
 pub mod rate_limit;
 pub mod rebuild_lock;
 pub mod scripts;

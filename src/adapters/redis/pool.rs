@@ -2,14 +2,15 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
+use deadpool::Runtime;
 use deadpool_redis::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use deadpool_redis::redis::cluster::{ClusterClient, ClusterClientBuilder};
 use deadpool_redis::redis::cluster_async::ClusterConnection;
 use deadpool_redis::redis::{Client, Cmd, Pipeline, RedisFuture, TlsCertificates, Value};
-use deadpool_redis::{Manager, Pool, Runtime};
 use secrecy::ExposeSecret;
 use tokio::sync::OnceCell;
 
+use super::pooled::{Manager, Pool, Pooled};
 use super::slot_router::SlotRouter;
 use crate::adapters::tls::{self, TlsError};
 use crate::config::{RedisMode, RedisSettings};
@@ -62,7 +63,7 @@ impl From<RedisError> for Failure {
 /// Every command, script and pipeline goes through [`ConnectionLike`], so the adapters
 /// are the same on a single server and on a cluster.
 pub enum Connection {
-    Pooled(deadpool_redis::Connection),
+    Pooled(Pooled),
     Shared(ConnectionManager),
     Cluster(ClusterConnection, Arc<SlotRouter>),
 }
@@ -161,10 +162,8 @@ impl RedisPool {
         let url = settings.url.expose_secret();
         let certificates = ca_certificates(settings, "redis.url", is_tls(url))?;
         let client = open(url, certificates.as_ref())?;
-        // The client's connection info carries the TLS roots; a URL alone would not.
-        let manager = Manager::new(client.get_connection_info().clone())
-            .map_err(|e| RedisError::Unavailable(e.to_string()))?;
-        let pool = Pool::builder(manager)
+        // The client carries the TLS roots; a URL alone would not.
+        let pool = Pool::builder(Manager::new(client.clone()))
             .max_size(settings.pool_size)
             .wait_timeout(Some(timeout))
             .create_timeout(Some(timeout))
@@ -257,7 +256,7 @@ impl RedisPool {
             Backend::Standalone { pool, .. } => pool
                 .get()
                 .await
-                .map(Connection::Pooled)
+                .map(|conn| Connection::Pooled(Pooled(conn)))
                 .map_err(|e| RedisError::Unavailable(e.to_string())),
             Backend::Cluster { .. } => self.shared().await,
         }
