@@ -394,9 +394,9 @@ async fn build_purchases(
     )
     .map_err(StartupError::runtime)?;
     let purchases = with_strategy(purchases, purchase.strategy, &mysql)?;
-    metrics
-        .register(purchases.collector())
-        .map_err(StartupError::runtime)?;
+    for collector in purchases.collectors() {
+        metrics.register(collector).map_err(StartupError::runtime)?;
+    }
     Ok((purchases, orders))
 }
 

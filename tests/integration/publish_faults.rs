@@ -2,10 +2,14 @@
 
 use std::time::Duration;
 
-use crate::fault_proxy::KafkaFaultProxy;
-use crate::fixtures::{OpenSale, answered, assert_sold_out_exactly, with_broker};
+use deadpool_redis::redis::{self, AsyncCommands};
+use flash_sale::domain::coupon::CouponId;
+use flash_sale::roles::Role;
+
+use crate::fault_proxy::{CutProxy, KafkaFaultProxy};
+use crate::fixtures::{OpenSale, answered, assert_sold_out_exactly, reconciler, with_broker};
 use crate::helpers::{TestContext, free_port};
-use crate::private_servers::PrivateBroker;
+use crate::private_servers::{PrivateBroker, PrivateRedis};
 
 /// The broker's answers to produce requests are lost for a while (the events are on
 /// the log, the api never hears so) while shoppers buy and retry with their
@@ -47,4 +51,74 @@ async fn lost_produce_answers_never_make_a_phantom_or_an_oversell() {
 
     sale.stop().await;
     drop(proxy);
+}
+
+/// The broker is down, so a purchase's event cannot be published, and Redis becomes
+/// unreachable before the api can give the unit back: the shopper hears 503 and the unit
+/// stays held with no order. Stock and buyer records still agree, so the drift audit
+/// cannot see it; the api counts it by coupon (`purchase_units_held_total`, alert
+/// `UnitsHeldWithoutOrder`), and `flash-sale reconcile` gives it back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_unit_redis_did_not_take_back_is_counted_and_reconcile_returns_it() {
+    let redis = PrivateRedis::start().await;
+    let redis_port: u16 = redis.url.rsplit(':').next().unwrap().parse().unwrap();
+    let proxy = CutProxy::start(redis_port).await;
+    let mut ctx = TestContext::new().await;
+    ctx.use_redis(&format!("redis://127.0.0.1:{}", proxy.port));
+    let mut broker = PrivateBroker::start_fresh().await;
+    let settings = with_broker(&ctx, broker.address(), 1500);
+    let app = ctx.spawn_with(Role::Api, settings.clone()).await;
+    let coupon = app.open_coupon(&ctx, "Held", 10).await;
+    let bob = app.mint_token(&ctx, "bob").await;
+    let mut direct = redis::Client::open(redis.url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let stock_key = ctx.keys().coupon_stock(coupon);
+
+    broker.kill();
+    // Redis is cut once the unit is reserved, while the api still waits for the broker.
+    let cut_after_reserve = async {
+        for _ in 0..200 {
+            let stock: Option<i64> = direct.get(&stock_key).await.unwrap();
+            if stock == Some(9) {
+                proxy.cut(true);
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    };
+    let ((status, body), cut) = tokio::join!(app.purchase(&bob, coupon, None), cut_after_reserve);
+    assert!(cut, "the purchase reserved a unit");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("SERVER_BUSY")),
+        "{body}"
+    );
+    proxy.cut(false);
+    let stock: Option<i64> = direct.get(&stock_key).await.unwrap();
+    assert_eq!(stock, Some(9), "the unit is held with no order");
+    assert_eq!(
+        app.metric(&format!(
+            "flash_sale_purchase_units_held_total{{coupon=\"{coupon}\"}}"
+        ))
+        .await,
+        1.0
+    );
+
+    broker.restart().await;
+    let report = reconciler(&settings)
+        .reconcile(CouponId::new(coupon).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.previous_stock, report.stock, report.buyers),
+        (Some(9), 10, 0),
+        "reconcile gave the unit back"
+    );
+    let stock: Option<i64> = direct.get(&stock_key).await.unwrap();
+    assert_eq!(stock, Some(10));
+    app.stop().await;
 }

@@ -56,6 +56,9 @@ pub struct Purchases {
     /// Checks the admission passes of sales with a waiting room.
     passes: PassSigner,
     outcomes: IntCounterVec,
+    /// Units of unpublished orders Redis did not take back: held, with no order, until
+    /// `flash-sale reconcile` (the drift audit cannot see them: stock and buyers agree).
+    held: IntCounterVec,
 }
 
 fn unavailable(e: impl Into<Failure>) -> PurchaseError {
@@ -76,6 +79,13 @@ impl Purchases {
             prometheus::Opts::new("purchases_total", "Purchase attempts by outcome"),
             &["outcome"],
         )?;
+        let held = IntCounterVec::new(
+            prometheus::Opts::new(
+                "purchase_units_held_total",
+                "Units of orders never published that could not be given back (held until `flash-sale reconcile`), by coupon",
+            ),
+            &["coupon"],
+        )?;
         Ok(Self {
             gate,
             #[cfg(feature = "bench")]
@@ -87,6 +97,7 @@ impl Purchases {
             rebuilds,
             passes,
             outcomes,
+            held,
         })
     }
 
@@ -97,8 +108,8 @@ impl Purchases {
         self
     }
 
-    pub fn collector(&self) -> Box<dyn prometheus::core::Collector> {
-        Box::new(self.outcomes.clone())
+    pub fn collectors(&self) -> [Box<dyn prometheus::core::Collector>; 2] {
+        [Box::new(self.outcomes.clone()), Box::new(self.held.clone())]
     }
 
     fn count(&self, outcome: &'static str) {
@@ -323,6 +334,9 @@ impl Purchases {
             }
             Err(release_error) => {
                 // The unit stays reserved with no order: `flash-sale reconcile` repairs it.
+                self.held
+                    .with_label_values(&[coupon.to_string().as_str()])
+                    .inc();
                 tracing::error!(order.id = %order_id, coupon.id = %coupon, %error, error.release = %release_error, "order event not published and the unit could not be given back");
                 false
             }
