@@ -83,6 +83,21 @@ stop() { kill -TERM "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 # Waits (up to 90 s) until a just-started instance has finished its start-up work: with
 # the 10,000 seeded coupons it indexes them and warms every live sale, which otherwise
 # runs during the first measured runs.
+# Waits (15 s at most) until the whole machine is quiet: under a fifth of its CPU time
+# busy over half a second (time the hypervisor took is not counted as ours). A burst of
+# the broker, MariaDB or an api's start-up work would otherwise land in the next run.
+busy_and_total() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat; }
+wait_quiet() {
+  local b0 t0 b1 t1 looks
+  for looks in $(seq 1 30); do
+    read -r b0 t0 < <(busy_and_total); sleep 0.5; read -r b1 t1 < <(busy_and_total)
+    if [ $(( (b1 - b0) * 5 )) -lt $(( t1 - t0 )) ]; then
+      [ "$looks" -le 2 ] || say "waited $(( looks / 2 )) s for the machine to quiet down"
+      return 0
+    fi
+  done
+  say "the machine is still busy after 15 s; measuring anyway"
+}
 wait_idle() { # pid
   local last now
   last=$(ticks_of "$1")
@@ -201,6 +216,8 @@ wrk_run() { # scenario connections script baseline expected [env...]
   local scenario=$1 c=$2 script=$3 baseline=$4 expected=$5; shift 5
   local out="$WORK/wrk-$RANDOM.out" before after
   say "$scenario, $c connections"
+  # A run beside a load of its own (the searches of 4c) waited before that load began.
+  [ "${QUIET_FIRST:-1}" = 0 ] || wait_quiet
   env "$@" wrk -t2 -c"$c" -d"${WARMUP}s" --timeout 5s -s "bench/wrk/$script" "$TARGET" >"$out.warm" 2>&1
   before=$(cpu_snapshot)
   env "$@" wrk -t2 -c"$c" -d"${DURATION}s" --timeout 5s -s "bench/wrk/$script" "$TARGET" >"$out" 2>&1
@@ -225,6 +242,7 @@ redis-cli -p "${STACK_REDIS_PORT:-6379}" HSET "$RK:meta" limit 1000000 starts_ms
 CPU_PROCESSES="redis=$REDIS_PID"
 for c in "${CONNS[@]}"; do
   say "raw Redis EVALSHA, $c connections"
+  wait_quiet
   before=$(cpu_snapshot)
   redis-benchmark -p "${STACK_REDIS_PORT:-6379}" -n "$REDIS_N" -c "$c" -r 1000000 --csv \
     EVALSHA "$SHA" 5 "$RK:stock" "$RK:meta" "$RK:buyers" "$RK:stock" "$RK:rebuild" "user:__rand_int__" 0195d9d2-7c43-7f4e-8a8c-6a2e6cb1d001 1000 0 \
@@ -317,10 +335,11 @@ purchase_alone() {
   wrk_run "purchase (hot coupon) without searches, pair $1" 256 purchase.lua "$BASELINE" 409 BENCH_COUPON="${PAIR_COUPONS[$1 - 1]}"
 }
 purchase_while_searching() {
+  wait_quiet
   BENCH_DELAY_MS=150 wrk -t1 -c16 -d"$(( WARMUP + DURATION + 2 ))s" --timeout 5s -s bench/wrk/search.lua "$API" >"$WORK/search-load.out" 2>&1 &
   local search_load=$!
   sleep 1
-  wrk_run "purchase (hot coupon) while shoppers search, pair $1" 256 purchase.lua "$BASELINE" 409 BENCH_COUPON="${PAIR_COUPONS[$1 - 1]}"
+  QUIET_FIRST=0 wrk_run "purchase (hot coupon) while shoppers search, pair $1" 256 purchase.lua "$BASELINE" 409 BENCH_COUPON="${PAIR_COUPONS[$1 - 1]}"
   wait "$search_load" || true
   "$TOOL" wrk --scenario "the searches beside it, pair $1 (16 connections, one every 150 ms each, rotating queries)" --connections 16 \
     --input "$WORK/search-load.out" >>"$RESULTS"
@@ -468,7 +487,7 @@ else
   fact "kafka broker" "Apache Kafka $(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' deploy/kafka/pom.xml) (KRaft, one broker, JVM $(java -version 2>&1 | head -1 | cut -d'"' -f2))"
 fi
 fact "wrk" "$(wrk --version 2>&1 | head -1 | awk '{print $1, $2}')"
-fact "load" "wrk -t2, ${DURATION}s per run after ${WARMUP}s warm-up, purchase runs after every shopper bought once from an unmeasured coupon; load generator, server, MariaDB, Redis and the Kafka broker share the same cores"
+fact "load" "wrk -t2, ${DURATION}s per run after ${WARMUP}s warm-up, purchase runs after every shopper bought once from an unmeasured coupon; each run starts once under a fifth of the machine's CPU time is busy (15 s at most); load generator, server, MariaDB, Redis and the Kafka broker share the same cores"
 
 mkdir -p bench/results
 STAMP="$(date -u +%Y-%m-%d)-$(hostname)$([ "$QUICK" = 1 ] && echo -quick)"
