@@ -3,9 +3,9 @@
 //!
 //! deadpool-redis's manager sends `UNWATCH` and `PING` each time a connection leaves the
 //! pool: every pooled command cost two round trips, the check as dear as the work. The
-//! adapters never `WATCH`, so nothing is left to undo; a connection whose command failed
-//! is checked again before its next use, and one that broke quietly fails at most a
-//! second's commands.
+//! adapters never `WATCH`, so nothing is left to undo. A connection that broke unseen
+//! (a server restart, say) fails the one command that finds it, and is checked, found
+//! closed and replaced before its next use.
 
 use std::time::{Duration, Instant};
 
