@@ -80,9 +80,6 @@ start() { # port role [env...] -> prints pid
   LAST_PID=$pid
 }
 stop() { kill -TERM "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
-# Waits (up to 90 s) until a just-started instance has finished its start-up work: with
-# the 10,000 seeded coupons it indexes them and warms every live sale, which otherwise
-# runs during the first measured runs.
 # Waits (15 s at most) until the whole machine is quiet: under a fifth of its CPU time
 # busy over half a second (time the hypervisor took is not counted as ours). A burst of
 # the broker, MariaDB or an api's start-up work would otherwise land in the next run.
@@ -98,6 +95,9 @@ wait_quiet() {
   done
   say "the machine is still busy after 15 s; measuring anyway"
 }
+# Waits (up to 90 s) until a just-started instance has finished its start-up work: with
+# the 10,000 seeded coupons it indexes them and warms every live sale, which otherwise
+# runs during the first measured runs.
 wait_idle() { # pid
   local last now
   last=$(ticks_of "$1")

@@ -256,7 +256,7 @@ impl RedisPool {
             Backend::Standalone { pool, .. } => pool
                 .get()
                 .await
-                .map(|conn| Connection::Pooled(Pooled(conn)))
+                .map(Connection::Pooled)
                 .map_err(|e| RedisError::Unavailable(e.to_string())),
             Backend::Cluster { .. } => self.shared().await,
         }

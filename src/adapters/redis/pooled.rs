@@ -17,6 +17,8 @@ use deadpool_redis::redis::{self, Client, Cmd, Pipeline, RedisFuture, Value};
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 
 pub type Pool = managed::Pool<Manager>;
+/// A connection checked out of the pool; back in it when dropped.
+pub type Pooled = managed::Object<Manager>;
 
 pub struct Manager {
     /// Holds the URL's credentials and TLS settings.
@@ -60,21 +62,18 @@ impl managed::Manager for Manager {
     }
 }
 
-/// A connection checked out of the pool; back in it when dropped.
-pub struct Pooled(pub managed::Object<Manager>);
-
-impl Pooled {
+impl Checked {
     fn distrust_after<T>(&mut self, result: &redis::RedisResult<T>) {
         if result.is_err() {
-            self.0.checked_at = None;
+            self.checked_at = None;
         }
     }
 }
 
-impl ConnectionLike for Pooled {
+impl ConnectionLike for Checked {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
-            let reply = self.0.conn.req_packed_command(cmd).await;
+            let reply = self.conn.req_packed_command(cmd).await;
             self.distrust_after(&reply);
             reply
         })
@@ -87,17 +86,13 @@ impl ConnectionLike for Pooled {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
-            let replies = self
-                .0
-                .conn
-                .req_packed_commands(pipeline, offset, count)
-                .await;
+            let replies = self.conn.req_packed_commands(pipeline, offset, count).await;
             self.distrust_after(&replies);
             replies
         })
     }
 
     fn get_db(&self) -> i64 {
-        self.0.conn.get_db()
+        self.conn.get_db()
     }
 }

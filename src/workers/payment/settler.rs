@@ -31,13 +31,9 @@ pub(super) async fn run(
 /// end, say) does not hold up every later one. A shutdown that cannot wait leaves the
 /// same state as a crash, which the next owner repairs. Corrupt data is not retried.
 async fn settle_with_retries(deps: &Arc<PaymentDeps>, batch: &[(PaymentJob, PaymentOutcome)]) {
-    let mut backoff = Duration::from_millis(50);
-    for attempt in 1..=IN_LINE_ATTEMPTS {
-        if !settle_once(deps, batch, attempt).await {
-            return;
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+    let first_backoff = Duration::from_millis(50);
+    if settle_until_done(deps, batch, 1..=IN_LINE_ATTEMPTS, first_backoff).await {
+        return;
     }
     tracing::warn!(
         orders = batch.len(),
@@ -45,13 +41,26 @@ async fn settle_with_retries(deps: &Arc<PaymentDeps>, batch: &[(PaymentJob, Paym
     );
     let (deps, batch) = (deps.clone(), batch.to_vec());
     tokio::spawn(async move {
-        for attempt in IN_LINE_ATTEMPTS + 1.. {
-            if !settle_once(&deps, &batch, attempt).await {
-                return;
-            }
-            tokio::time::sleep(MAX_BACKOFF).await;
-        }
+        settle_until_done(&deps, &batch, IN_LINE_ATTEMPTS + 1.., MAX_BACKOFF).await;
     });
+}
+
+/// Attempts `attempts`, doubling the pause between them up to [`MAX_BACKOFF`]; true once
+/// no further attempt is worth making (settled, or corrupt data), false when they ran out.
+async fn settle_until_done(
+    deps: &PaymentDeps,
+    batch: &[(PaymentJob, PaymentOutcome)],
+    attempts: impl Iterator<Item = u64>,
+    mut backoff: Duration,
+) -> bool {
+    for attempt in attempts {
+        if !settle_once(deps, batch, attempt).await {
+            return true;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+    false
 }
 
 /// Attempts made before the settler moves on to the next batch (about five minutes).
