@@ -20,7 +20,8 @@
 -- record's gen when the event was still in flight). The caller looks the order up; one
 -- that is nowhere holds no unit in the rebuilt stock and must be reserved again.
 --
--- Returns {code, order id, price}:
+-- Returns {code, order id, price, gen}, gen being the state's (see KEYS[2]) on codes 1
+-- and 2, so that a give-back retried later can tell whether the state was rebuilt since:
 --   1  accepted (new)                         2  replay of an accepted request
 --   3  replay of a stale record: look the order up, and call again with ARGV[6] = 1
 --      when it does not exist
@@ -29,12 +30,12 @@
 --  -6  the sale state is being rebuilt: try again shortly
 --  -7  the sale has a waiting room and the request no valid admission pass
 if redis.call('EXISTS', KEYS[5]) == 1 then
-  return {-6, '', '0'}
+  return {-6, '', '0', ''}
 end
 local meta = redis.call('HMGET', KEYS[2], 'limit', 'starts_ms', 'ends_ms', 'deleted', 'price',
   'expires_ms', 'wr_rate', 'gen')
 if not meta[1] then
-  return {-1, '', '0'}
+  return {-1, '', '0', ''}
 end
 local gen = meta[8] or ''
 local order_id = ARGV[2]
@@ -44,28 +45,28 @@ if has_idem then
   if previous then
     local previous_order, previous_gen = string.match(previous, '^([^|]*)|?(.*)$')
     if previous_gen == gen then
-      return {2, previous_order, meta[5] or '0'}
+      return {2, previous_order, meta[5] or '0', gen}
     end
     if ARGV[6] ~= '1' then
-      return {3, previous_order, meta[5] or '0'}
+      return {3, previous_order, meta[5] or '0', ''}
     end
     order_id = previous_order
   end
 end
 if meta[4] == '1' then
-  return {-1, '', '0'}
+  return {-1, '', '0', ''}
 end
 -- Redis's clock, so every api instance judges the window the same way.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if now < tonumber(meta[2]) then
-  return {-2, '', '0'}
+  return {-2, '', '0', ''}
 end
 if now >= tonumber(meta[3]) then
-  return {-3, '', '0'}
+  return {-3, '', '0', ''}
 end
 if tonumber(meta[7] or '0') > 0 and ARGV[5] ~= '1' then
-  return {-7, '', '0'}
+  return {-7, '', '0', ''}
 end
 
 local limit = tonumber(meta[1])
@@ -76,12 +77,12 @@ else
   bought = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
 end
 if bought >= limit then
-  return {-4, '', '0'}
+  return {-4, '', '0', ''}
 end
 
 local stock = tonumber(redis.call('GET', KEYS[1]) or '0')
 if stock <= 0 then
-  return {-5, '', '0'}
+  return {-5, '', '0', ''}
 end
 
 redis.call('DECR', KEYS[1])
@@ -97,4 +98,4 @@ end
 if has_idem then
   redis.call('SET', KEYS[4], order_id .. '|' .. gen, 'PX', ARGV[3])
 end
-return {1, order_id, meta[5] or '0'}
+return {1, order_id, meta[5] or '0', gen}

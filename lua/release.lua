@@ -12,16 +12,33 @@
 -- KEYS[6] the coupon's rebuild mark
 -- ARGV[1] user id  ARGV[2] claim TTL (ms)  ARGV[3] 1 when KEYS[5] is a real record
 -- ARGV[4] 'unpublished' | 'failed'
+-- ARGV[5] for an unpublished order's give-back retried after the first attempt failed:
+--         the gen of the state the unit was reserved in (purchase.lua's answer); absent
+--         for a first attempt
 -- Returns 1 when released, 0 when released before, -1 when refused (consumed), -2 when
--- a failed payment's release must wait for the running rebuild to finish.
+-- the release must wait for the running rebuild to finish, -3 when a retried give-back
+-- finds the state rebuilt (or gone) since the reservation: nothing is changed.
+--
+-- A retried give-back may come after the settle window of a rebuild, which counted the
+-- order from MySQL and the log as it found them: a unit given back then would be counted
+-- twice (an oversell), and a late 'R' mark would make the payment role skip an order the
+-- rebuild counted as sold. So it is done only against the state it was reserved in, never
+-- during a rebuild; otherwise the rebuild has decided this unit.
 --
 -- While the sale state is being rebuilt: a failed payment's release waits (the rebuild
 -- counts a FAILED order not yet marked 'F' as still holding its unit, and the release
 -- then gives it back to the rebuilt stock); an unpublished order is only marked 'R' (the
 -- rebuild reads the marks after every such release is done, and skips it).
 local rebuilding = redis.call('EXISTS', KEYS[6]) == 1
-if rebuilding and ARGV[4] ~= 'unpublished' then
+local retried = ARGV[5] ~= nil
+if rebuilding and (ARGV[4] ~= 'unpublished' or retried) then
   return -2
+end
+if retried then
+  local state = redis.call('HMGET', KEYS[2], 'total', 'gen')
+  if not state[1] or (state[2] or '') ~= ARGV[5] then
+    return -3
+  end
 end
 local claim = redis.call('GET', KEYS[4])
 if ARGV[4] == 'unpublished' then

@@ -244,7 +244,7 @@ impl Payments {
                                 () = tokio::time::sleep(Duration::from_secs(1)) => continue,
                             }
                         }
-                        Release::AlreadyReleased | Release::Consumed => {}
+                        Release::AlreadyReleased | Release::Consumed | Release::Rebuilt => {}
                     }
                     break;
                 }

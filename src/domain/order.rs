@@ -120,13 +120,29 @@ pub enum PurchaseRejection {
     NoWaitingRoom,
 }
 
+/// Which rebuild of a sale's state in the gate a reservation was made in (empty before
+/// the first): a give-back retried later may only apply to that same state, since a
+/// rebuild counts every unit afresh.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateGeneration(String);
+
+impl StateGeneration {
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// What the purchase gate decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reservation {
-    /// A unit is reserved for this new order, at this price (cents).
-    Accepted(OrderId, i64),
+    /// A unit is reserved for this new order, at this price (cents), in this state.
+    Accepted(OrderId, i64, StateGeneration),
     /// The same `Idempotency-Key` was accepted before: its order, at this price.
-    Replayed(OrderId, i64),
+    Replayed(OrderId, i64, StateGeneration),
     /// The same `Idempotency-Key` was accepted against a sale state since lost and
     /// rebuilt: its order holds a unit only if it exists (the rebuild counted it).
     Stale(OrderId),

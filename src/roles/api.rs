@@ -391,6 +391,7 @@ async fn build_purchases(
         catalog,
         Some(rebuilds),
         passes,
+        shutdown,
     )
     .map_err(StartupError::runtime)?;
     let purchases = with_strategy(purchases, purchase.strategy, &mysql)?;

@@ -14,7 +14,7 @@ use super::{Keys, RedisError, RedisPool};
 use crate::domain::coupon::Coupon;
 use crate::domain::coupon::CouponId;
 use crate::domain::identity::UserId;
-use crate::domain::order::{OrderId, PurchaseRejection, Reservation};
+use crate::domain::order::{OrderId, PurchaseRejection, Reservation, StateGeneration};
 
 /// How long an order's claim is kept (longer than any replay of the topic would take).
 const CLAIM_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -47,9 +47,13 @@ pub struct InFlightOrder<'a> {
 
 /// Why a unit goes back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReleaseReason {
+pub enum ReleaseReason<'a> {
     /// The api could not confirm that the order's event was published.
     Unpublished,
+    /// The same, retried after the first give-back failed: done only in the state the
+    /// unit was reserved in, never during or after a rebuild, which counts the unit
+    /// where it belongs ([`Release::Rebuilt`]).
+    UnpublishedRetried { reserved_in: &'a StateGeneration },
     /// The order's payment was declined.
     PaymentFailed,
 }
@@ -64,6 +68,9 @@ pub enum Release {
     Consumed,
     /// Not yet: the sale state is being rebuilt; try again after it.
     AfterRebuild,
+    /// Nothing changed: the state was rebuilt (or lost) since the unit was reserved, and
+    /// the rebuild counts the unit from the records of truth.
+    Rebuilt,
 }
 
 #[derive(Clone)]
@@ -132,7 +139,7 @@ impl StockGate {
             .arg(i32::from(idem.is_some()))
             .arg(i32::from(has_pass))
             .arg(i32::from(reserve_stale));
-        let (code, value, price): (i64, String, i64) = self
+        let (code, value, price, generation): (i64, String, i64, String) = self
             .redis
             .run_shared(|mut conn| async move { invocation.invoke_async(&mut conn).await })
             .await?;
@@ -142,8 +149,8 @@ impl StockGate {
             })
         };
         Ok(match code {
-            1 => Reservation::Accepted(order()?, price),
-            2 => Reservation::Replayed(order()?, price),
+            1 => Reservation::Accepted(order()?, price, StateGeneration::new(generation)),
+            2 => Reservation::Replayed(order()?, price, StateGeneration::new(generation)),
             3 => Reservation::Stale(order()?),
             -1 => Reservation::Rejected(PurchaseRejection::CouponNotFound),
             -2 => Reservation::Rejected(PurchaseRejection::SaleNotStarted),
@@ -169,7 +176,7 @@ impl StockGate {
         user: &UserId,
         order_id: OrderId,
         idempotency_digest: Option<&str>,
-        reason: ReleaseReason,
+        reason: ReleaseReason<'_>,
     ) -> Result<Release, RedisError> {
         let id = coupon.get();
         let idem = idempotency_digest.map(|d| self.keys.coupon_idempotency(id, user.as_str(), d));
@@ -185,9 +192,14 @@ impl StockGate {
             .arg(claim_ttl_ms())
             .arg(i32::from(idem.is_some()))
             .arg(match reason {
-                ReleaseReason::Unpublished => "unpublished",
+                ReleaseReason::Unpublished | ReleaseReason::UnpublishedRetried { .. } => {
+                    "unpublished"
+                }
                 ReleaseReason::PaymentFailed => "failed",
             });
+        if let ReleaseReason::UnpublishedRetried { reserved_in } = reason {
+            invocation.arg(reserved_in.as_str());
+        }
         let released: i64 = self
             .redis
             .run_shared(|mut conn| async move { invocation.invoke_async(&mut conn).await })
@@ -196,6 +208,7 @@ impl StockGate {
             1 => Release::Released,
             0 => Release::AlreadyReleased,
             -1 => Release::Consumed,
+            -3 => Release::Rebuilt,
             _ => Release::AfterRebuild,
         })
     }

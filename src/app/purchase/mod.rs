@@ -25,9 +25,10 @@ use crate::domain::failure::Failure;
 use crate::domain::identity::UserId;
 use crate::domain::order::{
     OrderError, OrderId, OrderPlaced, OrderStatus, OrderView, PurchaseError, PurchaseRejection,
-    Reservation,
+    Reservation, StateGeneration,
 };
 use crate::domain::waiting_room::{PassProblem, PassSigner};
+use crate::shutdown::Shutdown;
 
 /// The answer to an accepted purchase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,8 +38,11 @@ pub struct Accepted {
     pub replayed: bool,
 }
 
+mod give_backs;
 #[cfg(feature = "bench")]
 pub mod mysql_gates;
+
+use give_backs::{GiveBacks, HeldUnit};
 
 pub struct Purchases {
     gate: StockGate,
@@ -56,9 +60,12 @@ pub struct Purchases {
     /// Checks the admission passes of sales with a waiting room.
     passes: PassSigner,
     outcomes: IntCounterVec,
-    /// Units of unpublished orders Redis did not take back: held, with no order, until
-    /// `flash-sale reconcile` (the drift audit cannot see them: stock and buyers agree).
+    /// Units of unpublished orders Redis did not take back, even after retries: held,
+    /// with no order, until `flash-sale reconcile` (the drift audit cannot see them:
+    /// stock and buyers agree).
     held: IntCounterVec,
+    /// Retries the give-backs Redis did not answer.
+    give_backs: GiveBacks,
 }
 
 fn unavailable(e: impl Into<Failure>) -> PurchaseError {
@@ -66,6 +73,7 @@ fn unavailable(e: impl Into<Failure>) -> PurchaseError {
 }
 
 impl Purchases {
+    #[allow(clippy::too_many_arguments)] // one per collaborator
     pub fn new(
         gate: StockGate,
         publisher: OrderPublisher,
@@ -74,6 +82,7 @@ impl Purchases {
         catalog: Arc<Catalog>,
         rebuilds: Option<Arc<SaleRebuilds>>,
         passes: PassSigner,
+        shutdown: &Shutdown,
     ) -> Result<Self, prometheus::Error> {
         let outcomes = IntCounterVec::new(
             prometheus::Opts::new("purchases_total", "Purchase attempts by outcome"),
@@ -82,10 +91,11 @@ impl Purchases {
         let held = IntCounterVec::new(
             prometheus::Opts::new(
                 "purchase_units_held_total",
-                "Units of orders never published that could not be given back (held until `flash-sale reconcile`), by coupon",
+                "Units of orders never published that could not be given back, even after retries (held until `flash-sale reconcile`), by coupon",
             ),
             &["coupon"],
         )?;
+        let give_backs = GiveBacks::start(gate.clone(), held.clone(), shutdown);
         Ok(Self {
             gate,
             #[cfg(feature = "bench")]
@@ -98,6 +108,7 @@ impl Purchases {
             passes,
             outcomes,
             held,
+            give_backs,
         })
     }
 
@@ -177,14 +188,15 @@ impl Purchases {
                 .reserve(user, coupon, idempotency_key, pass.is_ok(), true)
                 .await?;
         }
-        let (order_id, price_cents) = match reservation {
-            Reservation::Accepted(order_id, price) => (order_id, price),
-            Reservation::Replayed(order_id, price) => {
+        let (order_id, price_cents, reserved_in) = match reservation {
+            Reservation::Accepted(order_id, price, generation) => (order_id, price, generation),
+            Reservation::Replayed(order_id, price, reserved_in) => {
                 let placement = Placement {
                     order_id,
                     price_cents: price,
                     idempotency_key,
                     request_id,
+                    reserved_in,
                 };
                 Box::pin(self.confirm_replay(user, coupon, placement)).await?;
                 return Ok(Accepted {
@@ -214,6 +226,7 @@ impl Purchases {
             price_cents,
             idempotency_key,
             request_id,
+            reserved_in,
         };
         self.place(user, coupon, placement).await?;
         Ok(Accepted {
@@ -281,7 +294,7 @@ impl Purchases {
             request_id: placement.request_id.map(str::to_owned),
         };
         if let Err(error) = self.publisher.publish(&event).await
-            && !Box::pin(self.give_back_unpublished(&event, &error)).await
+            && !Box::pin(self.give_back_unpublished(&event, &placement.reserved_in, &error)).await
         {
             return Err(unavailable(error));
         }
@@ -306,6 +319,7 @@ impl Purchases {
     async fn give_back_unpublished(
         &self,
         event: &OrderPlaced,
+        reserved_in: &StateGeneration,
         error: &impl std::fmt::Display,
     ) -> bool {
         let (order_id, coupon) = (event.order_id, event.coupon_id);
@@ -324,7 +338,12 @@ impl Purchases {
                 tracing::info!(order.id = %order_id, coupon.id = %coupon, %error, "publication unconfirmed, but the payment role has the order");
                 true
             }
-            Ok(Release::Released | Release::AlreadyReleased | Release::AfterRebuild) => {
+            Ok(
+                Release::Released
+                | Release::AlreadyReleased
+                | Release::AfterRebuild
+                | Release::Rebuilt,
+            ) => {
                 // Every purchase fails alike while the broker is away: a line now and then.
                 static THROTTLE: LogThrottle = LogThrottle::new(REPEATED_ERROR_EVERY);
                 if let Some(held_back) = THROTTLE.admit() {
@@ -333,11 +352,15 @@ impl Purchases {
                 false
             }
             Err(release_error) => {
-                // The unit stays reserved with no order: `flash-sale reconcile` repairs it.
-                self.held
-                    .with_label_values(&[coupon.to_string().as_str()])
-                    .inc();
-                tracing::error!(order.id = %order_id, coupon.id = %coupon, %error, error.release = %release_error, "order event not published and the unit could not be given back");
+                // The unit stays reserved with no order until a retry gives it back.
+                tracing::warn!(order.id = %order_id, coupon.id = %coupon, %error, error.release = %release_error, "order event not published and the unit not given back yet; retrying in the background");
+                self.give_backs.retry(HeldUnit {
+                    coupon,
+                    user: event.user_id.clone(),
+                    order_id,
+                    idempotency_digest: event.idempotency_digest.clone(),
+                    reserved_in: reserved_in.clone(),
+                });
                 false
             }
         }
@@ -401,4 +424,6 @@ struct Placement<'a> {
     price_cents: i64,
     idempotency_key: Option<&'a str>,
     request_id: Option<&'a str>,
+    /// The sale state the unit was reserved in.
+    reserved_in: StateGeneration,
 }

@@ -5,7 +5,7 @@
 use crate::adapters::mysql::{MysqlError, MysqlPool, sale_stock};
 use crate::domain::coupon::CouponId;
 use crate::domain::identity::UserId;
-use crate::domain::order::{OrderId, Reservation};
+use crate::domain::order::{OrderId, Reservation, StateGeneration};
 
 pub struct MysqlGate {
     pub mysql: MysqlPool,
@@ -33,7 +33,7 @@ impl MysqlGate {
             })
             .await?;
         Ok(match decision {
-            Ok(price) => Reservation::Accepted(order_id, price),
+            Ok(price) => Reservation::Accepted(order_id, price, StateGeneration::default()),
             Err(rejection) => Reservation::Rejected(rejection),
         })
     }

@@ -1,0 +1,178 @@
+//! Give-backs that failed: the unit of an order whose event was never published, which
+//! Redis did not take back when the purchase asked (the shopper heard 503). Retried in
+//! the background, with a growing pause, until Redis answers or [`GIVE_UP_AFTER`];
+//! only then does the unit count as held (`purchase_units_held_total`), for
+//! `flash-sale reconcile` to return.
+//!
+//! A retry applies only to the sale state the unit was reserved in (see
+//! [`ReleaseReason::UnpublishedRetried`]): once that state has been rebuilt, the
+//! rebuild has counted the unit from the records of truth, and giving it back again
+//! would sell it twice.
+
+use std::time::Duration;
+
+use prometheus::IntCounterVec;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::adapters::redis::stock_gate::{Release, ReleaseReason, StockGate};
+use crate::domain::coupon::CouponId;
+use crate::domain::identity::UserId;
+use crate::domain::order::{OrderId, StateGeneration};
+use crate::shutdown::Shutdown;
+
+/// Give-backs waiting for a retry before new ones count as held at once.
+const QUEUE: usize = 4096;
+/// The first pause; it doubles up to [`LONGEST_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(250);
+const LONGEST_PAUSE: Duration = Duration::from_secs(5);
+/// After this long the unit counts as held: an operator reconciles the coupon.
+const GIVE_UP_AFTER: Duration = Duration::from_secs(15 * 60);
+
+/// The unit of an unpublished order, still reserved.
+#[derive(Debug, Clone)]
+pub struct HeldUnit {
+    pub coupon: CouponId,
+    pub user: UserId,
+    pub order_id: OrderId,
+    pub idempotency_digest: Option<String>,
+    pub reserved_in: StateGeneration,
+}
+
+#[derive(Clone)]
+pub struct GiveBacks {
+    queue: mpsc::Sender<HeldUnit>,
+    held: IntCounterVec,
+}
+
+impl GiveBacks {
+    /// Starts the retrier; on shutdown the units it still holds are counted as held.
+    pub fn start(gate: StockGate, held: IntCounterVec, shutdown: &Shutdown) -> Self {
+        let (queue, units) = mpsc::channel(QUEUE);
+        let retrier = Retrier {
+            gate,
+            held: held.clone(),
+            waiting: Vec::new(),
+        };
+        shutdown.spawn(retrier.run(units, shutdown.token()));
+        Self { queue, held }
+    }
+
+    /// Hands a unit over for retries; never waits.
+    pub fn retry(&self, unit: HeldUnit) {
+        if let Err(error) = self.queue.try_send(unit) {
+            let unit = error.into_inner();
+            tracing::error!(order.id = %unit.order_id, coupon.id = %unit.coupon, "too many give-backs waiting; the unit stays held until `flash-sale reconcile`");
+            count_held(&self.held, &unit);
+        }
+    }
+}
+
+fn count_held(held: &IntCounterVec, unit: &HeldUnit) {
+    held.with_label_values(&[unit.coupon.to_string().as_str()])
+        .inc();
+}
+
+struct Waiting {
+    unit: HeldUnit,
+    since: Instant,
+    next: Instant,
+    pause: Duration,
+}
+
+struct Retrier {
+    gate: StockGate,
+    held: IntCounterVec,
+    waiting: Vec<Waiting>,
+}
+
+impl Retrier {
+    async fn run(mut self, mut units: mpsc::Receiver<HeldUnit>, stop: CancellationToken) {
+        loop {
+            let next = self.waiting.iter().map(|w| w.next).min();
+            tokio::select! {
+                () = stop.cancelled() => break,
+                unit = units.recv() => match unit {
+                    Some(unit) => {
+                        let now = Instant::now();
+                        self.waiting.push(Waiting { unit, since: now, next: now + FIRST_PAUSE, pause: FIRST_PAUSE });
+                    }
+                    None => break,
+                },
+                () = sleep_until(next) => self.retry_due().await,
+            }
+        }
+        units.close();
+        while let Ok(unit) = units.try_recv() {
+            self.waiting.push(Waiting {
+                unit,
+                since: Instant::now(),
+                next: Instant::now(),
+                pause: FIRST_PAUSE,
+            });
+        }
+        for waiting in self.waiting.drain(..) {
+            tracing::error!(order.id = %waiting.unit.order_id, coupon.id = %waiting.unit.coupon, "stopping with a unit not given back; it stays held until `flash-sale reconcile`");
+            count_held(&self.held, &waiting.unit);
+        }
+    }
+
+    async fn retry_due(&mut self) {
+        let now = Instant::now();
+        let mut still = Vec::with_capacity(self.waiting.len());
+        for mut waiting in std::mem::take(&mut self.waiting) {
+            if waiting.next > now {
+                still.push(waiting);
+                continue;
+            }
+            let unit = &waiting.unit;
+            let released = self
+                .gate
+                .release(
+                    unit.coupon,
+                    &unit.user,
+                    unit.order_id,
+                    unit.idempotency_digest.as_deref(),
+                    ReleaseReason::UnpublishedRetried {
+                        reserved_in: &unit.reserved_in,
+                    },
+                )
+                .await;
+            let (order, coupon) = (unit.order_id, unit.coupon);
+            match released {
+                Ok(Release::Released | Release::AlreadyReleased) => {
+                    tracing::info!(order.id = %order, coupon.id = %coupon, "unit of an unpublished order given back");
+                }
+                Ok(Release::Consumed) => {
+                    // The event did reach the log: the order exists although its
+                    // shopper heard 503, like any purchase whose answer was lost.
+                    tracing::warn!(order.id = %order, coupon.id = %coupon, "an order reported unpublished reached the payment role; it stays");
+                }
+                Ok(Release::Rebuilt) => {
+                    tracing::info!(order.id = %order, coupon.id = %coupon, "the sale state was rebuilt since the unit was reserved; the rebuild counted it");
+                }
+                Ok(Release::AfterRebuild) | Err(_) if now < waiting.since + GIVE_UP_AFTER => {
+                    if let Err(error) = released {
+                        tracing::debug!(order.id = %order, coupon.id = %coupon, %error, "give-back failed again; retrying");
+                    }
+                    waiting.next = now + waiting.pause;
+                    waiting.pause = (waiting.pause * 2).min(LONGEST_PAUSE);
+                    still.push(waiting);
+                }
+                Ok(Release::AfterRebuild) | Err(_) => {
+                    tracing::error!(order.id = %order, coupon.id = %coupon, "gave up giving a unit back; it stays held until `flash-sale reconcile`");
+                    count_held(&self.held, unit);
+                }
+            }
+        }
+        self.waiting = still;
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
