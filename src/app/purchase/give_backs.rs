@@ -1,8 +1,8 @@
 //! Give-backs that failed: the unit of an order whose event was never published, which
 //! Redis did not take back when the purchase asked (the shopper heard 503). Retried in
-//! the background, with a growing pause, until Redis answers or [`GIVE_UP_AFTER`];
-//! only then does the unit count as held (`purchase_units_held_total`), for
-//! `flash-sale reconcile` to return.
+//! the background, with a growing pause, until Redis answers or [`GIVE_UP_AFTER`] (or
+//! for [`LAST_ATTEMPTS`] more when the api stops); only then does the unit count as held
+//! (`purchase_units_held_total`), for `flash-sale reconcile` to return.
 //!
 //! A retry applies only to the sale state the unit was reserved in (see
 //! [`ReleaseReason::UnpublishedRetried`]): once that state has been rebuilt, the
@@ -27,6 +27,8 @@ const QUEUE: usize = 4096;
 /// The first pause; it doubles up to [`LONGEST_PAUSE`].
 const FIRST_PAUSE: Duration = Duration::from_millis(250);
 const LONGEST_PAUSE: Duration = Duration::from_secs(5);
+/// How long a stopping api keeps trying the give-backs still waiting.
+const LAST_ATTEMPTS: Duration = Duration::from_secs(2);
 /// After this long the unit counts as held: an operator reconciles the coupon.
 const GIVE_UP_AFTER: Duration = Duration::from_secs(15 * 60);
 
@@ -100,25 +102,41 @@ impl Retrier {
                     }
                     None => break,
                 },
-                () = sleep_until(next) => self.retry_due().await,
+                () = sleep_until(next) => self.attempt_due(false).await,
             }
         }
         units.close();
+        let now = Instant::now();
         while let Ok(unit) = units.try_recv() {
             self.waiting.push(Waiting {
                 unit,
-                since: Instant::now(),
-                next: Instant::now(),
+                since: now,
+                next: now,
                 pause: FIRST_PAUSE,
             });
         }
-        for waiting in self.waiting.drain(..) {
-            tracing::error!(order.id = %waiting.unit.order_id, coupon.id = %waiting.unit.coupon, "stopping with a unit not given back; it stays held until `flash-sale reconcile`");
-            count_held(&self.held, &waiting.unit);
+        self.last_attempts(now + LAST_ATTEMPTS).await;
+    }
+
+    /// Stopping: attempts every give-back at a short pause until `deadline` (a
+    /// connection that just came back may still be reconnecting); what still fails
+    /// then counts as held.
+    async fn last_attempts(&mut self, deadline: Instant) {
+        loop {
+            let last = Instant::now() >= deadline;
+            for waiting in &mut self.waiting {
+                waiting.next = Instant::now();
+            }
+            self.attempt_due(last).await;
+            if last || self.waiting.is_empty() {
+                return;
+            }
+            tokio::time::sleep(FIRST_PAUSE).await;
         }
     }
 
-    async fn retry_due(&mut self) {
+    /// Attempts the give-backs that are due; `last`: none is retried again.
+    async fn attempt_due(&mut self, last: bool) {
         let now = Instant::now();
         let mut still = Vec::with_capacity(self.waiting.len());
         for mut waiting in std::mem::take(&mut self.waiting) {
@@ -152,7 +170,9 @@ impl Retrier {
                 Ok(Release::Rebuilt) => {
                     tracing::info!(order.id = %order, coupon.id = %coupon, "the sale state was rebuilt since the unit was reserved; the rebuild counted it");
                 }
-                Ok(Release::AfterRebuild) | Err(_) if now < waiting.since + GIVE_UP_AFTER => {
+                Ok(Release::AfterRebuild) | Err(_)
+                    if !last && now < waiting.since + GIVE_UP_AFTER =>
+                {
                     if let Err(error) = released {
                         tracing::debug!(order.id = %order, coupon.id = %coupon, %error, "give-back failed again; retrying");
                     }
