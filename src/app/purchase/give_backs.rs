@@ -33,7 +33,7 @@ const LAST_ATTEMPTS: Duration = Duration::from_secs(2);
 const GIVE_UP_AFTER: Duration = Duration::from_secs(15 * 60);
 
 /// The unit of an unpublished order, still reserved.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct HeldUnit {
     pub coupon: CouponId,
     pub user: UserId,
@@ -42,15 +42,25 @@ pub struct HeldUnit {
     pub reserved_in: StateGeneration,
 }
 
-#[derive(Clone)]
 pub struct GiveBacks {
     queue: mpsc::Sender<HeldUnit>,
+    /// Units of unpublished orders Redis did not take back, even after retries: held,
+    /// with no order, until `flash-sale reconcile` (the drift audit cannot see them:
+    /// stock and buyers agree).
     held: IntCounterVec,
 }
 
 impl GiveBacks {
-    /// Starts the retrier; on shutdown the units it still holds are counted as held.
-    pub fn start(gate: StockGate, held: IntCounterVec, shutdown: &Shutdown) -> Self {
+    /// Starts the retrier; what it still holds when the api stops gets
+    /// [`LAST_ATTEMPTS`] more, then counts as held.
+    pub fn start(gate: StockGate, shutdown: &Shutdown) -> Result<Self, prometheus::Error> {
+        let held = IntCounterVec::new(
+            prometheus::Opts::new(
+                "purchase_units_held_total",
+                "Units of orders never published that could not be given back, even after retries (held until `flash-sale reconcile`), by coupon",
+            ),
+            &["coupon"],
+        )?;
         let (queue, units) = mpsc::channel(QUEUE);
         let retrier = Retrier {
             gate,
@@ -58,7 +68,12 @@ impl GiveBacks {
             waiting: Vec::new(),
         };
         shutdown.spawn(retrier.run(units, shutdown.token()));
-        Self { queue, held }
+        Ok(Self { queue, held })
+    }
+
+    /// The held-units counter, for the metrics registry.
+    pub fn collector(&self) -> Box<dyn prometheus::core::Collector> {
+        Box::new(self.held.clone())
     }
 
     /// Hands a unit over for retries; never waits.

@@ -60,11 +60,7 @@ pub struct Purchases {
     /// Checks the admission passes of sales with a waiting room.
     passes: PassSigner,
     outcomes: IntCounterVec,
-    /// Units of unpublished orders Redis did not take back, even after retries: held,
-    /// with no order, until `flash-sale reconcile` (the drift audit cannot see them:
-    /// stock and buyers agree).
-    held: IntCounterVec,
-    /// Retries the give-backs Redis did not answer.
+    /// Retries the give-backs Redis did not answer, and counts the units still held.
     give_backs: GiveBacks,
 }
 
@@ -88,14 +84,7 @@ impl Purchases {
             prometheus::Opts::new("purchases_total", "Purchase attempts by outcome"),
             &["outcome"],
         )?;
-        let held = IntCounterVec::new(
-            prometheus::Opts::new(
-                "purchase_units_held_total",
-                "Units of orders never published that could not be given back, even after retries (held until `flash-sale reconcile`), by coupon",
-            ),
-            &["coupon"],
-        )?;
-        let give_backs = GiveBacks::start(gate.clone(), held.clone(), shutdown);
+        let give_backs = GiveBacks::start(gate.clone(), shutdown)?;
         Ok(Self {
             gate,
             #[cfg(feature = "bench")]
@@ -107,7 +96,6 @@ impl Purchases {
             rebuilds,
             passes,
             outcomes,
-            held,
             give_backs,
         })
     }
@@ -120,7 +108,7 @@ impl Purchases {
     }
 
     pub fn collectors(&self) -> [Box<dyn prometheus::core::Collector>; 2] {
-        [Box::new(self.outcomes.clone()), Box::new(self.held.clone())]
+        [Box::new(self.outcomes.clone()), self.give_backs.collector()]
     }
 
     fn count(&self, outcome: &'static str) {
